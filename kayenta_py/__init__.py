@@ -1,0 +1,114 @@
+"""kayenta-py: automated canary analysis with Kayenta-compatible judges and verdicts.
+
+The public Python API (the notebooks' interface): :func:`load_config`,
+:func:`judge`, :class:`CanaryResult` and the domain types judges and metrics
+sources are written against.
+"""
+
+from __future__ import annotations
+
+from kayenta_py._config import (
+    KIND_DEFAULTS,
+    CanaryConfig,
+    KindDefaults,
+    MetricConfig,
+    MetricKind,
+    is_kayenta_config,
+    load_config,
+)
+from kayenta_py._errors import ConfigError, ConfigIssue, InputError, KayentaError, PluginError
+from kayenta_py._judge import Judge, format_number
+from kayenta_py._model import (
+    CanaryResult,
+    Classification,
+    Direction,
+    FloatArray,
+    GroupScore,
+    MetricResult,
+    MetricSet,
+    MetricSetPair,
+    SummaryStats,
+    Thresholds,
+    Verdict,
+    as_values,
+    json_number,
+    tag_key,
+)
+from kayenta_py._pipeline import judge, judge_pairs, normalize_metric_data, pair_metric_sets
+from kayenta_py._registry import Registry, default_registry, did_you_mean, use_registry
+from kayenta_py._scoring import Score, score_results
+from kayenta_py._stats import (
+    NanStrategy,
+    Outliers,
+    OutlierStrategy,
+    cles,
+    cohens_d,
+    iqr_outliers,
+    ksigma_outliers,
+    mean_ratio,
+    percentile,
+    preprocess,
+    remove_nans,
+    replace_nans,
+    summarize,
+)
+from kayenta_py._zeroin import RootResult, zeroin
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "KIND_DEFAULTS",
+    "CanaryConfig",
+    "CanaryResult",
+    "Classification",
+    "ConfigError",
+    "ConfigIssue",
+    "Direction",
+    "FloatArray",
+    "GroupScore",
+    "InputError",
+    "Judge",
+    "KayentaError",
+    "KindDefaults",
+    "MetricConfig",
+    "MetricKind",
+    "MetricResult",
+    "MetricSet",
+    "MetricSetPair",
+    "NanStrategy",
+    "OutlierStrategy",
+    "Outliers",
+    "PluginError",
+    "Registry",
+    "RootResult",
+    "Score",
+    "SummaryStats",
+    "Thresholds",
+    "Verdict",
+    "__version__",
+    "as_values",
+    "cles",
+    "cohens_d",
+    "default_registry",
+    "did_you_mean",
+    "format_number",
+    "iqr_outliers",
+    "is_kayenta_config",
+    "json_number",
+    "judge",
+    "judge_pairs",
+    "ksigma_outliers",
+    "load_config",
+    "mean_ratio",
+    "normalize_metric_data",
+    "pair_metric_sets",
+    "percentile",
+    "preprocess",
+    "remove_nans",
+    "replace_nans",
+    "score_results",
+    "summarize",
+    "tag_key",
+    "use_registry",
+    "zeroin",
+]

@@ -1,0 +1,40 @@
+"""Errors raised by kayenta-py; each names the file, line, field or path at fault."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class KayentaError(Exception):
+    """Base class of every error kayenta-py raises on bad input or configuration."""
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One problem in a configuration: where it is (``metrics[2].judge.effect_size``) and what."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ConfigError(KayentaError):
+    """A configuration is invalid; ``issues`` lists every problem found, each with its path."""
+
+    def __init__(self, issues: Sequence[ConfigIssue], *, source: str | None = None) -> None:
+        self.issues = tuple(issues)
+        self.source = source
+        where = f"{source}: " if source else ""
+        lines = [f"{where}{issue}" for issue in self.issues]
+        super().__init__("invalid configuration:\n  " + "\n  ".join(lines))
+
+
+class InputError(KayentaError):
+    """Metric data is malformed; the message names the file and line where known."""
+
+
+class PluginError(KayentaError):
+    """A judge or metrics-source plugin is unknown, duplicated or broken."""
