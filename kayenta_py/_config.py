@@ -299,14 +299,12 @@ def _from_native(raw: Mapping[str, Any], registry: Registry, origin: str | None)
     try:
         model = _NativeModel.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_issues(exc, _NativeModel), source=origin) from None
-    issues: list[ConfigIssue] = []
+        issues = _issues(exc, _NativeModel)
+        issues.extend(_raw_judge_issues(raw, registry))
+        raise ConfigError(issues, source=origin) from None
+    issues = []
     warnings: list[str] = []
-    try:
-        thresholds = Thresholds(model.thresholds.pass_, model.thresholds.marginal)
-    except ValueError as exc:
-        issues.append(ConfigIssue("thresholds", str(exc).split(": ", 1)[-1]))
-        thresholds = Thresholds()
+    thresholds = _thresholds(model.thresholds, "thresholds", issues)
     metrics: list[MetricConfig] = []
     seen: set[str] = set()
     for index, m in enumerate(model.metrics):
@@ -377,11 +375,7 @@ def _from_kayenta(raw: Mapping[str, Any], registry: Registry, origin: str | None
         issues.append(ConfigIssue("judge.name", str(exc)))
     thresholds = Thresholds()
     if model.classifier.scoreThresholds is not None:
-        t = model.classifier.scoreThresholds
-        try:
-            thresholds = Thresholds(t.pass_, t.marginal)
-        except ValueError as exc:
-            issues.append(ConfigIssue("classifier.scoreThresholds", str(exc).split(": ", 1)[-1]))
+        thresholds = _thresholds(model.classifier.scoreThresholds, "classifier.scoreThresholds", issues)
     metrics: list[MetricConfig] = []
     seen: set[str] = set()
     for index, m in enumerate(model.metrics):
@@ -439,6 +433,20 @@ def _from_kayenta(raw: Mapping[str, Any], registry: Registry, origin: str | None
     )
 
 
+def _raw_judge_issues(raw: Mapping[str, Any], registry: Registry) -> list[ConfigIssue]:
+    """Check the judge blocks of a config whose outer structure failed, to report everything at once."""
+    issues: list[ConfigIssue] = []
+    metrics = raw.get("metrics")
+    default = raw.get("judge") if isinstance(raw.get("judge"), Mapping) else None
+    if not isinstance(metrics, list):
+        return issues
+    for index, metric in enumerate(metrics):
+        if isinstance(metric, Mapping) and isinstance(metric.get("judge"), Mapping):
+            path = f"metrics[{index}]"
+            _judge_params(path, f"{path}.judge", metric["judge"], default, {}, registry, issues)
+    return issues
+
+
 def _judge_params(
     path: str,
     where: str,
@@ -490,6 +498,15 @@ def _judge_params(
         )
         return judge_type, {}
     return judge_type, params.model_dump(by_alias=False)
+
+
+def _thresholds(model: _ThresholdsModel, path: str, issues: list[ConfigIssue]) -> Thresholds:
+    try:
+        return Thresholds(model.pass_, model.marginal)
+    except ValueError as exc:
+        where, message = str(exc).split(": ", 1)
+        issues.append(ConfigIssue(where.replace("thresholds", path, 1), message))
+        return Thresholds()
 
 
 def _check_judge(

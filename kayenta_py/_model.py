@@ -244,10 +244,10 @@ class Thresholds:
     def __post_init__(self) -> None:
         for label, value in (("pass", self.pass_), ("marginal", self.marginal)):
             if not 0.0 <= value <= 100.0 or math.isnan(value):
-                raise ValueError(f"thresholds.{label}: {value} is not between 0 and 100")
+                raise ValueError(f"thresholds.{label}: {value:g} is not between 0 and 100")
         if self.marginal > self.pass_:
             raise ValueError(
-                f"thresholds.marginal: {self.marginal} is above thresholds.pass ({self.pass_})"
+                f"thresholds.marginal: {self.marginal:g} is above thresholds.pass ({self.pass_:g})"
             )
 
     def classify(self, score: float) -> Verdict:
