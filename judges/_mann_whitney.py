@@ -126,8 +126,12 @@ def wilcoxon_interval(
         if f_upper >= 0:
             return mu_max
         return zeroin(
-            lambda mu: corrected(mu) - zq, mu_min, mu_max,
-            f_lower=f_lower, f_upper=f_upper, tol=ROOT_TOLERANCE,
+            lambda mu: corrected(mu) - zq,
+            mu_min,
+            mu_max,
+            f_lower=f_lower,
+            f_upper=f_upper,
+            tol=ROOT_TOLERANCE,
         ).root
 
     lower, upper = root(z), root(-z)
@@ -228,14 +232,22 @@ class MannWhitneyJudge(Judge):
         """Classify with the Mann-Whitney CI, the tolerance and the effect size."""
         if np.array_equal(np.sort(baseline), np.sort(canary)):
             return self.result(
-                pair, Classification.PASS, "baseline and canary data are identical",
-                baseline_stats, canary_stats, mean_ratio=1.0,
+                pair,
+                Classification.PASS,
+                "baseline and canary data are identical",
+                baseline_stats,
+                canary_stats,
+                mean_ratio=1.0,
             )
         distinct = np.unique(np.concatenate([baseline, canary]))
         if distinct.size == 1:
             return self.result(
-                pair, Classification.PASS, "every value is the same on both sides",
-                baseline_stats, canary_stats, mean_ratio=1.0,
+                pair,
+                Classification.PASS,
+                "every value is the same on both sides",
+                baseline_stats,
+                canary_stats,
+                mean_ratio=1.0,
             )
         measure = EffectMeasure(self.effect_size.measure)
         ratio = mean_ratio(canary, baseline)
@@ -255,15 +267,16 @@ class MannWhitneyJudge(Judge):
         is_low = self.direction.allows_low() and interval.upper < -bound and effect_ok_low
         ci_text = (
             f"{self.confidence:.0%} CI of canary - baseline [{format_number(interval.lower)}, "
-            f"{format_number(interval.upper)}], estimate {format_number(interval.estimate)}"
+            f"{format_number(interval.upper)}]"
         )
+        bound_text = f"(tolerance {self.tolerance:g} x |estimate {format_number(interval.estimate)}|)"
         effect_text = f"{measure.value} {format_number(effect)}"
         critical = False
         if is_high:
             classification = Classification.HIGH
             reason = (
                 f"canary higher: {ci_text} lies above +{format_number(bound)} "
-                f"(tolerance {self.tolerance:g} x |estimate|); {effect_text} >= "
+                f"{bound_text}; {effect_text} >= "
                 f"{es.allowed_increase:g}"
             )
             critical = self.critical and (math.isnan(effect) or effect >= es.critical_increase)
@@ -271,17 +284,24 @@ class MannWhitneyJudge(Judge):
             classification = Classification.LOW
             reason = (
                 f"canary lower: {ci_text} lies below -{format_number(bound)} "
-                f"(tolerance {self.tolerance:g} x |estimate|); {effect_text} <= "
+                f"{bound_text}; {effect_text} <= "
                 f"{es.allowed_decrease:g}"
             )
             critical = self.critical and (math.isnan(effect) or effect <= es.critical_decrease)
         else:
             classification = Classification.PASS
-            reason = f"no significant {self._unwanted()}: {ci_text}; {effect_text}"
+            reason = (
+                f"no significant {self._unwanted()}: {ci_text}, estimate "
+                f"{format_number(interval.estimate)}; {effect_text}"
+            )
         if critical:
             reason += " (critical: the canary fails)"
         return self.result(
-            pair, classification, reason, baseline_stats, canary_stats,
+            pair,
+            classification,
+            reason,
+            baseline_stats,
+            canary_stats,
             critical=critical,
             ci=(interval.lower, interval.upper),
             estimate=interval.estimate,

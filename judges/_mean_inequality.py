@@ -45,6 +45,12 @@ class MeanInequalityJudge(Judge):
             classification, reason = Classification.PASS, f"no unwanted change: {text}"
         critical = self.critical and classification is not Classification.PASS
         return self.result(
-            pair, classification, reason, baseline_stats, canary_stats,
-            critical=critical, estimate=c - b, mean_ratio=ratio,
+            pair,
+            classification,
+            reason,
+            baseline_stats,
+            canary_stats,
+            critical=critical,
+            estimate=c - b,
+            mean_ratio=ratio,
         )

@@ -140,8 +140,11 @@ class ThresholdJudge(Judge):
     ) -> None:
         super().__init__(**common)
         params = ThresholdParams(
-            aggregate=aggregate, upper=upper, lower=lower,
-            max_increase=max_increase, max_decrease=max_decrease,
+            aggregate=aggregate,
+            upper=upper,
+            lower=lower,
+            max_increase=max_increase,
+            max_decrease=max_decrease,
         )
         self.aggregate = params.aggregate
         self.upper = upper
@@ -153,7 +156,9 @@ class ThresholdJudge(Judge):
         high_bounds = upper is not None or max_increase is not None
         low_bounds = lower is not None or max_decrease is not None
         if not (high_bounds or low_bounds):
-            raise KayentaError("threshold judge needs at least one of upper, lower, max_increase, max_decrease")
+            raise KayentaError(
+                "threshold judge needs at least one of upper, lower, max_increase, max_decrease"
+            )
         if high_bounds and not self.direction.allows_high():
             raise KayentaError("upper/max_increase set, but direction 'decrease' never flags an increase")
         if low_bounds and not self.direction.allows_low():
@@ -204,7 +209,11 @@ class ThresholdJudge(Judge):
             reason += " (critical: the canary fails)"
         ratio = canary_value / baseline_value if baseline_value != 0 else math.nan
         return self.result(
-            pair, classification, reason, baseline_stats, canary_stats,
+            pair,
+            classification,
+            reason,
+            baseline_stats,
+            canary_stats,
             critical=critical,
             estimate=canary_value - baseline_value,
             effect_size=ratio,

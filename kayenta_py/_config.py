@@ -40,13 +40,15 @@ class KindDefaults:
     critical: bool
 
 
-KIND_DEFAULTS: Mapping[MetricKind, KindDefaults] = MappingProxyType({
-    MetricKind.ERRORS: KindDefaults(Direction.INCREASE, critical=True),
-    MetricKind.LATENCY: KindDefaults(Direction.INCREASE, critical=False),
-    MetricKind.SATURATION: KindDefaults(Direction.INCREASE, critical=False),
-    MetricKind.BUSINESS: KindDefaults(None, critical=False),
-    MetricKind.CUSTOM: KindDefaults(Direction.EITHER, critical=False),
-})
+KIND_DEFAULTS: Mapping[MetricKind, KindDefaults] = MappingProxyType(
+    {
+        MetricKind.ERRORS: KindDefaults(Direction.INCREASE, critical=True),
+        MetricKind.LATENCY: KindDefaults(Direction.INCREASE, critical=False),
+        MetricKind.SATURATION: KindDefaults(Direction.INCREASE, critical=False),
+        MetricKind.BUSINESS: KindDefaults(None, critical=False),
+        MetricKind.CUSTOM: KindDefaults(Direction.EITHER, critical=False),
+    }
+)
 
 DEFAULT_JUDGE = "mann-whitney"
 KAYENTA_JUDGE_NAMES = {"NetflixACAJudge-v1.0": "mann-whitney"}
@@ -229,9 +231,7 @@ class _KayentaModel(_Lenient):
 # ---------------------------------------------------------------- loading
 
 
-def load_config(
-    source: str | Path | Mapping[str, Any], *, registry: Registry | None = None
-) -> CanaryConfig:
+def load_config(source: str | Path | Mapping[str, Any], *, registry: Registry | None = None) -> CanaryConfig:
     """Load and validate a canary config: a path to YAML/JSON, or a mapping.
 
     Native configs are validated strictly (an unknown key is an error naming
@@ -317,32 +317,43 @@ def _from_native(raw: Mapping[str, Any], registry: Registry, origin: str | None)
         defaults = KIND_DEFAULTS[kind]
         direction = Direction(m.direction) if m.direction else defaults.direction
         if direction is None:
-            issues.append(ConfigIssue(
-                f"{path}.direction",
-                f"required for kind {kind.value} (say which change is bad; usually 'decrease')",
-            ))
+            issues.append(
+                ConfigIssue(
+                    f"{path}.direction",
+                    f"required for kind {kind.value} (say which change is bad; usually 'decrease')",
+                )
+            )
             direction = Direction.EITHER
         if m.group is not None and m.groups is not None:
             issues.append(ConfigIssue(f"{path}.groups", "give either group or groups, not both"))
         groups = tuple(m.groups) if m.groups else (m.group or kind.value,)
         judge_type, params = _judge_params(
-            path, f"{path}.judge", m.judge, model.judge, {"confidence": m.confidence, "tolerance": m.tolerance},
-            registry, issues,
+            path,
+            f"{path}.judge",
+            m.judge,
+            model.judge,
+            {"confidence": m.confidence, "tolerance": m.tolerance},
+            registry,
+            issues,
         )
-        metrics.append(MetricConfig(
-            name=m.name,
-            kind=kind,
-            groups=groups,
-            direction=direction,
-            critical=defaults.critical if m.critical is None else m.critical,
-            must_have_data=m.must_have_data,
-            muted=m.muted,
-            nan_strategy=NanStrategy(m.nan_strategy),
-            outliers=Outliers(OutlierStrategy(m.outliers.strategy), m.outliers.factor) if m.outliers else None,
-            judge_type=judge_type,
-            judge_params=params,
-            query=m.query,
-        ))
+        metrics.append(
+            MetricConfig(
+                name=m.name,
+                kind=kind,
+                groups=groups,
+                direction=direction,
+                critical=defaults.critical if m.critical is None else m.critical,
+                must_have_data=m.must_have_data,
+                muted=m.muted,
+                nan_strategy=NanStrategy(m.nan_strategy),
+                outliers=Outliers(OutlierStrategy(m.outliers.strategy), m.outliers.factor)
+                if m.outliers
+                else None,
+                judge_type=judge_type,
+                judge_params=params,
+                query=m.query,
+            )
+        )
         _check_judge(metrics[-1], f"{path}.judge", registry, issues, before)
     _check_groups(model.groups, metrics, "groups", issues, warnings)
     if issues:
@@ -397,25 +408,34 @@ def _from_kayenta(raw: Mapping[str, Any], registry: Registry, origin: str | None
             }
         where = f"{path}.analysisConfigurations.canary"
         judge_name, params = _judge_params(
-            where, where, judge_block, None,
-            {"confidence": canary.confidence, "tolerance": canary.tolerance}, registry, issues,
+            where,
+            where,
+            judge_block,
+            None,
+            {"confidence": canary.confidence, "tolerance": canary.tolerance},
+            registry,
+            issues,
         )
         outliers = canary.outliers
-        metrics.append(MetricConfig(
-            name=m.name,
-            kind=MetricKind.CUSTOM,
-            groups=tuple(m.groups),
-            direction=Direction(canary.direction),
-            critical=canary.critical,
-            must_have_data=canary.mustHaveData,
-            muted=canary.muted,
-            nan_strategy=NanStrategy.REPLACE if canary.nanStrategy == "replace" else NanStrategy.REMOVE,
-            outliers=Outliers(OutlierStrategy(outliers.strategy), outliers.outlierFactor) if outliers else None,
-            judge_type=judge_name,
-            judge_params=params,
-            kayenta_query=MappingProxyType(dict(m.query)),
-            scope_name=m.scopeName,
-        ))
+        metrics.append(
+            MetricConfig(
+                name=m.name,
+                kind=MetricKind.CUSTOM,
+                groups=tuple(m.groups),
+                direction=Direction(canary.direction),
+                critical=canary.critical,
+                must_have_data=canary.mustHaveData,
+                muted=canary.muted,
+                nan_strategy=NanStrategy.REPLACE if canary.nanStrategy == "replace" else NanStrategy.REMOVE,
+                outliers=Outliers(OutlierStrategy(outliers.strategy), outliers.outlierFactor)
+                if outliers
+                else None,
+                judge_type=judge_name,
+                judge_params=params,
+                kayenta_query=MappingProxyType(dict(m.query)),
+                scope_name=m.scopeName,
+            )
+        )
         _check_judge(metrics[-1], where, registry, issues, before)
     _check_groups(model.classifier.groupWeights, metrics, "classifier.groupWeights", issues, warnings)
     if issues:
@@ -533,9 +553,7 @@ def _check_groups(
         if not 0 <= weight <= 100:
             issues.append(ConfigIssue(f"{path}.{name}", f"weight {weight:g} is not between 0 and 100"))
         if name not in used:
-            warnings.append(
-                f"{path}.{name}: no metric is in group {name!r}{did_you_mean(name, used)}"
-            )
+            warnings.append(f"{path}.{name}: no metric is in group {name!r}{did_you_mean(name, used)}")
     total = sum(weights.values())
     if total > 100 + 1e-9:
         issues.append(ConfigIssue(path, f"weights add up to {total:g}, more than 100"))
@@ -565,7 +583,9 @@ def _issues(exc: ValidationError, root: type[BaseModel]) -> list[ConfigIssue]:
             expected = error.get("ctx", {}).get("expected", "")
             message = f"{error['input']!r} is not one of {expected}"
             if isinstance(error["input"], str):
-                message += did_you_mean(error["input"], [s.strip(" '") for s in str(expected).replace(" or ", ",").split(",")])
+                message += did_you_mean(
+                    error["input"], [s.strip(" '") for s in str(expected).replace(" or ", ",").split(",")]
+                )
         else:
             message = f"{error['msg'].lower()} (got {error['input']!r})"
         issues.append(ConfigIssue(path, message))

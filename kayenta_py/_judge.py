@@ -6,7 +6,6 @@ import math
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
-
 from pydantic import BaseModel
 
 from kayenta_py._model import (
@@ -100,15 +99,19 @@ class Judge(ABC):
         missing = " and ".join(sides)
         if self.nan_strategy is NanStrategy.REPLACE:
             return self.result(
-                pair, Classification.PASS,
+                pair,
+                Classification.PASS,
                 f"no data for the {missing}; nan_strategy 'replace' treats missing data as a pass",
-                baseline_stats, canary_stats,
+                baseline_stats,
+                canary_stats,
             )
         if self.must_have_data and not self.critical:
             return self.result(
-                pair, Classification.NODATA_FAIL_METRIC,
+                pair,
+                Classification.NODATA_FAIL_METRIC,
                 f"no data for the {missing}, and the metric must have data",
-                baseline_stats, canary_stats,
+                baseline_stats,
+                canary_stats,
             )
         reason = f"no data for the {missing}"
         if self.critical:
@@ -150,5 +153,3 @@ def format_number(value: float | None) -> str:
     if value == 0 or 1e-3 <= abs(value) < 1e5:
         return f"{value:.4g}"
     return f"{value:.3e}"
-
-

@@ -118,7 +118,9 @@ class MetricSetPair:
     ) -> MetricSetPair:
         """Build a pair from two array-likes."""
         tags = tags or {}
-        return cls(name, MetricSet(name, as_values(baseline), tags), MetricSet(name, as_values(canary), tags), tags)
+        return cls(
+            name, MetricSet(name, as_values(baseline), tags), MetricSet(name, as_values(canary), tags), tags
+        )
 
 
 @dataclass(frozen=True)
@@ -286,9 +288,7 @@ class CanaryResult:
     @property
     def failed_metrics(self) -> tuple[MetricResult, ...]:
         """Return the unmuted metrics that did not pass."""
-        return tuple(
-            m for m in self.metrics if not m.muted and m.classification is not Classification.PASS
-        )
+        return tuple(m for m in self.metrics if not m.muted and m.classification is not Classification.PASS)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the result as a JSON-ready mapping."""

@@ -113,9 +113,7 @@ def _judge_one(judge: Any, pair: MetricSetPair) -> MetricResult:
     return result
 
 
-def _thresholds(
-    given: Thresholds | Mapping[str, float] | None, default: Thresholds
-) -> Thresholds:
+def _thresholds(given: Thresholds | Mapping[str, float] | None, default: Thresholds) -> Thresholds:
     if given is None:
         return default
     if isinstance(given, Thresholds):
@@ -124,7 +122,9 @@ def _thresholds(
     if unknown:
         raise KayentaError(f"thresholds: unknown key(s) {sorted(unknown)}; use 'pass' and 'marginal'")
     try:
-        return Thresholds(float(given.get("pass", default.pass_)), float(given.get("marginal", default.marginal)))
+        return Thresholds(
+            float(given.get("pass", default.pass_)), float(given.get("marginal", default.marginal))
+        )
     except ValueError as exc:
         raise KayentaError(str(exc)) from None
 
@@ -135,8 +135,7 @@ def normalize_metric_data(data: MetricData | Any, side: str) -> dict[str, list[M
         data = {str(column): data[column].to_numpy(dtype=float) for column in data.columns}
     if not isinstance(data, Mapping):
         raise KayentaError(
-            f"{side}: expected a mapping of metric name to values or a DataFrame, "
-            f"got {type(data).__name__}"
+            f"{side}: expected a mapping of metric name to values or a DataFrame, got {type(data).__name__}"
         )
     out: dict[str, list[MetricSet]] = {}
     for name, value in data.items():
@@ -168,10 +167,12 @@ def pair_metric_sets(
             keys = [()]
         for key in keys:
             tags = dict(key)
-            pairs.append(MetricSetPair(
-                metric.name,
-                base_by_tags.get(key) or MetricSet.empty(metric.name, tags),
-                canary_by_tags.get(key) or MetricSet.empty(metric.name, tags),
-                tags,
-            ))
+            pairs.append(
+                MetricSetPair(
+                    metric.name,
+                    base_by_tags.get(key) or MetricSet.empty(metric.name, tags),
+                    canary_by_tags.get(key) or MetricSet.empty(metric.name, tags),
+                    tags,
+                )
+            )
     return pairs

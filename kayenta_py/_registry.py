@@ -36,8 +36,7 @@ class _Kind(Generic[T]):
         existing = self._plugins.get(name)
         if existing is not None and not replace and existing is not plugin:
             raise PluginError(
-                f"duplicate {self.kind} {name!r}: registered by {self._origins[name]} "
-                f"and again by {origin}"
+                f"duplicate {self.kind} {name!r}: registered by {self._origins[name]} and again by {origin}"
             )
         self._plugins[name] = plugin
         self._origins[name] = origin

@@ -66,7 +66,8 @@ def score_results(results: Sequence[MetricResult], group_weights: Mapping[str, f
     nodata = sum(1 for r in scored if r.classification is Classification.NODATA)
     if scored and 100.0 * nodata / len(scored) >= NODATA_THRESHOLD:
         return Score(
-            0.0, tuple(groups),
+            0.0,
+            tuple(groups),
             f"{nodata} of {len(scored)} metrics returned no data ({NODATA_THRESHOLD:g}% or more)",
         )
     if not scored:
@@ -89,9 +90,7 @@ def verdict_reason(
             f"{thresholds.pass_:g} and above the marginal threshold {thresholds.marginal:g}"
         )
     else:
-        head = (
-            f"fail: score {format_number(score.score)} <= marginal threshold {thresholds.marginal:g}"
-        )
+        head = f"fail: score {format_number(score.score)} <= marginal threshold {thresholds.marginal:g}"
     failing = [
         f"{r.label} {r.classification.value}"
         for r in results

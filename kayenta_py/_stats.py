@@ -84,9 +84,7 @@ def cohens_d(canary: npt.ArrayLike, baseline: npt.ArrayLike) -> float:
     nc, nb = c.size, b.size
     if nc < 2 or nb < 2:
         return math.nan
-    pooled = math.sqrt(
-        ((nc - 1) * np.var(c, ddof=1) + (nb - 1) * np.var(b, ddof=1)) / (nc + nb - 2)
-    )
+    pooled = math.sqrt(((nc - 1) * np.var(c, ddof=1) + (nb - 1) * np.var(b, ddof=1)) / (nc + nb - 2))
     if pooled == 0.0:
         return math.nan
     return abs(float(c.mean()) - float(b.mean())) / pooled

@@ -37,18 +37,27 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     judge = commands.add_parser(
-        "judge", help="judge a canary from CSV files",
+        "judge",
+        help="judge a canary from CSV files",
         description="Judge canary metrics against baseline metrics read from CSV files "
         "(wide: a timestamp column and one column per metric; long: timestamp, metric, value "
         "and tag columns).",
     )
-    judge.add_argument("--config", required=True, type=Path, help="canary config (YAML or JSON, native or Kayenta)")
+    judge.add_argument(
+        "--config", required=True, type=Path, help="canary config (YAML or JSON, native or Kayenta)"
+    )
     judge.add_argument("--baseline", required=True, type=Path, help="baseline metrics CSV")
     judge.add_argument("--canary", required=True, type=Path, help="canary metrics CSV")
-    judge.add_argument("--pass", dest="pass_", type=float, metavar="SCORE",
-                       help="pass threshold (default: the config's, else 95)")
-    judge.add_argument("--marginal", type=float, metavar="SCORE",
-                       help="marginal threshold (default: the config's, else 75)")
+    judge.add_argument(
+        "--pass",
+        dest="pass_",
+        type=float,
+        metavar="SCORE",
+        help="pass threshold (default: the config's, else 95)",
+    )
+    judge.add_argument(
+        "--marginal", type=float, metavar="SCORE", help="marginal threshold (default: the config's, else 75)"
+    )
     judge.add_argument("--format", choices=("text", "json"), default="text", help="output format")
 
     validate = commands.add_parser("validate", help="validate a canary config and show its metrics")
@@ -61,8 +70,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return (and, as a script, exit with) its exit code."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         registry = default_registry()
         if args.command == "judge":
@@ -76,7 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: say so plainly, traceback only on request
         if args.debug:
             traceback.print_exc()
-        print(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)", file=sys.stderr)
+        print(
+            f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)", file=sys.stderr
+        )
         return EXIT_INTERNAL
 
 
@@ -107,24 +119,40 @@ def _thresholds(config: CanaryConfig, pass_: float | None, marginal: float | Non
             config.thresholds.marginal if marginal is None else marginal,
         )
     except ValueError as exc:
-        raise KayentaError(str(exc).replace("thresholds.pass", "--pass").replace("thresholds.marginal", "--marginal")) from None
+        raise KayentaError(
+            str(exc).replace("thresholds.pass", "--pass").replace("thresholds.marginal", "--marginal")
+        ) from None
 
 
 def render_text(config: CanaryConfig, result: CanaryResult) -> str:
     """Render a result as a table, then the score, verdict and reason."""
-    header = ("metric", "group", "class", "effect", "CI (canary - baseline)",
-              "baseline mean (n)", "canary mean (n)", "reason")
+    header = (
+        "metric",
+        "group",
+        "class",
+        "effect",
+        "CI (canary - baseline)",
+        "baseline mean (n)",
+        "canary mean (n)",
+        "reason",
+    )
     rows = []
     for m in result.metrics:
         effect = "" if m.effect_size is None else f"{m.effect_measure} {format_number(m.effect_size)}"
         ci = "" if m.ci is None else f"[{format_number(m.ci[0])}, {format_number(m.ci[1])}]"
         label = m.classification.value + (" !" if m.critical else "") + (" (muted)" if m.muted else "")
-        rows.append((
-            m.label, ",".join(m.groups), label, effect, ci,
-            f"{format_number(m.baseline.mean)} ({m.baseline.count})",
-            f"{format_number(m.canary.mean)} ({m.canary.count})",
-            m.reason,
-        ))
+        rows.append(
+            (
+                m.label,
+                ",".join(m.groups),
+                label,
+                effect,
+                ci,
+                f"{format_number(m.baseline.mean)} ({m.baseline.count})",
+                f"{format_number(m.canary.mean)} ({m.canary.count})",
+                m.reason,
+            )
+        )
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header[:-1])]
     lines = [f"canary config: {config.name} ({len(config.metrics)} metrics)", ""]
     for row in (header, *rows):
@@ -132,8 +160,10 @@ def render_text(config: CanaryConfig, result: CanaryResult) -> str:
         lines.append("  ".join([*cells, row[-1]]).rstrip())
     lines.append("")
     for group in result.groups:
-        lines.append(f"group {group.name}: score {format_number(group.score)}, weight {format_number(group.weight)}"
-                     + (" (no data)" if group.no_data else ""))
+        lines.append(
+            f"group {group.name}: score {format_number(group.score)}, weight {format_number(group.weight)}"
+            + (" (no data)" if group.no_data else "")
+        )
     score = "n/a" if result.score is None else f"{result.score:.2f}"
     lines += [
         "",
@@ -149,13 +179,17 @@ def _validate(args: argparse.Namespace, registry: Registry, out: TextIO) -> int:
     config = load_config(args.config, registry=registry)
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    out.write(f"ok: {args.config} is a valid {config.format} config '{config.name}' "
-              f"with {len(config.metrics)} metrics\n")
+    out.write(
+        f"ok: {args.config} is a valid {config.format} config '{config.name}' "
+        f"with {len(config.metrics)} metrics\n"
+    )
     for m in config.metrics:
         params: dict[str, Any] = dict(m.judge_params)
-        out.write(f"  {m.name}: kind {m.kind.value}, groups {','.join(m.groups)}, direction "
-                  f"{m.direction.value}, critical {str(m.critical).lower()}, judge {m.judge_type} "
-                  f"{json.dumps(params, sort_keys=True)}\n")
+        out.write(
+            f"  {m.name}: kind {m.kind.value}, groups {','.join(m.groups)}, direction "
+            f"{m.direction.value}, critical {str(m.critical).lower()}, judge {m.judge_type} "
+            f"{json.dumps(params, sort_keys=True)}\n"
+        )
     return EXIT_PASS
 
 

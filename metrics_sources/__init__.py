@@ -1,4 +1,4 @@
-"""Built-in metrics sources, registered through the ``kayenta_py.metrics_sources`` entry-point group."""
+"""Built-in metrics sources (entry-point group ``kayenta_py.metrics_sources``)."""
 
 from __future__ import annotations
 

@@ -28,7 +28,11 @@ def native(**overrides: Any) -> dict[str, Any]:
         "groups": {"errors": 60, "latency": 40},
         "metrics": [
             {"name": "error-ratio", "kind": "errors"},
-            {"name": "p99", "kind": "latency", "judge": {"type": "mann-whitney", "effect_size": {"allowed_increase": 1.1}}},
+            {
+                "name": "p99",
+                "kind": "latency",
+                "judge": {"type": "mann-whitney", "effect_size": {"allowed_increase": 1.1}},
+            },
         ],
     }
     config.update(overrides)
@@ -55,7 +59,9 @@ def test_kind_defaults_are_resolved() -> None:
 
 def test_misspelled_judge_key_names_its_path_and_the_near_match() -> None:
     raw = native()
-    raw["metrics"].append({"name": "p50", "kind": "latency", "judge": {"type": "mann-whitney", "efect_size": {}}})
+    raw["metrics"].append(
+        {"name": "p50", "kind": "latency", "judge": {"type": "mann-whitney", "efect_size": {}}}
+    )
     assert issues_of(raw) == ["metrics[2].judge.efect_size: unknown key; did you mean effect_size?"]
 
 
@@ -66,7 +72,9 @@ def test_misspelled_keys_at_every_level() -> None:
     found = issues_of(raw)
     assert "treshold: unknown key; did you mean thresholds?" in found
     assert "metrics[0].critcal: unknown key; did you mean critical?" in found
-    assert "metrics[1].judge.effect_size.allowed_increse: unknown key; did you mean allowed_increase?" in found
+    assert (
+        "metrics[1].judge.effect_size.allowed_increse: unknown key; did you mean allowed_increase?" in found
+    )
 
 
 def test_wrong_types_and_ranges_name_their_path() -> None:
@@ -110,8 +118,12 @@ def test_confidence_set_twice_is_an_error() -> None:
 
 def test_confidence_on_a_judge_without_it_is_an_error() -> None:
     raw = native()
-    raw["metrics"][1] = {"name": "p99", "kind": "latency", "confidence": 0.9,
-                         "judge": {"type": "threshold", "upper": 1.0}}
+    raw["metrics"][1] = {
+        "name": "p99",
+        "kind": "latency",
+        "confidence": 0.9,
+        "judge": {"type": "threshold", "upper": 1.0},
+    }
     assert issues_of(raw) == ["metrics[1].confidence: judge threshold has no parameter confidence"]
 
 
@@ -131,7 +143,9 @@ def test_duplicate_metric_names_and_overweight_groups() -> None:
 
 def test_group_weight_warnings() -> None:
     config = load_config(native(groups={"errors": 50, "latncy": 30}), registry=REGISTRY)
-    assert any("groups.latncy: no metric is in group 'latncy'; did you mean latency?" in w for w in config.warnings)
+    assert any(
+        "groups.latncy: no metric is in group 'latncy'; did you mean latency?" in w for w in config.warnings
+    )
     config = load_config(native(groups={"errors": 50, "latency": 30}), registry=REGISTRY)
     assert any("best possible score is 80" in w for w in config.warnings)
 
@@ -159,7 +173,7 @@ def test_yaml_file_and_json_file(tmp_path: Path) -> None:
 
 
 def test_unreadable_and_malformed_files_name_the_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="missing.yaml: : cannot read|missing.yaml: cannot read"):
+    with pytest.raises(ConfigError, match=r"missing\.yaml: cannot read: No such file"):
         load_config(tmp_path / "missing.yaml", registry=REGISTRY)
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nmetrics: [\n  - {name: a\n")
@@ -198,13 +212,20 @@ KAYENTA_CONFIG: dict[str, Any] = {
             "name": "latency",
             "query": {"type": "prometheus", "customInlineTemplate": "PromQL:histogram_quantile(0.99, x)"},
             "groups": ["latency", "all"],
-            "analysisConfigurations": {"canary": {"mustHaveData": True, "tolerance": 0.1,
-                                                  "outliers": {"strategy": "remove", "outlierFactor": 2.0}}},
+            "analysisConfigurations": {
+                "canary": {
+                    "mustHaveData": True,
+                    "tolerance": 0.1,
+                    "outliers": {"strategy": "remove", "outlierFactor": 2.0},
+                }
+            },
         },
     ],
     "templates": {"t": "x{${scope}}"},
-    "classifier": {"groupWeights": {"errors": 60, "latency": 40},
-                   "scoreThresholds": {"pass": 90, "marginal": 50}},
+    "classifier": {
+        "groupWeights": {"errors": 60, "latency": 40},
+        "scoreThresholds": {"pass": 90, "marginal": 50},
+    },
 }
 
 
@@ -234,7 +255,10 @@ def test_kayenta_unknown_fields_are_warnings_with_suggestions() -> None:
     raw["metrics"][0]["analysisConfigurations"]["canary"]["efectSize"] = {}
     raw["somethingNew"] = 1
     config = load_config(raw, registry=REGISTRY)
-    assert "metrics[0].analysisConfigurations.canary.efectSize: unknown field, ignored; did you mean effectSize?" in config.warnings
+    assert (
+        "metrics[0].analysisConfigurations.canary.efectSize: unknown field, ignored; did you mean effectSize?"
+        in config.warnings
+    )
     assert any(w.startswith("somethingNew: unknown field") for w in config.warnings)
 
 

@@ -62,8 +62,13 @@ def cases(section: str) -> list[Any]:
 def test_every_section_is_covered() -> None:
     sections = {k for k, v in CASES.items() if isinstance(v, list) and v and isinstance(v[0], dict)}
     assert sections == {
-        "mann_whitney", "mann_whitney_internals", "classifier", "statistics",
-        "scorer", "detectors", "transforms",
+        "mann_whitney",
+        "mann_whitney_internals",
+        "classifier",
+        "statistics",
+        "scorer",
+        "detectors",
+        "transforms",
     }
 
 
@@ -80,9 +85,7 @@ def test_mann_whitney_interval(case: dict[str, Any]) -> None:
     assert result.estimate == pytest.approx(expected["estimate"], abs=tol["estimate"])
 
 
-@pytest.mark.parametrize(
-    "case", [c for c in cases("mann_whitney") if "tie_out_with_r" in c.values[0]["id"]]
-)
+@pytest.mark.parametrize("case", [c for c in cases("mann_whitney") if "tie_out_with_r" in c.values[0]["id"]])
 def test_mann_whitney_r_tie_out_with_r_estimate(case: dict[str, Any]) -> None:
     # The R-produced expectations also hold for our default, R's own estimate.
     result = wilcoxon_interval(values(case["experiment"]), values(case["control"]), case["confidence"])

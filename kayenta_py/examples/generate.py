@@ -43,14 +43,16 @@ def generate(seed: int, regression: Regression) -> list[dict[str, str]]:
         p99 = 0.180 * load * regression.p99 * rng.lognormal(0.0, 0.08)
         cpu = min(1.0, 0.42 * load * regression.cpu * rng.lognormal(0.0, 0.04))
         orders = rng.poisson(120.0 * load)
-        rows.append({
-            "timestamp": (START + timedelta(minutes=minute)).isoformat().replace("+00:00", "Z"),
-            "error-ratio": f"{error_ratio:.6f}",
-            "p50-latency": f"{p50:.5f}",
-            "p99-latency": f"{p99:.5f}",
-            "cpu-utilization": f"{cpu:.4f}",
-            "orders-per-minute": str(orders),
-        })
+        rows.append(
+            {
+                "timestamp": (START + timedelta(minutes=minute)).isoformat().replace("+00:00", "Z"),
+                "error-ratio": f"{error_ratio:.6f}",
+                "p50-latency": f"{p50:.5f}",
+                "p99-latency": f"{p99:.5f}",
+                "cpu-utilization": f"{cpu:.4f}",
+                "orders-per-minute": str(orders),
+            }
+        )
     return rows
 
 
