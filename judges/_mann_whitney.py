@@ -72,7 +72,11 @@ class RankSumStatistic:
         nx, ny = self.nx, self.ny
         shifted = self.x - mu
         below = np.searchsorted(self.y, shifted, side="left")
-        equal = np.searchsorted(self.y, shifted, side="right") - below
+        # Ties with y are rare on continuous data: search the right end only where y[below] ties.
+        tied = self.y[np.minimum(below, ny - 1)] == shifted
+        equal = np.zeros(nx, dtype=np.intp)
+        if tied.any():
+            equal[tied] = np.searchsorted(self.y, shifted[tied], side="right") - below[tied]
         dz = float(below.sum()) + 0.5 * float(equal.sum()) - nx * ny / 2
         # Tie groups of the pooled sample: runs of equal shifted x, joined by equal y.
         starts = np.flatnonzero(np.r_[True, shifted[1:] != shifted[:-1]])

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kayenta_py import (
     Classification,
@@ -54,16 +54,18 @@ class RelativeBound:
 
     amount: float
     percent: bool
+    negative: bool = False
 
     @classmethod
     def parse(cls, text: str | float) -> RelativeBound:
         """Parse ``"+10%"``, ``"10%"``, ``"<= +10%"``, ``"+5"`` or a number (a delta)."""
         if isinstance(text, int | float):
-            return cls(abs(float(text)), percent=False)
+            return cls(abs(float(text)), percent=False, negative=text < 0)
         match = _RELATIVE.match(text)
         if match is None:
             raise ValueError(f"{text!r} is not a relative bound such as '+10%' or '+5'")
-        return cls(abs(float(match.group(1).replace(" ", ""))), percent=bool(match.group(2)))
+        number = float(match.group(1).replace(" ", ""))
+        return cls(abs(number), percent=bool(match.group(2)), negative=number < 0)
 
     def limit(self, baseline: float, sign: float) -> float:
         """Return the canary limit above (sign +1) or below (sign -1) the baseline aggregate."""
@@ -92,9 +94,16 @@ class ThresholdParams(BaseModel):
             raise ValueError(f"{value!r} is not one of {', '.join(AGGREGATES)} or pNN (e.g. p99)")
         return value
 
-    @field_validator("max_increase", "max_decrease")
+    @field_validator("max_increase")
     @classmethod
-    def _relative(cls, value: str | float | None) -> str | float | None:
+    def _increase(cls, value: str | float | None) -> str | float | None:
+        if value is not None and RelativeBound.parse(value).negative:
+            raise ValueError(f"{value!r} is negative; max_increase is an allowed increase, e.g. '+10%'")
+        return value
+
+    @field_validator("max_decrease")
+    @classmethod
+    def _decrease(cls, value: str | float | None) -> str | float | None:
         if value is not None:
             RelativeBound.parse(value)
         return value
@@ -115,7 +124,9 @@ class ThresholdJudge(Judge):
     max_increase, max_decrease : str or float, optional
         Bounds relative to the baseline aggregate: ``"+10%"`` (of the baseline)
         or a number (an absolute delta), as in Keptn's SLO criteria. With a
-        baseline of 0 any percentage bound is exceeded by any change.
+        baseline of 0 any percentage bound is exceeded by any change. A
+        negative ``max_increase`` is an error; ``max_decrease`` may be written
+        ``"10%"`` or ``"-10%"``.
 
     Notes
     -----
@@ -139,22 +150,26 @@ class ThresholdJudge(Judge):
         **common: Any,
     ) -> None:
         super().__init__(**common)
-        params = ThresholdParams(
-            aggregate=aggregate,
-            upper=upper,
-            lower=lower,
-            max_increase=max_increase,
-            max_decrease=max_decrease,
-        )
+        try:
+            params = ThresholdParams(
+                aggregate=aggregate,
+                upper=upper,
+                lower=lower,
+                max_increase=max_increase,
+                max_decrease=max_decrease,
+            )
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise KayentaError(f"threshold judge: {problems}") from None
         self.aggregate = params.aggregate
-        self.upper = upper
-        self.lower = lower
-        self.max_increase = max_increase
-        self.max_decrease = max_decrease
-        self._increase = None if max_increase is None else RelativeBound.parse(max_increase)
-        self._decrease = None if max_decrease is None else RelativeBound.parse(max_decrease)
-        high_bounds = upper is not None or max_increase is not None
-        low_bounds = lower is not None or max_decrease is not None
+        self.upper = params.upper
+        self.lower = params.lower
+        self.max_increase = params.max_increase
+        self.max_decrease = params.max_decrease
+        self._increase = None if params.max_increase is None else RelativeBound.parse(params.max_increase)
+        self._decrease = None if params.max_decrease is None else RelativeBound.parse(params.max_decrease)
+        high_bounds = self.upper is not None or self._increase is not None
+        low_bounds = self.lower is not None or self._decrease is not None
         if not (high_bounds or low_bounds):
             raise KayentaError(
                 "threshold judge needs at least one of upper, lower, max_increase, max_decrease"
@@ -163,8 +178,8 @@ class ThresholdJudge(Judge):
             raise KayentaError("upper/max_increase set, but direction 'decrease' never flags an increase")
         if low_bounds and not self.direction.allows_low():
             raise KayentaError("lower/max_decrease set, but direction 'increase' never flags a decrease")
-        if upper is not None and lower is not None and lower > upper:
-            raise KayentaError(f"lower ({lower:g}) is above upper ({upper:g})")
+        if self.upper is not None and self.lower is not None and self.lower > self.upper:
+            raise KayentaError(f"lower ({self.lower:g}) is above upper ({self.upper:g})")
 
     def compare(
         self,
@@ -177,33 +192,33 @@ class ThresholdJudge(Judge):
         """Check the canary aggregate against every configured bound."""
         canary_value = aggregate(canary, self.aggregate)
         baseline_value = aggregate(baseline, self.aggregate)
-        what = f"canary {self.aggregate} {format_number(canary_value)}"
-        breaches_high, breaches_low = [], []
-        if self.upper is not None and canary_value > self.upper:
-            breaches_high.append(f"{what} > upper bound {format_number(self.upper)}")
+        base = f"baseline {format_number(baseline_value)}"
+        # Each configured bound as (description, breached?), the High side and the Low side.
+        high: list[tuple[str, bool]] = []
+        low: list[tuple[str, bool]] = []
+        if self.upper is not None:
+            high.append((f"upper bound {format_number(self.upper)}", canary_value > self.upper))
         if self._increase is not None:
             limit = self._increase.limit(baseline_value, +1.0)
-            if canary_value > limit:
-                breaches_high.append(
-                    f"{what} > baseline {format_number(baseline_value)} + {self._increase} "
-                    f"= {format_number(limit)}"
-                )
-        if self.lower is not None and canary_value < self.lower:
-            breaches_low.append(f"{what} < lower bound {format_number(self.lower)}")
+            high.append((f"{base} + {self._increase} = {format_number(limit)}", canary_value > limit))
+        if self.lower is not None:
+            low.append((f"lower bound {format_number(self.lower)}", canary_value < self.lower))
         if self._decrease is not None:
             limit = self._decrease.limit(baseline_value, -1.0)
-            if canary_value < limit:
-                breaches_low.append(
-                    f"{what} < baseline {format_number(baseline_value)} - {self._decrease} "
-                    f"= {format_number(limit)}"
-                )
-        if breaches_high:
-            classification, reason = Classification.HIGH, "; ".join(breaches_high)
-        elif breaches_low:
-            classification, reason = Classification.LOW, "; ".join(breaches_low)
+            low.append((f"{base} - {self._decrease} = {format_number(limit)}", canary_value < limit))
+        what = f"canary {self.aggregate} {format_number(canary_value)}"
+        breached_high = [text for text, breached in high if breached]
+        breached_low = [text for text, breached in low if breached]
+        if breached_high:
+            classification = Classification.HIGH
+            reason = f"{what} is above " + " and ".join(breached_high)
+        elif breached_low:
+            classification = Classification.LOW
+            reason = f"{what} is below " + " and ".join(breached_low)
         else:
             classification = Classification.PASS
-            reason = f"{what} within bounds (baseline {format_number(baseline_value)})"
+            bounds = [f"<= {text}" for text, _ in high] + [f">= {text}" for text, _ in low]
+            reason = f"{what} is within bounds: " + ", ".join(bounds)
         critical = self.critical and classification is not Classification.PASS
         if critical:
             reason += " (critical: the canary fails)"

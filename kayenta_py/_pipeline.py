@@ -74,10 +74,13 @@ def judge_pairs(
     """Judge already-paired metric sets and score them."""
     registry = registry or default_registry()
     limits = _thresholds(thresholds, config.thresholds)
+    metrics = {m.name: m for m in config.metrics}
     judges = {m.name: m.build_judge(registry) for m in config.metrics}
     results = []
     for pair in pairs:
-        metric = config.metric(pair.name)
+        metric = metrics.get(pair.name)
+        if metric is None:
+            raise KayentaError(f"metric {pair.name!r} is not in config {config.name!r}")
         result = _judge_one(judges[pair.name], pair)
         results.append(dataclasses.replace(result, groups=metric.groups, muted=metric.muted))
     score = score_results(results, config.group_weights)
