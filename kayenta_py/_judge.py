@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+import numpy as np
 from pydantic import BaseModel
 
 from kayenta_py._model import (
@@ -68,8 +70,22 @@ class Judge(ABC):
         canary = preprocess(pair.canary.values, self.nan_strategy, self.outliers)
         baseline_stats, canary_stats = summarize(baseline), summarize(canary)
         if baseline.size == 0 or canary.size == 0:
-            return self.no_data(pair, baseline_stats, canary_stats)
-        return self.compare(pair, baseline, canary, baseline_stats, canary_stats)
+            result = self.no_data(pair, baseline_stats, canary_stats)
+        else:
+            result = self.compare(pair, baseline, canary, baseline_stats, canary_stats)
+        infinite = {
+            side: int(np.isinf(values).sum())
+            for side, values in (("baseline", pair.baseline.values), ("canary", pair.canary.values))
+        }
+        if any(infinite.values()):
+            # Infinite values cannot be ranked into an interval; say that they were dropped.
+            dropped = ", ".join(f"{n} from the {side}" for side, n in infinite.items() if n)
+            result = dataclasses.replace(
+                result,
+                reason=f"{result.reason} (dropped infinite values: {dropped})",
+                details={**result.details, "dropped_infinite": infinite},
+            )
+        return result
 
     @abstractmethod
     def compare(

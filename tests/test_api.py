@@ -1,0 +1,150 @@
+"""The public Python API: input shapes, pairing, to_dict() and to_kayenta()."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import kayenta_py
+from kayenta_py import Classification, KayentaError, MetricSet, Verdict
+
+CONFIG: dict[str, Any] = {
+    "name": "api",
+    "groups": {"latency": 70, "errors": 30},
+    "metrics": [
+        {"name": "latency", "kind": "latency"},
+        {"name": "errors", "kind": "errors", "critical": False},
+    ],
+}
+
+
+def sides(shift: float = 1.0) -> tuple[dict[str, Any], dict[str, Any]]:
+    rng = np.random.default_rng(5)
+    baseline = {"latency": rng.lognormal(0, 0.2, 80), "errors": rng.gamma(4, 0.001, 80)}
+    canary = {"latency": rng.lognormal(0, 0.2, 80) * shift, "errors": rng.gamma(4, 0.001, 80)}
+    return baseline, canary
+
+
+def test_arrays_and_dataframes_give_the_same_result() -> None:
+    baseline, canary = sides(shift=1.5)
+    from_arrays = kayenta_py.judge(CONFIG, baseline, canary)
+    from_frames = kayenta_py.judge(CONFIG, pd.DataFrame(baseline), pd.DataFrame(canary))
+    assert from_arrays.to_dict() == from_frames.to_dict()
+    assert from_arrays.verdict is Verdict.FAIL
+    assert from_arrays.metric("latency").classification is Classification.HIGH
+    assert from_arrays.score == 30.0  # latency group 0 x 70% + errors group 100 x 30%
+
+
+def test_to_dict_has_every_documented_field() -> None:
+    baseline, canary = sides()
+    document = kayenta_py.judge(CONFIG, baseline, canary, thresholds={"pass": 90, "marginal": 50}).to_dict()
+    json.dumps(document, allow_nan=False)
+    assert {"verdict", "score", "reason", "thresholds", "groups", "metrics"} <= set(document)
+    assert document["thresholds"] == {"pass": 90, "marginal": 50}
+    assert [g["name"] for g in document["groups"]] == ["latency", "errors"]
+    metric = document["metrics"][0]
+    assert {
+        "name",
+        "classification",
+        "reason",
+        "critical",
+        "groups",
+        "ci",
+        "estimate",
+        "effect_size",
+        "mean_ratio",
+        "baseline",
+        "canary",
+        "details",
+    } <= set(metric)
+    assert len(metric["ci"]) == 2 and metric["ci"][0] <= metric["ci"][1]
+    assert set(metric["canary"]) == {"min", "max", "mean", "std", "count"}
+
+
+def test_to_kayenta_is_a_canary_judge_result() -> None:
+    baseline, canary = sides(shift=1.5)
+    result = kayenta_py.judge(CONFIG, baseline, canary).to_kayenta()
+    assert result["judgeName"] == "kayenta-py"
+    assert result["score"]["classification"] == "Fail"
+    assert result["score"]["score"] == 30.0 and result["score"]["classificationReason"]
+    latency = result["results"][0]
+    assert latency["name"] == "latency" and latency["classification"] == "High"
+    assert latency["classificationReason"] and latency["groups"] == ["latency"]
+    assert latency["controlMetadata"]["stats"]["count"] == 80
+    assert latency["experimentMetadata"]["stats"]["mean"] == pytest.approx(float(np.mean(canary["latency"])))
+    assert latency["resultMetadata"]["ratio"] == pytest.approx(
+        float(np.mean(canary["latency"]) / np.mean(baseline["latency"]))
+    )
+    assert latency["critical"] is False and latency["muted"] is False
+    assert {g["name"] for g in result["groupScores"]} == {"latency", "errors"}
+
+
+def test_a_configured_metric_without_data_is_nodata_never_dropped() -> None:
+    baseline, canary = sides()
+    del baseline["errors"], canary["errors"]
+    result = kayenta_py.judge(CONFIG, baseline, canary)
+    assert result.metric("errors").classification is Classification.NODATA
+    assert result.metric("errors").reason == "no data for the baseline and canary"
+
+
+def test_series_are_paired_by_tags_and_one_sided_series_kept() -> None:
+    rng = np.random.default_rng(9)
+    east = {"region": "east"}
+    baseline = {"latency": [MetricSet("latency", rng.normal(10, 1, 50), east)]}
+    canary = {
+        "latency": [
+            MetricSet("latency", rng.normal(10, 1, 50), east),
+            MetricSet("latency", rng.normal(10, 1, 50), {"region": "west"}),
+        ]
+    }
+    config = {"name": "t", "metrics": [{"name": "latency", "kind": "latency"}]}
+    result = kayenta_py.judge(config, baseline, canary)
+    by_region = {m.tags["region"]: m for m in result.metrics}
+    assert by_region["east"].classification is Classification.PASS
+    assert by_region["west"].classification is Classification.NODATA
+    assert by_region["west"].label == "latency{region=west}"
+
+
+def test_unconfigured_data_is_a_warning_and_bad_values_an_error() -> None:
+    baseline, canary = sides()
+    baseline["extra"] = [1.0, 2.0]
+    result = kayenta_py.judge(CONFIG, baseline, canary)
+    assert result.warnings == ("baseline data has metric 'extra', which the config does not name; ignored",)
+    with pytest.raises(KayentaError, match="canary: metric 'latency': values are not numbers"):
+        kayenta_py.judge(CONFIG, baseline, {"latency": ["fast", "slow"]})
+    with pytest.raises(KayentaError, match="thresholds: unknown key"):
+        kayenta_py.judge(CONFIG, baseline, canary, thresholds={"pas": 90})
+
+
+def test_a_crashing_judge_gives_an_error_result_not_a_pass() -> None:
+    class Exploding(kayenta_py.Judge):
+        name = "exploding"
+
+        def compare(self, *args: Any) -> kayenta_py.MetricResult:
+            raise RuntimeError("boom")
+
+    registry = kayenta_py.Registry().load_entry_points()
+    registry.register_judge(Exploding)
+    config = kayenta_py.load_config(
+        {"name": "t", "metrics": [{"name": "m", "judge": {"type": "exploding"}}]}, registry=registry
+    )
+    result = kayenta_py.judge(config, {"m": [1.0, 2.0]}, {"m": [1.0, 3.0]}, registry=registry)
+    assert result.metric("m").classification is Classification.ERROR
+    assert "boom" in result.metric("m").reason
+    assert result.verdict is Verdict.FAIL
+
+
+def test_inf_values_are_dropped_and_nan_ratio_is_null_in_json() -> None:
+    config = {"name": "t", "metrics": [{"name": "m", "kind": "latency"}]}
+    result = kayenta_py.judge(config, {"m": [0.0, 0.0, 0.0, math.inf]}, {"m": [5.0, 5.1, 5.2]})
+    metric = result.metric("m")
+    assert metric.baseline.count == 3
+    assert math.isnan(metric.mean_ratio)
+    assert metric.to_dict()["mean_ratio"] is None
+    assert metric.details["dropped_infinite"] == {"baseline": 1, "canary": 0}
+    assert "dropped infinite values: 1 from the baseline" in metric.reason
