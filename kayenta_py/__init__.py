@@ -34,9 +34,10 @@ from kayenta_py._model import (
     json_number,
     tag_key,
 )
-from kayenta_py._pipeline import judge, judge_pairs, normalize_metric_data, pair_metric_sets
+from kayenta_py._pipeline import analyze, judge, judge_pairs, normalize_metric_data, pair_metric_sets
 from kayenta_py._registry import Registry, default_registry, did_you_mean, use_registry
 from kayenta_py._scoring import Score, score_results
+from kayenta_py._source import FetchedData, MetricsSource, Progress, Scope, SourceError, fetch_metric_sets
 from kayenta_py._stats import (
     NanStrategy,
     Outliers,
@@ -64,6 +65,7 @@ __all__ = [
     "ConfigError",
     "ConfigIssue",
     "Direction",
+    "FetchedData",
     "FloatArray",
     "GroupScore",
     "InputError",
@@ -75,22 +77,28 @@ __all__ = [
     "MetricResult",
     "MetricSet",
     "MetricSetPair",
+    "MetricsSource",
     "NanStrategy",
     "OutlierStrategy",
     "Outliers",
     "PluginError",
+    "Progress",
     "Registry",
     "RootResult",
+    "Scope",
     "Score",
+    "SourceError",
     "SummaryStats",
     "Thresholds",
     "Verdict",
     "__version__",
+    "analyze",
     "as_values",
     "cles",
     "cohens_d",
     "default_registry",
     "did_you_mean",
+    "fetch_metric_sets",
     "format_number",
     "iqr_outliers",
     "is_kayenta_config",

@@ -71,6 +71,7 @@ class MetricConfig:
     judge_params: Mapping[str, Any] = field(default_factory=dict)
     query: str | None = None
     kayenta_query: Mapping[str, Any] | None = None
+    filter_template: str | None = None
     scope_name: str = "default"
 
     def build_judge(self, registry: Registry | None = None) -> Judge:
@@ -433,6 +434,7 @@ def _from_kayenta(raw: Mapping[str, Any], registry: Registry, origin: str | None
                 judge_type=judge_name,
                 judge_params=params,
                 kayenta_query=MappingProxyType(dict(m.query)),
+                filter_template=_filter_template(m.query, model.templates, f"{path}.query", issues),
                 scope_name=m.scopeName,
             )
         )
@@ -518,6 +520,24 @@ def _judge_params(
         )
         return judge_type, {}
     return judge_type, params.model_dump(by_alias=False)
+
+
+def _filter_template(
+    query: Mapping[str, Any], templates: Mapping[str, str], path: str, issues: list[ConfigIssue]
+) -> str | None:
+    """Resolve a Kayenta query's ``customFilterTemplate`` name to the template's text."""
+    name = query.get("customFilterTemplate")
+    if not name or query.get("customInlineTemplate"):
+        return None
+    if not isinstance(name, str) or name not in templates:
+        issues.append(
+            ConfigIssue(
+                f"{path}.customFilterTemplate",
+                f"no template {name!r} in templates{did_you_mean(str(name), templates)}",
+            )
+        )
+        return None
+    return templates[name]
 
 
 def _thresholds(model: _ThresholdsModel, path: str, issues: list[ConfigIssue]) -> Thresholds:

@@ -23,6 +23,7 @@ from kayenta_py._model import (
 )
 from kayenta_py._registry import Registry, default_registry
 from kayenta_py._scoring import score_results, verdict_reason
+from kayenta_py._source import MetricsSource, Progress, Scope, fetch_metric_sets
 from kayenta_py._stats import summarize
 
 log = logging.getLogger(__name__)
@@ -179,3 +180,46 @@ def pair_metric_sets(
                 )
             )
     return pairs
+
+
+def analyze(
+    config: CanaryConfig | Mapping[str, Any] | str | Path,
+    source: MetricsSource,
+    baseline: Scope,
+    canary: Scope,
+    *,
+    start: float,
+    end: float,
+    step: float = 60.0,
+    thresholds: Thresholds | Mapping[str, float] | None = None,
+    concurrency: int = 8,
+    progress: Progress | None = None,
+    registry: Registry | None = None,
+) -> CanaryResult:
+    """Fetch one retrospective window for both scopes from ``source``, then judge it.
+
+    Raises
+    ------
+    SourceError
+        When the source fails for any metric; a canary is never judged on partial data.
+    """
+    registry = registry or default_registry()
+    if not isinstance(config, CanaryConfig):
+        config = load_config(config, registry=registry)
+    if end <= start:
+        raise KayentaError(f"the window ends ({end}) before it starts ({start})")
+    if step <= 0:
+        raise KayentaError(f"step must be positive, got {step}")
+    data = fetch_metric_sets(
+        config,
+        source,
+        baseline,
+        canary,
+        start=start,
+        end=end,
+        step=step,
+        concurrency=concurrency,
+        progress=progress,
+    )
+    pairs = pair_metric_sets(config, data.baseline, data.canary)
+    return judge_pairs(config, pairs, thresholds=thresholds, registry=registry, warnings=config.warnings)

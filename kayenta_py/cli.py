@@ -1,6 +1,7 @@
 """The ``kayenta-py`` command line.
 
-Exit codes: 0 pass, 1 fail, 2 usage or input error, 3 marginal, 4 internal error.
+Exit codes: 0 pass, 1 fail, 2 usage or input error, 3 marginal, 4 internal error,
+5 metrics source failure (unreachable, timing out, refusing a query).
 """
 
 from __future__ import annotations
@@ -8,21 +9,29 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import re
 import sys
+import time
 import traceback
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
+
+import numpy as np
 
 from kayenta_py import __version__
 from kayenta_py._config import CanaryConfig, load_config
 from kayenta_py._errors import KayentaError
 from kayenta_py._judge import format_number
 from kayenta_py._model import CanaryResult, MetricSet, Thresholds, Verdict
+from kayenta_py._pipeline import analyze as analyze_canary
 from kayenta_py._pipeline import judge as judge_canary
 from kayenta_py._registry import Registry, default_registry
+from kayenta_py._source import Scope, SourceError
 
-EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_MARGINAL, EXIT_INTERNAL = 0, 1, 2, 3, 4
+EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_MARGINAL, EXIT_INTERNAL, EXIT_SOURCE = 0, 1, 2, 3, 4, 5
 VERDICT_EXIT = {Verdict.PASS: EXIT_PASS, Verdict.FAIL: EXIT_FAIL, Verdict.MARGINAL: EXIT_MARGINAL}
 
 
@@ -30,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kayenta-py",
         description="Automated canary analysis: judge a canary's metrics against its baseline.",
-        epilog="Exit codes: 0 pass, 1 fail, 2 usage or input error, 3 marginal, 4 internal error.",
+        epilog="Exit codes: 0 pass, 1 fail, 2 usage or input error, 3 marginal, 4 internal error, "
+        "5 metrics source failure.",
     )
     parser.add_argument("--version", action="version", version=f"kayenta-py {__version__}")
     parser.add_argument("--debug", action="store_true", help="log debug output and show tracebacks")
@@ -60,11 +70,89 @@ def _parser() -> argparse.ArgumentParser:
     )
     judge.add_argument("--format", choices=("text", "json"), default="text", help="output format")
 
+    analyze = commands.add_parser(
+        "analyze",
+        help="judge one retrospective window fetched from Prometheus",
+        description="Fetch baseline and canary metrics for one time window from Prometheus and judge them.",
+    )
+    analyze.add_argument(
+        "--config", required=True, type=Path, help="canary config (YAML or JSON, native or Kayenta)"
+    )
+    _add_prometheus_arguments(analyze)
+    analyze.add_argument(
+        "--baseline-scope", required=True, help="the baseline's scope (substituted for ${scope})"
+    )
+    analyze.add_argument("--canary-scope", required=True, help="the canary's scope")
+    _add_window_arguments(analyze, required=True)
+    analyze.add_argument("--pass", dest="pass_", type=float, metavar="SCORE", help="pass threshold")
+    analyze.add_argument("--marginal", type=float, metavar="SCORE", help="marginal threshold")
+    analyze.add_argument("--concurrency", type=int, default=8, help="metrics fetched at once (default 8)")
+    analyze.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    analyze.add_argument("--progress", action="store_true", help="report fetch progress on stderr")
+
+    query = commands.add_parser(
+        "query",
+        help="dry-run one metric: show its PromQL and what it fetches",
+        description="Render one metric's query for a scope, run it, and summarize the series returned.",
+    )
+    query.add_argument("--config", required=True, type=Path)
+    query.add_argument("--metric", required=True, help="the metric's name in the config")
+    query.add_argument("--scope", required=True, help="the scope to render and fetch")
+    _add_prometheus_arguments(query)
+    _add_window_arguments(query, required=False)
+
     validate = commands.add_parser("validate", help="validate a canary config and show its metrics")
     validate.add_argument("--config", required=True, type=Path)
 
     commands.add_parser("plugins", help="list the registered judges and metrics sources")
     return parser
+
+
+def _add_prometheus_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--prometheus",
+        default=os.environ.get("KAYENTA_PROMETHEUS_URL"),
+        metavar="URL",
+        help="Prometheus base URL (default: $KAYENTA_PROMETHEUS_URL)",
+    )
+    parser.add_argument("--location", default="", help="the scopes' location (${location})")
+    parser.add_argument(
+        "--scope-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an extended scope parameter (${KEY}); repeatable",
+    )
+    parser.add_argument(
+        "--bearer-token-file",
+        type=Path,
+        metavar="FILE",
+        help="file holding a bearer token (default: $KAYENTA_PROMETHEUS_TOKEN)",
+    )
+    parser.add_argument("--username", help="basic-auth user")
+    parser.add_argument(
+        "--password-file", type=Path, metavar="FILE", help="file holding the basic-auth password"
+    )
+    parser.add_argument("--insecure", action="store_true", help="do not verify the server's TLS certificate")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
+    parser.add_argument("--retries", type=int, default=3, help="retries on errors, 429 and 5xx (default 3)")
+
+
+def _add_window_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    when = "RFC 3339, epoch seconds, 'now' or 'now-30m'"
+    parser.add_argument(
+        "--start",
+        required=required,
+        default=None if required else "now-1h",
+        help=f"window start ({when})" + ("" if required else "; default now-1h"),
+    )
+    parser.add_argument(
+        "--end",
+        required=required,
+        default=None if required else "now",
+        help=f"window end ({when})" + ("" if required else "; default now"),
+    )
+    parser.add_argument("--step", type=float, default=60.0, help="seconds between points (default 60)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,9 +165,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         registry = default_registry()
         if args.command == "judge":
             return _judge(args, registry, sys.stdout)
+        if args.command == "analyze":
+            return _analyze(args, registry, sys.stdout)
+        if args.command == "query":
+            return _query(args, registry, sys.stdout)
         if args.command == "validate":
             return _validate(args, registry, sys.stdout)
         return _plugins(registry, sys.stdout)
+    except SourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_SOURCE
     except KayentaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
@@ -102,14 +197,139 @@ def _judge(args: argparse.Namespace, registry: Registry, out: TextIO) -> int:
         baseline[metric.name] = source.fetch(metric, "baseline")
         canary[metric.name] = source.fetch(metric, "canary")
     result = judge_canary(config, baseline, canary, thresholds=thresholds, registry=registry)
+    return _emit(config, result, args.format, out)
+
+
+def _emit(config: CanaryConfig, result: CanaryResult, output: str, out: TextIO) -> int:
+    """Print warnings, then the result; return the verdict's exit code."""
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    if args.format == "json":
+    if output == "json":
         json.dump(result.to_dict(), out, indent=2, allow_nan=False)
         out.write("\n")
     else:
         out.write(render_text(config, result))
     return VERDICT_EXIT.get(result.verdict, EXIT_FAIL)
+
+
+def _analyze(args: argparse.Namespace, registry: Registry, out: TextIO) -> int:
+    config = load_config(args.config, registry=registry)
+    thresholds = _thresholds(config, args.pass_, args.marginal)
+    source = _prometheus(args, registry)
+    start, end = parse_time(args.start, "--start"), parse_time(args.end, "--end")
+    params = _scope_params(args.scope_param)
+
+    def progress(done: int, total: int, metric: str, side: str) -> None:
+        print(f"fetched {done}/{total}: {metric} ({side})", file=sys.stderr)
+
+    result = analyze_canary(
+        config,
+        source,
+        Scope(args.baseline_scope, args.location, params),
+        Scope(args.canary_scope, args.location, params),
+        start=start,
+        end=end,
+        step=args.step,
+        thresholds=thresholds,
+        concurrency=args.concurrency,
+        progress=progress if args.progress else None,
+        registry=registry,
+    )
+    return _emit(config, result, args.format, out)
+
+
+def _query(args: argparse.Namespace, registry: Registry, out: TextIO) -> int:
+    config = load_config(args.config, registry=registry)
+    try:
+        metric = config.metric(args.metric)
+    except KeyError as exc:
+        raise KayentaError(f"--metric: {exc.args[0]}") from None
+    source = _prometheus(args, registry)
+    scope = Scope(args.scope, args.location, _scope_params(args.scope_param))
+    start, end = parse_time(args.start, "--start"), parse_time(args.end, "--end")
+    out.write(f"query: {source.render(metric, scope)}\n")
+    out.write(f"window: {_iso(start)} .. {_iso(end)}, step {args.step:g} s\n")
+    sets = source.fetch(metric, scope, start, end, args.step)
+    out.write(f"series: {len(sets)}\n")
+    for metric_set in sets:
+        values = metric_set.values
+        finite = values[np.isfinite(values)]
+        tags = ",".join(f"{k}={v}" for k, v in metric_set.tags.items()) or "(no labels)"
+        summary = (
+            f"min {format_number(float(finite.min()))}, mean {format_number(float(finite.mean()))}, "
+            f"max {format_number(float(finite.max()))}"
+            if finite.size
+            else "no finite values"
+        )
+        out.write(f"  {{{tags}}}: {values.size} points, {values.size - finite.size} missing; {summary}\n")
+    return EXIT_PASS
+
+
+def _prometheus(args: argparse.Namespace, registry: Registry) -> Any:
+    if not args.prometheus:
+        raise KayentaError("--prometheus: no Prometheus URL given (nor KAYENTA_PROMETHEUS_URL)")
+    token = _read_secret(args.bearer_token_file, "--bearer-token-file") if args.bearer_token_file else None
+    token = token or os.environ.get("KAYENTA_PROMETHEUS_TOKEN") or None
+    password = _read_secret(args.password_file, "--password-file") if args.password_file else None
+    if (args.username is None) != (password is None):
+        raise KayentaError("--username and --password-file go together")
+    return registry.source_class("prometheus")(
+        args.prometheus,
+        bearer_token=token,
+        username=args.username,
+        password=password,
+        verify_tls=not args.insecure,
+        timeout=args.timeout,
+        retries=args.retries,
+    )
+
+
+def _read_secret(path: Path, option: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise KayentaError(f"{option}: cannot read {path}: {exc.strerror}") from None
+
+
+def _scope_params(pairs: Sequence[str]) -> dict[str, str]:
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise KayentaError(f"--scope-param: {pair!r} is not KEY=VALUE")
+        params[key] = value
+    return params
+
+
+_RELATIVE_TIME = re.compile(r"^now(?:-(\d+(?:\.\d+)?)([smhd]))?$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_time(text: str, option: str) -> float:
+    """Parse RFC 3339, epoch seconds, ``now`` or ``now-<n><s|m|h|d>`` into epoch seconds."""
+    text = text.strip()
+    relative = _RELATIVE_TIME.match(text)
+    if relative:
+        amount, unit = relative.groups()
+        return time.time() - (float(amount) * _UNIT_SECONDS[unit] if amount else 0.0)
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise KayentaError(
+            f"{option}: {text!r} is not a time (RFC 3339 like 2026-11-26T09:00:00Z, epoch seconds, "
+            "'now' or 'now-30m')"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _thresholds(config: CanaryConfig, pass_: float | None, marginal: float | None) -> Thresholds:

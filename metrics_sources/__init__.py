@@ -3,5 +3,16 @@
 from __future__ import annotations
 
 from metrics_sources._csv import CsvSource, read_metrics_csv
+from metrics_sources._prometheus import MAX_POINTS, PrometheusSource
+from metrics_sources._promql import TemplateError, build_query, escape_string, render
 
-__all__ = ["CsvSource", "read_metrics_csv"]
+__all__ = [
+    "MAX_POINTS",
+    "CsvSource",
+    "PrometheusSource",
+    "TemplateError",
+    "build_query",
+    "escape_string",
+    "read_metrics_csv",
+    "render",
+]

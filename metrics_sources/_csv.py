@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kayenta_py import InputError, MetricConfig, MetricSet
+from kayenta_py import InputError, MetricConfig, MetricSet, Scope
 
 TIMESTAMP = "timestamp"
 METRIC = "metric"
@@ -88,7 +88,7 @@ class CsvSource:
     def fetch(
         self,
         metric: MetricConfig,
-        scope: str,
+        scope: Scope | str,
         start: float | None = None,
         end: float | None = None,
         step: float | None = None,
@@ -100,7 +100,7 @@ class CsvSource:
         metric
             The configured metric; only its name is used.
         scope
-            One of :meth:`scopes`.
+            One of :meth:`scopes` (a :class:`~kayenta_py.Scope`'s ``scope``, or the name).
         start, end
             When given, keep only points with ``start <= t < end`` (epoch
             seconds). A series left with no points is returned empty, so its
@@ -118,6 +118,8 @@ class CsvSource:
         InputError
             Unknown scope, a malformed file, or ``start`` after ``end``.
         """
+        if isinstance(scope, Scope):
+            scope = scope.scope
         if scope not in self._files:
             known = ", ".join(repr(s) for s in self._files) or "none"
             raise InputError(f"csv source: unknown scope {scope!r} (known scopes: {known})")

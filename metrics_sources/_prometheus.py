@@ -1,0 +1,209 @@
+"""Prometheus metrics source: range queries through prometheus-api-client, safe templating,
+retries with backoff, chunking of long ranges and step-grid alignment."""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import requests
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.util.retry import Retry
+
+from kayenta_py import KayentaError, MetricConfig, MetricSet, Scope, SourceError
+from metrics_sources._promql import build_query
+
+MAX_POINTS = 11_000  # Prometheus refuses range queries of more points per series
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+_STATUS = re.compile(r"HTTP Status Code (\d+) \((.*)\)$", re.DOTALL)
+
+
+class PrometheusSource:
+    """Range queries against one Prometheus server.
+
+    Parameters
+    ----------
+    url : str
+        Base URL, e.g. ``http://prometheus:9090`` (a path prefix is kept).
+    bearer_token : str, optional
+        Sent as ``Authorization: Bearer ...``.
+    username, password : str, optional
+        HTTP basic auth.
+    verify_tls : bool
+        Verify the server's TLS certificate (default True).
+    timeout : float
+        Seconds per HTTP request (default 10).
+    retries : int
+        Retries with exponential backoff on connection errors, timeouts, 429
+        and 5xx (default 3); ``Retry-After`` is honoured.
+    backoff : float
+        Backoff factor in seconds: waits of backoff, 2*backoff, 4*backoff...
+    max_points : int
+        Points per series per request; longer ranges are split into chunks
+        and stitched (Prometheus' own limit is 11,000).
+
+    Notes
+    -----
+    Every series becomes a :class:`MetricSet` keyed by its labels (without
+    ``__name__``), on the full step grid ``start, start+step, ... <= end``:
+    a missing sample stays NaN at its place instead of shifting the others.
+    """
+
+    name = "prometheus"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        bearer_token: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        verify_tls: bool = True,
+        timeout: float = 10.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        max_points: int = MAX_POINTS,
+    ) -> None:
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise KayentaError(f"Prometheus URL {url!r} must start with http:// or https:// and name a host")
+        if (username is None) != (password is None):
+            raise KayentaError("basic auth needs both a username and a password")
+        if timeout <= 0 or retries < 0 or backoff < 0 or max_points < 1:
+            raise KayentaError("timeout and max_points must be positive; retries and backoff not negative")
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.retries = retries
+        self.max_points = max_points
+        retry = Retry(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            backoff_factor=backoff,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=frozenset({"GET", "POST"}),
+            raise_on_status=False,  # after the last retry, report Prometheus' own answer
+            respect_retry_after_header=True,
+        )
+        headers = {"Authorization": f"Bearer {bearer_token}"} if bearer_token else None
+        auth = (username, password) if username is not None and password is not None else None
+        self._client = PrometheusConnect(
+            url=self.url, headers=headers, disable_ssl=not verify_tls, retry=retry, auth=auth, timeout=timeout
+        )
+
+    def __repr__(self) -> str:  # never show credentials
+        return f"PrometheusSource({self.url!r}, timeout={self.timeout}, retries={self.retries})"
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self._client.close()
+
+    def render(self, metric: MetricConfig, scope: Scope) -> str:
+        """Return the PromQL ``metric`` runs for ``scope``."""
+        return build_query(metric, scope)
+
+    def fetch(
+        self,
+        metric: MetricConfig,
+        scope: Scope | str,
+        start: float | None = None,
+        end: float | None = None,
+        step: float | None = None,
+    ) -> list[MetricSet]:
+        """Run the metric's range query for ``scope`` over [start, end] every ``step`` seconds."""
+        if isinstance(scope, str):
+            scope = Scope(scope)
+        if start is None or end is None or step is None:
+            raise KayentaError(f"metric {metric.name!r}: Prometheus needs start, end and step")
+        if step <= 0 or end < start:
+            raise KayentaError(f"metric {metric.name!r}: need step > 0 and end >= start")
+        query = self.render(metric, scope)
+        grid_start, grid_end = round(start), round(end)
+        points = int((grid_end - grid_start) // step) + 1
+        grid = grid_start + step * np.arange(points, dtype=np.float64)
+        series: dict[tuple[tuple[str, str], ...], np.ndarray[Any, np.dtype[np.float64]]] = {}
+        for first in range(0, points, self.max_points):
+            last = min(points, first + self.max_points) - 1
+            for labels, values in self._query(metric.name, query, grid[first], grid[last], step):
+                key = tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))
+                column = series.setdefault(key, np.full(points, math.nan))
+                for timestamp, value in values:
+                    index = round((float(timestamp) - grid_start) / step)
+                    if 0 <= index < points:
+                        column[index] = float(value)
+        return [MetricSet(metric.name, values, dict(key), grid) for key, values in series.items()]
+
+    def _query(
+        self, metric: str, query: str, start: float, end: float, step: float
+    ) -> list[tuple[dict[str, str], list[list[Any]]]]:
+        """One range request; every failure becomes a SourceError naming the URL and the metric."""
+        where = f"Prometheus {self.url}: metric {metric!r}"
+        try:
+            result = self._client.custom_query_range(
+                query,
+                start_time=datetime.fromtimestamp(start, UTC),
+                end_time=datetime.fromtimestamp(end, UTC),
+                step=_format_step(step),
+            )
+        except PrometheusApiClientException as exc:
+            raise SourceError(f"{where}: {_api_error(str(exc))}", url=self.url, metric=metric) from None
+        except requests.exceptions.Timeout:
+            raise SourceError(
+                f"{where}: no answer within {self.timeout:g} s (after {self.retries} retries)",
+                url=self.url,
+                metric=metric,
+            ) from None
+        except requests.exceptions.ConnectionError as exc:
+            raise SourceError(
+                f"{where}: cannot connect after {self.retries} retries ({_root_cause(exc)})",
+                url=self.url,
+                metric=metric,
+            ) from None
+        except (requests.exceptions.RequestException, ValueError, KeyError) as exc:
+            raise SourceError(f"{where}: {type(exc).__name__}: {exc}", url=self.url, metric=metric) from None
+        return [(item.get("metric", {}), item.get("values", [])) for item in result]
+
+
+def _format_step(step: float) -> str:
+    return str(int(step)) if float(step).is_integer() else repr(float(step))
+
+
+def _api_error(message: str) -> str:
+    """Turn prometheus-api-client's ``HTTP Status Code N (b'...')`` into Prometheus' own error text."""
+    match = _STATUS.match(message)
+    if match is None:
+        return message
+    status, body = match.groups()
+    try:
+        raw = ast.literal_eval(body)
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    except (ValueError, SyntaxError):
+        text = body
+    try:
+        document = json.loads(text)
+        detail = f"{document.get('errorType', 'error')}: {document.get('error', text)}"
+    except (ValueError, AttributeError):
+        detail = text.strip()[:500] or "(empty body)"
+    return f"HTTP {status}: {detail}"
+
+
+def _root_cause(exc: BaseException) -> str:
+    """Return the innermost reason of a connection error, e.g. 'Connection refused'."""
+    text = str(exc)
+    for marker in (
+        "Connection refused",
+        "Name or service not known",
+        "No route to host",
+        "timed out",
+        "Connection reset",
+        "Remote end closed connection",
+    ):
+        if marker in text:
+            return marker
+    return text[:200]
