@@ -161,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    if not args.debug:  # urllib3 logs each retry; our error message says what happened
+        logging.getLogger("urllib3").setLevel(logging.ERROR)
     try:
         registry = default_registry()
         if args.command == "judge":

@@ -252,9 +252,9 @@ def default_start(now: float | None = None) -> float:
     return float(math.floor(now / 3600) * 3600 - 6 * 3600)
 
 
-def dataset_window(start: float, minutes: int = 60) -> tuple[float, float]:
-    """First and last sample timestamps of ``canary_dataset(start, minutes, ...)``."""
-    return start, start + minutes * 60
+def dataset_window(start: float, minutes: int = 60, step_s: int = 10) -> tuple[float, float]:
+    """First and last sample timestamps of ``canary_dataset(start, minutes, step_s)``."""
+    return start, start + minutes * 60 - step_s
 
 
 def _version_families(
@@ -283,7 +283,7 @@ def _version_families(
     cumulative_errors = np.cumsum(errors_per_step)
     cumulative_ok = cumulative_count - cumulative_errors
 
-    cpu_base = 0.4 + 0.05 * shape / 1.15 * np.sin(2 * np.pi * elapsed / 2400.0) + rng.normal(0.0, 0.015, n)
+    cpu_base = 0.4 + 0.04 * np.sin(2 * np.pi * elapsed / 2400.0) + rng.normal(0.0, 0.015, n)
     cpu = np.clip(cpu_base, 0.3, 0.5) * profile.cpu_scale
 
     version = profile.version
@@ -317,13 +317,14 @@ def canary_dataset(start: float, minutes: int = 60, step_s: int = 10, seed: int 
 
     ``v1-base``/``v1-canary`` are a healthy pair (same distributions, different
     draws); ``v2-canary`` is regressed against ``v2-base``: latency 1.6x slower,
-    5% 5xx instead of 0.1%, CPU 1.3x. Samples every ``step_s`` seconds from
-    ``start`` to ``start + minutes * 60`` inclusive (timestamps in seconds).
+    5% 5xx instead of 0.1%, CPU 1.3x. ``minutes * 60 / step_s`` samples per
+    series, every ``step_s`` seconds from ``start`` (see :func:`dataset_window`;
+    timestamps in seconds). Counters start at 0 at ``start``.
     The same arguments always give the same text.
     """
     if minutes <= 0 or step_s <= 0 or (minutes * 60) % step_s:
         raise ValueError("minutes and step_s must be positive and step_s must divide the window")
-    timestamps = start + np.arange(minutes * 60 // step_s + 1, dtype=float) * step_s
+    timestamps = start + np.arange(minutes * 60 // step_s, dtype=float) * step_s
     requests_family = MetricFamily("http_requests", "counter", "HTTP requests by status code.")
     latency_family = MetricFamily("http_request_duration_seconds", "histogram", "HTTP request latency.")
     cpu_family = MetricFamily("process_cpu_utilization", "gauge", "CPU utilization (cores).")
