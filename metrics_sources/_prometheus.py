@@ -14,6 +14,7 @@ import numpy as np
 import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
+from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from kayenta_py import KayentaError, MetricConfig, MetricSet, Scope, SourceError
@@ -47,6 +48,8 @@ class PrometheusSource:
     max_points : int
         Points per series per request; longer ranges are split into chunks
         and stitched (Prometheus' own limit is 11,000).
+    pool_size : int
+        HTTP connections kept open, at least the analysis' fetch concurrency.
 
     Notes
     -----
@@ -69,6 +72,7 @@ class PrometheusSource:
         retries: int = 3,
         backoff: float = 0.5,
         max_points: int = MAX_POINTS,
+        pool_size: int = 32,
     ) -> None:
         if not re.match(r"^https?://[^/\s]+", url):
             raise KayentaError(f"Prometheus URL {url!r} must start with http:// or https:// and name a host")
@@ -93,9 +97,13 @@ class PrometheusSource:
         )
         headers = {"Authorization": f"Bearer {bearer_token}"} if bearer_token else None
         auth = (username, password) if username is not None and password is not None else None
+        session = requests.Session()
+        session.verify = verify_tls
         self._client = PrometheusConnect(
-            url=self.url, headers=headers, disable_ssl=not verify_tls, retry=retry, auth=auth, timeout=timeout
+            url=self.url, headers=headers, retry=retry, auth=auth, timeout=timeout, session=session
         )
+        # Concurrent fetches share the session: give it a pool as large as the concurrency.
+        session.mount(self.url, HTTPAdapter(max_retries=retry, pool_maxsize=pool_size))
 
     def __repr__(self) -> str:  # never show credentials
         return f"PrometheusSource({self.url!r}, timeout={self.timeout}, retries={self.retries})"

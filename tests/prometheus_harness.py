@@ -30,7 +30,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import numpy as np
 import pytest
@@ -73,10 +73,12 @@ QUERY_ERROR_RATIO = (
     ' / sum(rate(http_requests_total{version="${scope}"}[1m]))'
 )
 QUERY_P99_LATENCY = (
-    'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{version="${scope}"}[1m])))'
+    "histogram_quantile(0.99, sum by (le) ("
+    'rate(http_request_duration_seconds_bucket{version="${scope}"}[1m])))'
 )
 QUERY_P50_LATENCY = (
-    'histogram_quantile(0.5, sum by (le) (rate(http_request_duration_seconds_bucket{version="${scope}"}[1m])))'
+    "histogram_quantile(0.5, sum by (le) ("
+    'rate(http_request_duration_seconds_bucket{version="${scope}"}[1m])))'
 )
 QUERY_CPU = 'avg(process_cpu_utilization{version="${scope}"})'
 QUERY_REQUEST_RATE = 'sum(rate(http_requests_total{version="${scope}"}[1m]))'
@@ -300,7 +302,9 @@ def _version_families(
     for i, t in enumerate(timestamps):
         ts = float(t)
         hist.extend(
-            Sample("http_request_duration_seconds_bucket", bucket_labels[j], float(cumulative_buckets[i, j]), ts)
+            Sample(
+                "http_request_duration_seconds_bucket", bucket_labels[j], float(cumulative_buckets[i, j]), ts
+            )
             for j in range(nb)
         )
         hist.append(Sample("http_request_duration_seconds_count", plain, float(cumulative_count[i]), ts))
@@ -355,7 +359,9 @@ def ensure_prometheus() -> None:
             f"{' and '.join(missing)} not found on PATH: "
             "the test command must install prometheus (apt-get install -y prometheus)"
         )
-    pytest.skip(f"{' and '.join(missing)} not found on PATH (apt-get install -y prometheus); set CI=1 to fail")
+    pytest.skip(
+        f"{' and '.join(missing)} not found on PATH (apt-get install -y prometheus); set CI=1 to fail"
+    )
 
 
 def free_port() -> int:
@@ -405,7 +411,7 @@ class PrometheusServer:
         self._tmp: Path | None = None
         self._backfilled = False
         self._process: subprocess.Popen[bytes] | None = None
-        self._log_file: Any = None
+        self._log_file: IO[bytes] | None = None
         self.backfill_seconds: float | None = None
         self.startup_seconds: float | None = None
 
@@ -448,7 +454,14 @@ class PrometheusServer:
         began = time.monotonic()
         try:
             result = subprocess.run(
-                [self._promtool, "tsdb", "create-blocks-from", "openmetrics", str(source), str(self.data_dir)],
+                [
+                    self._promtool,
+                    "tsdb",
+                    "create-blocks-from",
+                    "openmetrics",
+                    str(source),
+                    str(self.data_dir),
+                ],
                 capture_output=True,
                 text=True,
                 timeout=120,
@@ -591,7 +604,9 @@ def _api(url: str, path: str, params: Mapping[str, str], timeout: float) -> Any:
     try:
         body = answer.json()
     except ValueError as exc:
-        raise PrometheusError(f"GET {path}: HTTP {answer.status_code}, not JSON: {answer.text[:300]}") from exc
+        raise PrometheusError(
+            f"GET {path}: HTTP {answer.status_code}, not JSON: {answer.text[:300]}"
+        ) from exc
     if answer.status_code != 200 or body.get("status") != "success":
         raise PrometheusError(
             f"GET {path} {dict(params)}: HTTP {answer.status_code}:"

@@ -142,7 +142,8 @@ def test_kayenta_missing_filter_template_is_a_config_error() -> None:
             {"metricName": "x", "customFilterTemplate": "by-verison"}, {"by-version": 'v="${scope}"'}
         )
     assert str(caught.value.issues[0]) == (
-        "metrics[0].query.customFilterTemplate: no template 'by-verison' in templates; did you mean by-version?"
+        "metrics[0].query.customFilterTemplate: "
+        "no template 'by-verison' in templates; did you mean by-version?"
     )
 
 
