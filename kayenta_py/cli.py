@@ -7,6 +7,7 @@ Exit codes: 0 pass, 1 fail, 2 usage or input error, 3 marginal, 4 internal error
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
 import os
@@ -101,6 +102,25 @@ def _parser() -> argparse.ArgumentParser:
     _add_prometheus_arguments(query)
     _add_window_arguments(query, required=False)
 
+    serve = commands.add_parser(
+        "serve",
+        help="run the HTTP service (live analyses, verdicts, Kayenta-style API)",
+        description="Run the HTTP service. Settings come from KAYENTA_* environment variables, a .env "
+        "file, or the YAML file given with --settings (see the README).",
+    )
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8090)")
+    serve.add_argument("--settings", type=Path, metavar="FILE", help="YAML settings file")
+    serve.add_argument(
+        "--insecure", action="store_true", help="allow binding a non-loopback address without API tokens"
+    )
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="start two live demo analyses (healthy and regressed) on the demo source",
+    )
+    serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+
     validate = commands.add_parser("validate", help="validate a canary config and show its metrics")
     validate.add_argument("--config", required=True, type=Path)
 
@@ -171,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _analyze(args, registry, sys.stdout)
         if args.command == "query":
             return _query(args, registry, sys.stdout)
+        if args.command == "serve":
+            return _serve(args, registry)
         if args.command == "validate":
             return _validate(args, registry, sys.stdout)
         return _plugins(registry, sys.stdout)
@@ -395,6 +417,47 @@ def render_text(config: CanaryConfig, result: CanaryResult) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _serve(args: argparse.Namespace, registry: Registry) -> int:
+    import uvicorn
+
+    from kayenta_py._api import create_app
+    from kayenta_py._demo import start_demo
+    from kayenta_py._service import Service
+    from kayenta_py._settings import load_settings
+
+    overrides: dict[str, Any] = {}
+    if args.host is not None:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    settings = load_settings(args.settings, **overrides)
+    if not _is_loopback(settings.host) and not settings.tokens() and not args.insecure:
+        raise KayentaError(
+            f"refusing to bind {settings.host} without API tokens: anyone who can reach it could start "
+            "and cancel analyses. Set KAYENTA_API_TOKENS (e.g. 'write:<token>,read:<token>'), "
+            "or pass --insecure to allow unauthenticated access."
+        )
+    service = Service(settings, registry=registry)
+    app = create_app(service, on_started=start_demo if args.demo else None)
+    auth = "bearer tokens required" if settings.tokens() else "no authentication (loopback only)"
+    print(
+        f"kayenta-py {__version__} serving on http://{settings.host}:{settings.port} ({auth}); "
+        f"database {service.store!r}; API docs at /docs",
+        file=sys.stderr,
+    )
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
+    return EXIT_PASS
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _validate(args: argparse.Namespace, registry: Registry, out: TextIO) -> int:

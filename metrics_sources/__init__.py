@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from metrics_sources._csv import CsvSource, read_metrics_csv
+from metrics_sources._demo import DemoSource
 from metrics_sources._prometheus import MAX_POINTS, PrometheusSource
 from metrics_sources._promql import TemplateError, build_query, escape_string, render
 
 __all__ = [
     "MAX_POINTS",
     "CsvSource",
+    "DemoSource",
     "PrometheusSource",
     "TemplateError",
     "build_query",

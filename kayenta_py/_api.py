@@ -1,0 +1,479 @@
+"""The HTTP API (FastAPI): analyses, verdicts, synchronous judging, configs, health and metrics."""
+
+from __future__ import annotations
+
+import hmac
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
+
+from kayenta_py import __version__
+from kayenta_py._config import load_config
+from kayenta_py._errors import ConfigError, KayentaError
+from kayenta_py._model import Thresholds
+from kayenta_py._pipeline import judge as judge_canary
+from kayenta_py._service import Service
+from kayenta_py._store import STATUSES, AnalysisRecord, ConfigVersionRecord, IntervalRecord, StoreError
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+# ---------------------------------------------------------------- request bodies
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ThresholdsBody(_Body):
+    """Score thresholds."""
+
+    pass_: float = Field(95.0, alias="pass", ge=0, le=100)
+    marginal: float = Field(75.0, ge=0, le=100)
+
+
+Duration = str | float
+
+
+class AnalysisRequest(_Body):
+    """A live (or retrospective) canary analysis to run."""
+
+    config: dict[str, Any] | None = Field(None, description="an inline canary config (native or Kayenta)")
+    config_name: str | None = Field(None, description="the name of a stored config")
+    config_version: int | None = Field(None, ge=1, description="a stored config's version (default latest)")
+    baseline_scope: str = Field(min_length=1)
+    canary_scope: str = Field(min_length=1)
+    scope_params: dict[str, str] = Field(default_factory=dict)
+    location: str = ""
+    source: str | None = Field(
+        None, description="metrics source (default: prometheus if configured, else demo)"
+    )
+    start: datetime | None = Field(None, description="RFC 3339; default now")
+    end: datetime | None = Field(None, description="RFC 3339; a past window runs at once")
+    lifetime: Duration | None = Field(None, description="ISO 8601 duration or seconds; default PT30M")
+    interval: Duration | None = Field(None, description="ISO 8601 duration or seconds; default the lifetime")
+    warmup: Duration | None = Field(0, description="ignored data at the start")
+    lookback: Duration | None = Field(None, description="window per interval; default since start")
+    step: float = Field(60.0, gt=0, description="seconds between metric points")
+    thresholds: ThresholdsBody | None = None
+    fail_fast: bool = Field(True, description="end with fail at the first failing interval")
+
+
+class JudgeRequest(_Body):
+    """A synchronous judgement of posted values."""
+
+    config: dict[str, Any] | None = None
+    config_name: str | None = None
+    baseline: dict[str, list[float | None]]
+    canary: dict[str, list[float | None]]
+    thresholds: ThresholdsBody | None = None
+
+
+class ConfigCreate(_Body):
+    """A new named canary config."""
+
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    config: dict[str, Any]
+
+
+class ConfigUpdate(_Body):
+    """A new version of a canary config."""
+
+    config: dict[str, Any]
+
+
+# ---------------------------------------------------------------- app
+
+
+def create_app(
+    service: Service,
+    *,
+    manage_lifecycle: bool = True,
+    on_started: Callable[[Service], None] | None = None,
+) -> FastAPI:
+    """Return the FastAPI app serving ``service``; it starts and stops the service with the app."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if manage_lifecycle:
+            service.start()
+        if on_started is not None:
+            on_started(service)
+        try:
+            yield
+        finally:
+            if manage_lifecycle:
+                service.stop()
+
+    app = FastAPI(
+        title="kayenta-py",
+        version=__version__,
+        description="Automated canary analysis: live analyses, verdicts for rollout controllers, "
+        "synchronous judging and canary configs.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodyLimit, limit=service.settings.max_body_bytes)
+    read, write = _auth(service, "read"), _auth(service, "write")
+
+    @app.exception_handler(ConfigError)
+    async def _config_error(_request: Request, exc: ConfigError) -> JSONResponse:
+        detail = [{"loc": ["body", "config", *filter(None, [i.path])], "msg": i.message} for i in exc.issues]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(KayentaError)
+    async def _kayenta_error(_request: Request, exc: KayentaError) -> JSONResponse:
+        field, _, message = str(exc).partition(": ")
+        loc = ["body", field] if message and field.isidentifier() else ["body"]
+        return JSONResponse({"detail": [{"loc": loc, "msg": str(exc)}]}, status_code=422)
+
+    # ------------------------------------------------------------ health
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """Answer while the process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        """Answer 200 when the database is reachable and the scheduler runs, else 503."""
+        database = service.store.ping()
+        scheduler = service.runner.scheduler.running
+        ready = database and scheduler
+        body = {"status": "ready" if ready else "not ready", "database": database, "scheduler": scheduler}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["health"])
+    def metrics() -> Response:
+        """The service's own Prometheus metrics."""
+        service.update_gauges()
+        return Response(generate_latest(service.metrics_registry), media_type=CONTENT_TYPE_LATEST)
+
+    # ------------------------------------------------------------ analyses
+
+    @app.post("/api/v1/analyses", status_code=201, tags=["analyses"], dependencies=[Depends(write)])
+    def create_analysis(body: AnalysisRequest, request: Request) -> dict[str, Any]:
+        """Start a canary analysis; a window entirely in the past is judged at once."""
+        try:
+            record = service.create_analysis(
+                config=body.config,
+                config_name=body.config_name,
+                baseline_scope=body.baseline_scope,
+                canary_scope=body.canary_scope,
+                scope_params=body.scope_params,
+                location=body.location,
+                source=body.source,
+                start=_epoch(body.start),
+                end=_epoch(body.end),
+                lifetime=body.lifetime,
+                interval=body.interval,
+                warmup=body.warmup,
+                lookback=body.lookback,
+                step=body.step,
+                thresholds=body.thresholds.model_dump(by_alias=True) if body.thresholds else None,
+                fail_fast=body.fail_fast,
+            )
+        except LookupError as exc:
+            raise _unprocessable("config_name", str(exc).strip("'\"")) from None
+        return {"id": record.id, "status": record.status, "links": _links(service, request, record.id)}
+
+    @app.get("/api/v1/analyses", tags=["analyses"], dependencies=[Depends(read)])
+    def list_analyses(
+        request: Request,
+        status: Annotated[str | None, Query(description=f"one of {', '.join(STATUSES)}")] = None,
+        config: Annotated[str | None, Query(description="a stored config's name")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        """List analyses, newest first, a page at a time."""
+        if status is not None and status not in STATUSES:
+            raise HTTPException(422, [{"loc": ["query", "status"], "msg": f"one of {', '.join(STATUSES)}"}])
+        records, total = service.store.list_analyses(status=status, config=config, limit=limit, offset=offset)
+        next_offset = offset + limit if offset + limit < total else None
+        return {
+            "items": [analysis_summary(service, request, r) for r in records],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+            "next_offset": next_offset,
+        }
+
+    @app.get("/api/v1/analyses/{analysis_id}", tags=["analyses"], dependencies=[Depends(read)])
+    def get_analysis(analysis_id: str, request: Request) -> dict[str, Any]:
+        """An analysis with every judged interval and its per-metric results."""
+        record = _analysis(service, analysis_id)
+        return {
+            **analysis_summary(service, request, record),
+            "config": record.config_body,
+            "intervals": [interval_document(i) for i in record.intervals],
+        }
+
+    @app.get("/api/v1/analyses/{analysis_id}/verdict", tags=["analyses"], dependencies=[Depends(read)])
+    def get_verdict(analysis_id: str) -> dict[str, Any]:
+        """The compact verdict rollout controllers poll: always 200 while the analysis exists."""
+        record = _analysis(service, analysis_id, with_intervals=False)
+        return verdict_document(record)
+
+    @app.post("/api/v1/analyses/{analysis_id}/cancel", tags=["analyses"], dependencies=[Depends(write)])
+    def cancel_analysis(analysis_id: str, request: Request) -> dict[str, Any]:
+        """Stop a running analysis; its verdict becomes a final fail."""
+        _analysis(service, analysis_id, with_intervals=False)
+        service.runner.cancel(analysis_id, "cancelled through the API")
+        return analysis_summary(service, request, _analysis(service, analysis_id, with_intervals=False))
+
+    # ------------------------------------------------------------ judge
+
+    @app.post("/api/v1/judge", tags=["judge"], dependencies=[Depends(write)])
+    def judge(body: JudgeRequest) -> dict[str, Any]:
+        """Judge posted baseline and canary values with a config, synchronously."""
+        try:
+            config, _, _, _ = service.resolve_config(body.config, body.config_name)
+        except LookupError as exc:
+            raise _unprocessable("config_name", str(exc).strip("'\"")) from None
+        thresholds = Thresholds(body.thresholds.pass_, body.thresholds.marginal) if body.thresholds else None
+        result = judge_canary(
+            config, _nan(body.baseline), _nan(body.canary), thresholds=thresholds, registry=service.registry
+        )
+        return result.to_dict()
+
+    # ------------------------------------------------------------ configs
+
+    @app.get("/api/v1/configs", tags=["configs"], dependencies=[Depends(read)])
+    def list_configs() -> list[dict[str, Any]]:
+        """Every stored config's latest version."""
+        return [config_document(r, with_body=False) for r in service.store.list_configs()]
+
+    @app.post("/api/v1/configs", status_code=201, tags=["configs"], dependencies=[Depends(write)])
+    def create_config(body: ConfigCreate) -> dict[str, Any]:
+        """Store a new config (validated) as version 1."""
+        load_config(body.config, registry=service.registry)
+        try:
+            return config_document(service.store.create_config(body.name, body.config))
+        except StoreError as exc:
+            raise HTTPException(409, str(exc)) from None
+
+    @app.get("/api/v1/configs/{name}", tags=["configs"], dependencies=[Depends(read)])
+    def get_config(name: str, version: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
+        """A config's latest version, or the one asked for."""
+        record = service.store.get_config(name, version)
+        if record is None:
+            raise HTTPException(404, f"no config {name!r}" + (f" version {version}" if version else ""))
+        return config_document(record)
+
+    @app.put("/api/v1/configs/{name}", tags=["configs"], dependencies=[Depends(write)])
+    def update_config(name: str, body: ConfigUpdate) -> dict[str, Any]:
+        """Store a new version of a config; earlier versions stay in its history."""
+        load_config(body.config, registry=service.registry)
+        try:
+            return config_document(service.store.update_config(name, body.config))
+        except StoreError as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    @app.delete("/api/v1/configs/{name}", status_code=204, tags=["configs"], dependencies=[Depends(write)])
+    def delete_config(name: str) -> Response:
+        """Delete a config (its history stays for the analyses that used it)."""
+        try:
+            service.store.delete_config(name)
+        except StoreError as exc:
+            raise HTTPException(404, str(exc)) from None
+        return Response(status_code=204)
+
+    @app.get("/api/v1/configs/{name}/versions", tags=["configs"], dependencies=[Depends(read)])
+    def config_versions(name: str) -> list[dict[str, Any]]:
+        """Every version of a config, oldest first."""
+        history = service.store.config_history(name)
+        if not history:
+            raise HTTPException(404, f"no config {name!r}")
+        return [config_document(r) for r in history]
+
+    return app
+
+
+# ---------------------------------------------------------------- documents
+
+
+def iso(epoch: float | None) -> str | None:
+    """Return RFC 3339 UTC for epoch seconds."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def verdict_document(record: AnalysisRecord) -> dict[str, Any]:
+    """Return ``{verdict, score, complete, reason}`` for rollout controllers."""
+    score = record.score if record.score is not None and math.isfinite(record.score) else None
+    return {"verdict": record.verdict, "score": score, "complete": record.complete, "reason": record.reason}
+
+
+def analysis_summary(service: Service, request: Request, record: AnalysisRecord) -> dict[str, Any]:
+    """Return an analysis without its intervals."""
+    return {
+        "id": record.id,
+        "status": record.status,
+        **verdict_document(record),
+        "config_name": record.config_name,
+        "config_version": record.config_version,
+        "baseline_scope": record.baseline_scope,
+        "canary_scope": record.canary_scope,
+        "scope_params": record.scope_params,
+        "location": record.location,
+        "source": record.source,
+        "start": iso(record.start_ts),
+        "end": iso(record.start_ts + record.warmup_s + record.lifetime_s),
+        "lifetime_s": record.lifetime_s,
+        "interval_s": record.interval_s,
+        "warmup_s": record.warmup_s,
+        "lookback_s": record.lookback_s,
+        "step_s": record.step_s,
+        "thresholds": record.thresholds,
+        "fail_fast": record.fail_fast,
+        "intervals_total": record.intervals_total,
+        "error": record.error,
+        "created": iso(record.created_ts),
+        "updated": iso(record.updated_ts),
+        "completed": iso(record.completed_ts),
+        "links": _links(service, request, record.id),
+    }
+
+
+def interval_document(interval: IntervalRecord) -> dict[str, Any]:
+    """Return one judged interval with its per-metric results."""
+    return {
+        "index": interval.index,
+        "window": {"start": iso(interval.window_start_ts), "end": iso(interval.window_end_ts)},
+        "due": iso(interval.due_ts),
+        "judged": iso(interval.judged_ts),
+        "score": interval.score,
+        "verdict": interval.verdict,
+        "reason": interval.reason,
+        "groups": interval.result.get("groups", []),
+        "metrics": interval.result.get("metrics", []),
+    }
+
+
+def config_document(record: ConfigVersionRecord, *, with_body: bool = True) -> dict[str, Any]:
+    """Return a stored config version."""
+    document: dict[str, Any] = {
+        "name": record.name,
+        "version": record.version,
+        "created": iso(record.created_ts),
+    }
+    if with_body:
+        document["config"] = record.body
+    else:
+        document["metrics"] = len(record.body.get("metrics", []))
+    return document
+
+
+def _links(service: Service, request: Request, analysis_id: str) -> dict[str, str]:
+    base = (service.settings.public_url or str(request.base_url)).rstrip("/")
+    own = f"{base}/api/v1/analyses/{analysis_id}"
+    return {"self": own, "verdict": f"{own}/verdict", "cancel": f"{own}/cancel"}
+
+
+def _analysis(service: Service, analysis_id: str, *, with_intervals: bool = True) -> AnalysisRecord:
+    record = service.store.get_analysis(analysis_id, with_intervals=with_intervals)
+    if record is None:
+        raise HTTPException(404, f"no analysis {analysis_id!r}")
+    return record
+
+
+def _epoch(moment: datetime | None) -> float | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _nan(values: dict[str, list[float | None]]) -> dict[str, list[float]]:
+    return {name: [math.nan if v is None else v for v in series] for name, series in values.items()}
+
+
+def _unprocessable(field: str, message: str) -> HTTPException:
+    return HTTPException(422, [{"loc": ["body", field], "msg": message}])
+
+
+def _auth(service: Service, scope: str) -> Callable[..., None]:
+    """Return a dependency that demands a bearer token with ``scope`` when tokens are configured."""
+
+    def check(authorization: Annotated[str | None, Header()] = None) -> None:
+        tokens = service.settings.tokens()
+        if not tokens:
+            return
+        scheme, _, presented = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not presented.strip():
+            raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+        presented = presented.strip()
+        match = next(
+            (
+                t
+                for t in tokens
+                if hmac.compare_digest(t.token.get_secret_value().encode(), presented.encode())
+            ),
+            None,
+        )
+        if match is None:
+            raise HTTPException(401, "invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+        if not match.allows(scope):
+            raise HTTPException(403, f"this token has the {match.scope} scope; {scope} is required")
+
+    return check
+
+
+class BodyLimit:
+    """ASGI middleware refusing request bodies larger than ``limit`` bytes with a JSON 413."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            await self._too_large(send)
+            return
+        received = 0
+
+        async def limited() -> MutableMapping[str, Any]:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _BodyTooLargeError
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLargeError:
+            await self._too_large(send)
+
+    async def _too_large(self, send: Send) -> None:
+        body = JSONResponse({"detail": f"request body larger than {self.limit} bytes"}, status_code=413).body
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _BodyTooLargeError(Exception):
+    pass

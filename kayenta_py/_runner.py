@@ -1,0 +1,292 @@
+"""Live analyses: APScheduler runs each analysis' intervals when they fall due.
+
+The database is the source of truth. Interval ``i`` of an analysis falls due at
+``start + warmup + (i + 1) * interval``; each run judges every due interval not
+yet stored, in order, and schedules the next. On start every running analysis
+is resumed, so an interval that fell due while the service was down is judged
+once, late: stored intervals are never judged again (a unique key guarantees it)
+and none is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from kayenta_py._config import load_config
+from kayenta_py._errors import KayentaError
+from kayenta_py._model import CanaryResult, Thresholds, Verdict
+from kayenta_py._pipeline import judge_pairs, pair_metric_sets
+from kayenta_py._registry import Registry
+from kayenta_py._source import MetricsSource, Scope, SourceError, fetch_metric_sets
+from kayenta_py._store import CANCELLED, COMPLETED, FAILED, AnalysisRecord, Store
+
+log = logging.getLogger(__name__)
+
+SourceFactory = Callable[[str], MetricsSource]
+"""Returns the metrics source called by the given name (raises KayentaError if unknown)."""
+
+
+@dataclass
+class RunnerMetrics:
+    """The runner's own Prometheus metrics."""
+
+    judgements: Counter
+    judge_seconds: Histogram
+    source_errors: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> RunnerMetrics:
+        """Register the metrics in ``registry``."""
+        return cls(
+            Counter(
+                "kayenta_judgements", "Interval judgements stored, by verdict", ["verdict"], registry=registry
+            ),
+            Histogram(
+                "kayenta_judge_duration_seconds",
+                "Time to fetch and judge one interval",
+                registry=registry,
+                buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            ),
+            Counter(
+                "kayenta_source_errors", "Failed metric fetches, by source", ["source"], registry=registry
+            ),
+        )
+
+
+class AnalysisRunner:
+    """Schedules and runs the intervals of live analyses."""
+
+    def __init__(
+        self,
+        store: Store,
+        sources: SourceFactory,
+        *,
+        registry: Registry,
+        metrics: RunnerMetrics,
+        concurrency: int = 8,
+        retry_limit: int = 3,
+        on_finish: Callable[[AnalysisRecord], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.sources = sources
+        self.registry = registry
+        self.metrics = metrics
+        self.concurrency = concurrency
+        self.retry_limit = retry_limit
+        self.on_finish = on_finish
+        self.clock = clock
+        self._failures: dict[tuple[str, int], int] = {}
+        self._lock = threading.Lock()
+        self.scheduler = BackgroundScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+
+    def start(self) -> int:
+        """Start the scheduler and resume every running analysis; return how many were resumed."""
+        self.scheduler.start()
+        running = self.store.running_analyses()
+        for analysis in running:
+            self.schedule(analysis.id)
+        if running:
+            log.info("resumed %d running analyses", len(running))
+        return len(running)
+
+    def shutdown(self) -> None:
+        """Stop scheduling; an interval being judged finishes or is judged again after a restart."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    def schedule(self, analysis_id: str, *, delay: float = 0.0) -> None:
+        """Schedule the analysis' next run at its next due interval (now if one is overdue)."""
+        analysis = self.store.get_analysis(analysis_id, with_intervals=False)
+        if analysis is None or analysis.complete:
+            return
+        judged = self.store.judged_indices(analysis_id)
+        pending = [i for i in range(analysis.intervals_total) if i not in judged]
+        if not pending:  # every interval stored but not finished: finish from the last one
+            self._run(analysis_id)
+            return
+        when = max(self.clock() + delay, analysis.due_ts(pending[0]))
+        self.scheduler.add_job(
+            self._run,
+            "date",
+            run_date=datetime.fromtimestamp(when, UTC),
+            args=[analysis_id],
+            id=analysis_id,
+            replace_existing=True,
+        )
+
+    def cancel(self, analysis_id: str, reason: str = "cancelled") -> AnalysisRecord | None:
+        """Cancel a running analysis: no further interval is judged."""
+        with self._lock:
+            record = self.store.finish_analysis(
+                analysis_id,
+                CANCELLED,
+                Verdict.FAIL.value,
+                None,
+                f"{reason}: the analysis was stopped before its end, so it has no passing verdict",
+            )
+        if self.scheduler.get_job(analysis_id) is not None:
+            self.scheduler.remove_job(analysis_id)
+        return record
+
+    def _run(self, analysis_id: str) -> None:
+        """Judge every due, unjudged interval in order, then schedule the next one."""
+        try:
+            if self._judge_due_intervals(analysis_id):
+                self.schedule(analysis_id)
+        except Exception:  # keep the scheduler alive; the analysis is retried shortly
+            log.exception("analysis %s: unexpected error; retrying in 5 s", analysis_id)
+            self.schedule(analysis_id, delay=5.0)
+
+    def _judge_due_intervals(self, analysis_id: str) -> bool:
+        """Return True when the analysis goes on (more intervals to judge)."""
+        analysis = self.store.get_analysis(analysis_id, with_intervals=True)
+        if analysis is None or analysis.complete:
+            return False
+        judged = {interval.index: interval for interval in analysis.intervals}
+        last = analysis.intervals_total - 1
+        if len(judged) == analysis.intervals_total:
+            final = judged[last]
+            self._finish(analysis, COMPLETED, final.verdict, final.score, final.reason)
+            return False
+        for index in range(analysis.intervals_total):
+            if index in judged:
+                continue
+            if analysis.due_ts(index) > self.clock():
+                return True
+            outcome = self._judge_interval(analysis, index)
+            if outcome is None:  # the source failed; retried later
+                return True
+            if outcome:
+                return False
+        return False
+
+    def _judge_interval(self, analysis: AnalysisRecord, index: int) -> bool | None:
+        """Fetch, judge and store one interval; True if it ended the analysis, None on a source error."""
+        window = analysis.window(index)
+        began = time.perf_counter()
+        try:
+            config = load_config(analysis.config_body, registry=self.registry)
+            source = self.sources(analysis.source)
+            data = fetch_metric_sets(
+                config,
+                source,
+                Scope(analysis.baseline_scope, analysis.location, analysis.scope_params),
+                Scope(analysis.canary_scope, analysis.location, analysis.scope_params),
+                start=window[0],
+                end=window[1],
+                step=analysis.step_s,
+                concurrency=self.concurrency,
+            )
+        except SourceError as exc:
+            return self._source_failed(analysis, index, exc)
+        except KayentaError as exc:  # a config or source that cannot work: fail now, clearly
+            self._finish(
+                analysis, FAILED, Verdict.FAIL.value, None, f"analysis failed: {exc}", error=str(exc)
+            )
+            return True
+        pairs = pair_metric_sets(config, data.baseline, data.canary)
+        thresholds = Thresholds(analysis.thresholds["pass"], analysis.thresholds["marginal"])
+        result = judge_pairs(config, pairs, thresholds=thresholds, registry=self.registry)
+        self.metrics.judge_seconds.observe(time.perf_counter() - began)
+        final = self._final(analysis, index, result)
+        with self._lock:
+            stored = self.store.record_interval(
+                analysis.id, index, window, analysis.due_ts(index), result, pairs, final=final
+            )
+        self._failures.pop((analysis.id, index), None)
+        if not stored:  # cancelled meanwhile, or judged by another replica
+            return True
+        self.metrics.judgements.labels(result.verdict.value).inc()
+        log.info(
+            "analysis %s interval %d/%d: %s (score %s)",
+            analysis.id,
+            index + 1,
+            analysis.intervals_total,
+            result.verdict.value,
+            result.score,
+        )
+        if final is not None:
+            self._notify(analysis.id)
+            return True
+        return False
+
+    @staticmethod
+    def _final(
+        analysis: AnalysisRecord, index: int, result: CanaryResult
+    ) -> tuple[str, str, float | None, str] | None:
+        """Return the final (status, verdict, score, reason) if this interval ends the analysis."""
+        if index == analysis.intervals_total - 1:
+            return (
+                COMPLETED,
+                result.verdict.value,
+                result.score,
+                (f"final interval {index + 1} of {analysis.intervals_total}: {result.reason}"),
+            )
+        if analysis.fail_fast and result.verdict is Verdict.FAIL:
+            return (
+                COMPLETED,
+                Verdict.FAIL.value,
+                result.score,
+                (f"failed fast at interval {index + 1} of {analysis.intervals_total}: {result.reason}"),
+            )
+        return None
+
+    def _source_failed(self, analysis: AnalysisRecord, index: int, exc: SourceError) -> bool | None:
+        self.metrics.source_errors.labels(analysis.source).inc()
+        key = (analysis.id, index)
+        self._failures[key] = self._failures.get(key, 0) + 1
+        attempts = self._failures[key]
+        if attempts >= self.retry_limit:
+            self._failures.pop(key, None)
+            reason = f"metrics source failed {attempts} times at interval {index + 1}: {exc}"
+            self._finish(analysis, FAILED, Verdict.FAIL.value, None, reason, error=str(exc))
+            return True
+        delay = min(30.0, max(2.0, analysis.interval_s / 4))
+        log.warning(
+            "analysis %s interval %d: %s; retry %d in %.0f s", analysis.id, index + 1, exc, attempts, delay
+        )
+        self.schedule(analysis.id, delay=delay)
+        return None
+
+    def _finish(
+        self,
+        analysis: AnalysisRecord,
+        status: str,
+        verdict: str,
+        score: float | None,
+        reason: str,
+        *,
+        error: str | None = None,
+    ) -> None:
+        with self._lock:
+            self.store.finish_analysis(analysis.id, status, verdict, score, reason, error=error)
+        self._notify(analysis.id)
+
+    def _notify(self, analysis_id: str) -> None:
+        if self.on_finish is None:
+            return
+        record = self.store.get_analysis(analysis_id, with_intervals=False)
+        if record is not None and record.complete:
+            try:
+                self.on_finish(record)
+            except Exception:  # a notification must never change or delay a verdict
+                log.exception("analysis %s: on_finish hook failed", analysis_id)
+
+
+def interval_count(lifetime_s: float, interval_s: float) -> int:
+    """Return how many intervals a lifetime holds (at least one)."""
+    if interval_s <= 0:
+        raise KayentaError("interval must be positive")
+    return max(1, int(lifetime_s // interval_s + 1e-9))

@@ -1,0 +1,201 @@
+"""The service's parts wired together: settings, store, sources, runner, analyses."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge
+
+from kayenta_py._config import CanaryConfig, load_config
+from kayenta_py._errors import ConfigError, ConfigIssue, KayentaError
+from kayenta_py._model import Thresholds
+from kayenta_py._registry import Registry, default_registry
+from kayenta_py._runner import AnalysisRunner, RunnerMetrics, interval_count
+from kayenta_py._settings import Settings, parse_duration
+from kayenta_py._source import MetricsSource
+from kayenta_py._store import STATUSES, AnalysisRecord, Store
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    """Everything the HTTP API needs: the store, the runner, the sources and metrics."""
+
+    def __init__(self, settings: Settings, *, registry: Registry | None = None) -> None:
+        self.settings = settings
+        self.registry = registry or default_registry()
+        self.store = Store(settings.resolved_database_url)
+        self.metrics_registry = CollectorRegistry()
+        self.runner_metrics = RunnerMetrics.create(self.metrics_registry)
+        self._analyses_gauge = Gauge(
+            "kayenta_analyses", "Analyses by status", ["status"], registry=self.metrics_registry
+        )
+        self._sources: dict[str, MetricsSource] = {}
+        self._sources_lock = threading.Lock()
+        self.runner = AnalysisRunner(
+            self.store,
+            self.source,
+            registry=self.registry,
+            metrics=self.runner_metrics,
+            concurrency=settings.fetch_concurrency,
+            retry_limit=settings.source_retry_limit,
+        )
+        self.started = False
+
+    def start(self) -> None:
+        """Migrate the database, then resume running analyses."""
+        self.store.migrate()
+        resumed = self.runner.start()
+        self.started = True
+        log.info("kayenta-py service started on %r; %d analyses resumed", self.store, resumed)
+
+    def stop(self) -> None:
+        """Stop the scheduler and close the database."""
+        self.runner.shutdown()
+        self.store.close()
+        self.started = False
+
+    # ------------------------------------------------------------ sources
+
+    def source_names(self) -> list[str]:
+        """Return the sources analyses may name."""
+        names = ["demo"]
+        if self.settings.prometheus_url:
+            names.insert(0, "prometheus")
+        return names
+
+    def default_source(self) -> str:
+        """Return the source used when an analysis names none."""
+        return self.settings.default_source or ("prometheus" if self.settings.prometheus_url else "demo")
+
+    def source(self, name: str) -> MetricsSource:
+        """Return the metrics source called ``name``, built once."""
+        with self._sources_lock:
+            if name not in self._sources:
+                self._sources[name] = self._build_source(name)
+            return self._sources[name]
+
+    def _build_source(self, name: str) -> MetricsSource:
+        if name == "prometheus":
+            if not self.settings.prometheus_url:
+                raise KayentaError("source 'prometheus': KAYENTA_PROMETHEUS_URL is not set")
+            token = self.settings.prometheus_token
+            source: MetricsSource = self.registry.source_class("prometheus")(
+                self.settings.prometheus_url,
+                bearer_token=token.get_secret_value() if token else None,
+                timeout=self.settings.prometheus_timeout,
+                retries=self.settings.prometheus_retries,
+                pool_size=max(32, self.settings.fetch_concurrency),
+            )
+            return source
+        if name == "demo":
+            demo: MetricsSource = self.registry.source_class("demo")()
+            return demo
+        raise KayentaError(f"unknown source {name!r} (known: {', '.join(self.source_names())})")
+
+    # ------------------------------------------------------------ analyses
+
+    def resolve_config(
+        self, config: Mapping[str, Any] | None, config_name: str | None, config_version: int | None = None
+    ) -> tuple[CanaryConfig, dict[str, Any], str | None, int | None]:
+        """Return the validated config, its body, and the stored name and version it came from."""
+        if (config is None) == (config_name is None):
+            raise ConfigError([ConfigIssue("config", "give exactly one of config and config_name")])
+        if config is not None:
+            body = dict(config)
+            return load_config(body, registry=self.registry), body, None, None
+        assert config_name is not None
+        record = self.store.get_config(config_name, config_version)
+        if record is None:
+            raise LookupError(
+                f"no config {config_name!r}" + (f" version {config_version}" if config_version else "")
+            )
+        return (
+            load_config(record.body, registry=self.registry),
+            dict(record.body),
+            config_name,
+            record.version,
+        )
+
+    def create_analysis(
+        self,
+        *,
+        config: Mapping[str, Any] | None,
+        config_name: str | None,
+        baseline_scope: str,
+        canary_scope: str,
+        scope_params: Mapping[str, str] | None = None,
+        location: str = "",
+        source: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        lifetime: str | float | None = None,
+        interval: str | float | None = None,
+        warmup: str | float | None = 0,
+        lookback: str | float | None = None,
+        step: float = 60.0,
+        thresholds: Mapping[str, float] | None = None,
+        fail_fast: bool = True,
+        kind: str = "native",
+        extra: Mapping[str, Any] | None = None,
+    ) -> AnalysisRecord:
+        """Validate and store a new analysis, then schedule it."""
+        parsed, body, name, version = self.resolve_config(config, config_name)
+        source_name = source or self.default_source()
+        self.source(source_name)  # an unknown or unconfigured source fails now, not at the first interval
+        now = time.time()
+        start_ts = now if start is None else start
+        warmup_s = parse_duration(warmup or 0, "warmup")
+        if end is not None:
+            if lifetime is not None:
+                raise KayentaError("end and lifetime: give one of them")
+            if end <= start_ts + warmup_s:
+                raise KayentaError("end: must come after start (and warmup)")
+            lifetime_s = end - start_ts - warmup_s
+        else:
+            lifetime_s = parse_duration(lifetime if lifetime is not None else "PT30M", "lifetime")
+        interval_s = parse_duration(interval, "interval") if interval is not None else lifetime_s
+        if interval_s <= 0 or lifetime_s <= 0:
+            raise KayentaError("lifetime and interval must be positive")
+        if interval_s > lifetime_s:
+            raise KayentaError(f"interval ({interval_s:g} s) is longer than the lifetime ({lifetime_s:g} s)")
+        lookback_s = parse_duration(lookback, "lookback") if lookback is not None else None
+        if step <= 0:
+            raise KayentaError("step must be positive")
+        limits = Thresholds(
+            float((thresholds or {}).get("pass", parsed.thresholds.pass_)),
+            float((thresholds or {}).get("marginal", parsed.thresholds.marginal)),
+        )
+        record = self.store.create_analysis(
+            kind=kind,
+            config_name=name,
+            config_version=version,
+            config_body=body,
+            baseline_scope=baseline_scope,
+            canary_scope=canary_scope,
+            location=location,
+            scope_params=dict(scope_params or {}),
+            source=source_name,
+            start_ts=start_ts,
+            lifetime_s=lifetime_s,
+            interval_s=interval_s,
+            warmup_s=warmup_s,
+            lookback_s=lookback_s,
+            step_s=step,
+            thresholds=limits.to_dict(),
+            fail_fast=fail_fast,
+            intervals_total=interval_count(lifetime_s, interval_s),
+            extra=dict(extra or {}),
+        )
+        self.runner.schedule(record.id)
+        return record
+
+    def update_gauges(self) -> None:
+        """Refresh the analyses-by-status gauge (called when /metrics is scraped)."""
+        for status in STATUSES:
+            _, total = self.store.list_analyses(status=status, limit=1)
+            self._analyses_gauge.labels(status).set(total)
