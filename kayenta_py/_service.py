@@ -126,6 +126,7 @@ class Service:
         *,
         config: Mapping[str, Any] | None,
         config_name: str | None,
+        config_version: int | None = None,
         baseline_scope: str,
         canary_scope: str,
         scope_params: Mapping[str, str] | None = None,
@@ -144,7 +145,7 @@ class Service:
         extra: Mapping[str, Any] | None = None,
     ) -> AnalysisRecord:
         """Validate and store a new analysis, then schedule it."""
-        parsed, body, name, version = self.resolve_config(config, config_name)
+        parsed, body, name, version = self.resolve_config(config, config_name, config_version)
         source_name = source or self.default_source()
         self.source(source_name)  # an unknown or unconfigured source fails now, not at the first interval
         now = time.time()
