@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from kayenta_py import __version__
 from kayenta_py._config import load_config
 from kayenta_py._errors import ConfigError, KayentaError
+from kayenta_py._flagger import flagger_router
+from kayenta_py._kayenta_api import kayenta_router
 from kayenta_py._model import Thresholds
 from kayenta_py._pipeline import judge as judge_canary
 from kayenta_py._service import Service
@@ -134,6 +136,10 @@ def create_app(
         field, _, message = str(exc).partition(": ")
         loc = ["body", field] if message and field.isidentifier() else ["body"]
         return JSONResponse({"detail": [{"loc": loc, "msg": str(exc)}]}, status_code=422)
+
+    compat = _compat_guard(service)
+    app.include_router(kayenta_router(service, compat))
+    app.include_router(flagger_router(service, compat))
 
     # ------------------------------------------------------------ health
 
@@ -425,6 +431,22 @@ def _auth(service: Service, scope: str) -> Callable[..., None]:
             raise HTTPException(401, "invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
         if not match.allows(scope):
             raise HTTPException(403, f"this token has the {match.scope} scope; {scope} is required")
+
+    return check
+
+
+def _compat_guard(service: Service) -> Callable[..., None]:
+    """Authorize Kayenta-compatible and Flagger calls: reads need read, the rest write.
+
+    Argo Rollouts' kayenta provider and Flagger's webhooks send no credentials; with
+    ``compat_endpoints_open`` these endpoints skip the token check (protect them by network).
+    """
+    read, write = _auth(service, "read"), _auth(service, "write")
+
+    def check(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+        if service.settings.compat_endpoints_open:
+            return
+        (read if request.method in ("GET", "HEAD") else write)(authorization)
 
     return check
 

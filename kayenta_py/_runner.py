@@ -183,7 +183,11 @@ class AnalysisRunner:
                 config,
                 source,
                 Scope(analysis.baseline_scope, analysis.location, analysis.scope_params),
-                Scope(analysis.canary_scope, analysis.location, analysis.scope_params),
+                Scope(
+                    analysis.canary_scope,
+                    analysis.extra.get("canary_location", analysis.location),
+                    analysis.extra.get("canary_scope_params", analysis.scope_params),
+                ),
                 start=window[0],
                 end=window[1],
                 step=analysis.step_s,

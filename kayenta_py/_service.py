@@ -142,6 +142,7 @@ class Service:
         thresholds: Mapping[str, float] | None = None,
         fail_fast: bool = True,
         kind: str = "native",
+        external_key: str | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> AnalysisRecord:
         """Validate and store a new analysis, then schedule it."""
@@ -173,6 +174,7 @@ class Service:
         )
         record = self.store.create_analysis(
             kind=kind,
+            external_key=external_key,
             config_name=name,
             config_version=version,
             config_body=body,

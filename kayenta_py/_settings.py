@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     fetch_concurrency: int = Field(8, ge=1, le=256)
     public_url: str | None = Field(None, description="base of links in answers and reports")
     source_retry_limit: int = Field(3, ge=1, description="failed fetches of one interval before it fails")
+    compat_endpoints_open: bool = Field(
+        False, description="Kayenta-compatible and Flagger endpoints need no token (clients send none)"
+    )
 
     @field_validator("api_tokens")
     @classmethod

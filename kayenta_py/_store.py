@@ -87,6 +87,7 @@ class AnalysisRecord(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     kind: Mapped[str] = mapped_column(String(40), default="native")
+    external_key: Mapped[str | None] = mapped_column(String(500), nullable=True, index=True)
     config_name: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
     config_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     config_body: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -449,6 +450,16 @@ class Store:
             ).all()
             return list(rows), int(total)
 
+    def find_analysis(self, kind: str, external_key: str) -> AnalysisRecord | None:
+        """Return the newest analysis a client created under ``external_key``, or None."""
+        with self.session() as session:
+            return session.scalar(
+                select(AnalysisRecord)
+                .where(AnalysisRecord.kind == kind, AnalysisRecord.external_key == external_key)
+                .order_by(AnalysisRecord.created_ts.desc())
+                .limit(1)
+            )
+
     def running_analyses(self) -> list[AnalysisRecord]:
         """Return every analysis still running (to resume after a restart)."""
         with self.session() as session:
@@ -495,7 +506,7 @@ class Store:
                         score=result.score,
                         verdict=result.verdict.value,
                         reason=result.reason,
-                        result=result.to_dict(),
+                        result={**result.to_dict(), "kayenta": result.to_kayenta()},
                         pairs=pairs_to_json(pairs),
                     )
                 )

@@ -3,7 +3,9 @@
 The value of a metric at a time is a deterministic function of (scope, metric,
 time), so a restarted service fetches exactly the same data again. A scope
 whose name contains ``regressed`` has slower latency (x1.5), more errors (x4)
-and a hotter CPU (x1.25); every other scope is healthy.
+and a hotter CPU (x1.25); every other scope is healthy. Values follow the metric's
+kind; a ``custom`` metric (every metric of a Kayenta config) gets the kind its name
+suggests (``error``, ``latency``, ``cpu``, ``orders``...).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ class DemoSource:
         seed = zlib.crc32(f"{metric.name}/{scope}".encode()) * 1_000_003 + int(timestamp * 1000)
         rng = np.random.default_rng(seed % 2**63)
         load = 1.0 + 0.15 * math.sin(2 * math.pi * timestamp / 3600.0)
-        kind = metric.kind
+        kind = _kind(metric)
         if kind is MetricKind.ERRORS:
             return 0.002 * (4.0 if regressed else 1.0) * float(rng.gamma(8.0, 1 / 8.0))
         if kind is MetricKind.LATENCY:
@@ -57,3 +59,22 @@ class DemoSource:
         if kind is MetricKind.BUSINESS:
             return float(rng.poisson(120.0 * load))
         return 100.0 * load * float(rng.normal(1.0, 0.05))
+
+
+_NAME_HINTS = (
+    (("error", "fail", "5xx"), MetricKind.ERRORS),
+    (("latency", "duration", "p99", "p95", "p50", "response"), MetricKind.LATENCY),
+    (("cpu", "memory", "saturation", "utilization"), MetricKind.SATURATION),
+    (("order", "revenue", "checkout", "conversion"), MetricKind.BUSINESS),
+)
+
+
+def _kind(metric: MetricConfig) -> MetricKind:
+    """Return the metric's kind; for a ``custom`` metric (all of Kayenta's), guess it from the name."""
+    if metric.kind is not MetricKind.CUSTOM:
+        return metric.kind
+    name = metric.name.lower()
+    for words, kind in _NAME_HINTS:
+        if any(word in name for word in words):
+            return kind
+    return MetricKind.CUSTOM

@@ -1,0 +1,158 @@
+"""Flagger webhooks: ``POST /api/v1/flagger/{hook}``.
+
+Flagger counts only 200-202 as success. The first call for a (namespace, name,
+checksum) starts an analysis; later calls answer from it:
+
+* ``confirm-rollout``, ``pre-rollout``, ``rollout``, ``confirm-traffic-increase``:
+  200 unless the analysis is failing (then 409 with the reason);
+* ``confirm-promotion``: 200 only on a conclusive pass; while pending 425 (Flagger
+  waits without counting a failure), after a fail 409;
+* ``rollback``: 200 only when the canary failed ("roll back now"), else 409;
+* ``post-rollout``, ``event``: 200, acknowledged.
+
+Answers are short plain-text reasons, which Flagger shows in its events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from kayenta_py._errors import ConfigError, KayentaError
+from kayenta_py._service import Service
+from kayenta_py._store import AnalysisRecord
+
+HOOKS = (
+    "confirm-rollout",
+    "pre-rollout",
+    "rollout",
+    "confirm-traffic-increase",
+    "confirm-promotion",
+    "rollback",
+    "post-rollout",
+    "event",
+)
+_STARTING = frozenset(
+    {"confirm-rollout", "pre-rollout", "rollout", "confirm-traffic-increase", "confirm-promotion"}
+)
+_METADATA = (
+    "config",
+    "baseline_scope",
+    "canary_scope",
+    "lifetime",
+    "interval",
+    "step",
+    "mode",
+    "warmup",
+    "lookback",
+    "source",
+    "location",
+)
+
+
+class FlaggerPayload(BaseModel):
+    """Flagger's webhook payload (unknown fields are accepted, as Flagger adds some over time)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1)
+    namespace: str = Field(min_length=1)
+    phase: str = ""
+    checksum: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+def flagger_router(service: Service, guard: Callable[..., None]) -> APIRouter:
+    """Return the router with Flagger's webhooks."""
+    router = APIRouter(tags=["flagger"], dependencies=[Depends(guard)])
+
+    @router.post("/api/v1/flagger/{hook}", response_class=PlainTextResponse)
+    def webhook(hook: str, payload: FlaggerPayload) -> PlainTextResponse:
+        """Answer one Flagger webhook for a canary, starting its analysis on the first call."""
+        if hook not in HOOKS:
+            return _text(404, f"unknown hook {hook!r}; use one of {', '.join(HOOKS)}")
+        key = f"{payload.namespace}/{payload.name}/{payload.checksum}"
+        record = service.store.find_analysis("flagger", key)
+        if record is None:
+            if hook not in _STARTING:
+                if hook == "rollback":
+                    return _text(409, "no analysis for this canary revision: nothing to roll back")
+                return _text(200, "acknowledged")
+            try:
+                record = _start(service, payload, key)
+            except (ConfigError, KayentaError, LookupError) as exc:
+                return _text(400, f"cannot start the analysis: {_short(str(exc))}")
+            if hook != "confirm-promotion":
+                return _text(200, f"analysis {record.id} started")
+        return _answer(hook, record)
+
+    return router
+
+
+def _start(service: Service, payload: FlaggerPayload, key: str) -> AnalysisRecord:
+    meta: Mapping[str, Any] = payload.metadata
+    config_name = meta.get("config")
+    if not config_name:
+        raise KayentaError("metadata.config: name a stored canary config")
+    mode = str(meta.get("mode", "fixed"))
+    if mode not in ("fixed",):
+        raise KayentaError(f"metadata.mode: {mode!r} is not supported yet (use 'fixed')")
+    unknown = sorted(set(meta) - set(_METADATA))
+    return service.create_analysis(
+        config=None,
+        config_name=str(config_name),
+        baseline_scope=str(meta.get("baseline_scope") or f"{payload.name}-primary"),
+        canary_scope=str(meta.get("canary_scope") or payload.name),
+        scope_params={"namespace": payload.namespace, "name": payload.name},
+        location=str(meta.get("location", "")),
+        source=meta.get("source"),
+        lifetime=meta.get("lifetime"),
+        interval=meta.get("interval"),
+        warmup=meta.get("warmup", 0),
+        lookback=meta.get("lookback"),
+        step=float(meta.get("step", 60)),
+        kind="flagger",
+        external_key=key,
+        extra={
+            "flagger": payload.model_dump(),
+            "warnings": [f"metadata.{k}: unknown field, ignored" for k in unknown],
+        },
+    )
+
+
+def _answer(hook: str, record: AnalysisRecord) -> PlainTextResponse:
+    failing = record.verdict == "fail"
+    passed = record.complete and record.verdict == "pass"
+    summary = f"analysis {record.id}: {record.verdict}" + (
+        f" (score {record.score:g})" if record.score is not None else ""
+    )
+    if hook in ("post-rollout", "event"):
+        return _text(200, f"acknowledged; {summary}")
+    if hook == "rollback":
+        return (
+            _text(200, f"roll back: {summary}: {_short(record.reason)}")
+            if failing and record.complete
+            else _text(409, f"no rollback: {summary}")
+        )
+    if hook == "confirm-promotion":
+        if passed:
+            return _text(200, f"promote: {summary}")
+        if failing:
+            return _text(409, f"do not promote: {summary}: {_short(record.reason)}")
+        return _text(425, f"waiting: {summary}, not complete yet")
+    if failing:
+        return _text(409, f"canary failing: {summary}: {_short(record.reason)}")
+    return _text(200, summary)
+
+
+def _text(status: int, message: str) -> PlainTextResponse:
+    return PlainTextResponse(message + "\n", status_code=status)
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,583 @@
+"""Kayenta's HTTP API, so that Argo Rollouts' kayenta provider, Spinnaker's canary stage and
+Kayenta's RemoteJudge work against kayenta-py by changing one address.
+
+Field names and semantics follow Kayenta's controllers: ``/canaryConfig``, ``/canary``,
+``/standalone_canary_analysis``, ``/judge``, ``/judges``, ``/credentials``,
+``/metricsServices``. Like Kayenta, unknown request fields are accepted; unlike Kayenta, each
+is reported in the execution's ``warnings``.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response
+
+from kayenta_py._config import load_config
+from kayenta_py._model import MetricSet, MetricSetPair, Thresholds
+from kayenta_py._pipeline import judge_pairs
+from kayenta_py._registry import did_you_mean
+from kayenta_py._service import Service
+from kayenta_py._store import CANCELLED, COMPLETED, FAILED, AnalysisRecord
+
+CONFIG_ACCOUNT = "kayenta-py"
+KAYENTA_JUDGE = "NetflixACAJudge-v1.0"
+
+JsonBody = Annotated[dict[str, Any], Body()]
+_SCOPE_FIELDS = ("scope", "location", "region", "start", "end", "step", "extendedScopeParams", "type")
+_EXECUTION_FIELDS = ("scopes", "thresholds", "siteLocal")
+_STANDALONE_SCOPE_FIELDS = (
+    "scopeName",
+    "controlScope",
+    "controlLocation",
+    "experimentScope",
+    "experimentLocation",
+    "startTimeIso",
+    "endTimeIso",
+    "startTimeMillis",
+    "endTimeMillis",
+    "step",
+    "extendedScopeParams",
+)
+_STANDALONE_FIELDS = (
+    "scopes",
+    "thresholds",
+    "lifetimeDurationMins",
+    "beginAfterMins",
+    "lookbackMins",
+    "analysisIntervalMins",
+    "siteLocal",
+)
+
+
+def kayenta_router(service: Service, guard: Callable[..., None]) -> APIRouter:
+    """Return the router with Kayenta's endpoints; ``guard`` authorizes each call."""
+    router = APIRouter(tags=["kayenta"], dependencies=[Depends(guard)])
+
+    # ------------------------------------------------------------ canary configs
+
+    @router.get("/canaryConfig")
+    def list_canary_configs(
+        application: str | None = None,
+        configurationAccountName: str | None = None,  # noqa: N803
+    ) -> list[dict[str, Any]]:
+        """Kayenta's canary config list, optionally for one application."""
+        out = []
+        for record in service.store.list_configs():
+            applications = record.body.get("applications") or []
+            if application and application not in applications:
+                continue
+            out.append(
+                {
+                    "id": record.name,
+                    "name": record.body.get("name", record.name),
+                    "updatedTimestamp": int(record.created_ts * 1000),
+                    "updatedTimestampIso": _iso(record.created_ts),
+                    "applications": applications,
+                }
+            )
+        return out
+
+    @router.post("/canaryConfig")
+    def create_canary_config(
+        body: JsonBody,
+        configurationAccountName: str | None = None,  # noqa: N803
+    ) -> dict[str, str]:
+        """Store a canary config; answer its id."""
+        load_config(body, registry=service.registry)
+        config_id = str(body.get("id") or uuid.uuid4().hex)
+        service.store.create_config(config_id, {k: v for k, v in body.items() if k != "id"})
+        return {"canaryConfigId": config_id}
+
+    @router.get("/canaryConfig/{config_id}")
+    def get_canary_config(config_id: str, configurationAccountName: str | None = None) -> dict[str, Any]:  # noqa: N803
+        """A stored canary config, with its id."""
+        record = service.store.get_config(config_id)
+        if record is None:
+            raise HTTPException(404, f"no canary config {config_id!r}")
+        return {**record.body, "id": config_id}
+
+    @router.put("/canaryConfig/{config_id}")
+    def update_canary_config(
+        config_id: str,
+        body: JsonBody,
+        configurationAccountName: str | None = None,  # noqa: N803
+    ) -> dict[str, str]:
+        """Replace a canary config (its earlier versions stay in the history)."""
+        load_config(body, registry=service.registry)
+        if service.store.get_config(config_id) is None:
+            raise HTTPException(404, f"no canary config {config_id!r}")
+        service.store.update_config(config_id, {k: v for k, v in body.items() if k != "id"})
+        return {"canaryConfigId": config_id}
+
+    @router.delete("/canaryConfig/{config_id}", status_code=204)
+    def delete_canary_config(config_id: str, configurationAccountName: str | None = None) -> Response:  # noqa: N803
+        """Delete a canary config."""
+        if service.store.get_config(config_id) is None:
+            raise HTTPException(404, f"no canary config {config_id!r}")
+        service.store.delete_config(config_id)
+        return Response(status_code=204)
+
+    # ------------------------------------------------------------ canary executions
+
+    @router.post("/canary/{config_id}")
+    def start_canary(
+        config_id: str,
+        request: Request,
+        body: JsonBody,
+    ) -> dict[str, str]:
+        """Start a canary execution with a stored config (Argo Rollouts, Spinnaker)."""
+        record = service.store.get_config(config_id)
+        if record is None:
+            raise HTTPException(404, f"no canary config {config_id!r}")
+        return _start_execution(service, dict(record.body), config_id, body, dict(request.query_params))
+
+    @router.post("/canary")
+    def start_adhoc_canary(request: Request, body: JsonBody) -> dict[str, str]:
+        """Start a canary execution with an inline config: ``{canaryConfig, executionRequest}``."""
+        config, execution = body.get("canaryConfig"), body.get("executionRequest")
+        if not isinstance(config, dict) or not isinstance(execution, dict):
+            raise _bad("body", "an ad hoc canary needs canaryConfig and executionRequest objects")
+        warnings = [
+            f"{k}: unknown field, ignored" for k in body if k not in ("canaryConfig", "executionRequest")
+        ]
+        return _start_execution(service, config, None, execution, dict(request.query_params), warnings)
+
+    @router.get("/canary/{execution_id}")
+    def canary_status(execution_id: str, storageAccountName: str | None = None) -> dict[str, Any]:  # noqa: N803
+        """Kayenta's CanaryExecutionStatusResponse."""
+        record = service.store.get_analysis(execution_id)
+        if record is None or record.kind != "kayenta":
+            raise HTTPException(404, f"no canary execution {execution_id!r}")
+        return execution_status(record)
+
+    # ------------------------------------------------------------ standalone canary analysis
+
+    @router.post("/standalone_canary_analysis/{config_id}")
+    def start_standalone(config_id: str, request: Request, body: JsonBody) -> dict[str, str]:
+        """Start a standalone canary analysis (several intervals) with a stored config."""
+        record = service.store.get_config(config_id)
+        if record is None:
+            raise HTTPException(404, f"no canary config {config_id!r}")
+        return _start_standalone(service, dict(record.body), config_id, body, dict(request.query_params))
+
+    @router.post("/standalone_canary_analysis")
+    def start_adhoc_standalone(request: Request, body: JsonBody) -> dict[str, str]:
+        """Start a standalone canary analysis with an inline config."""
+        config, execution = body.get("canaryConfig"), body.get("executionRequest")
+        if not isinstance(config, dict) or not isinstance(execution, dict):
+            raise _bad("body", "an ad hoc analysis needs canaryConfig and executionRequest objects")
+        return _start_standalone(service, config, None, execution, dict(request.query_params))
+
+    @router.get("/standalone_canary_analysis/{execution_id}")
+    def standalone_status(execution_id: str) -> dict[str, Any]:
+        """Kayenta's CanaryAnalysisExecutionStatusResponse."""
+        record = service.store.get_analysis(execution_id)
+        if record is None or record.kind != "kayenta-standalone":
+            raise HTTPException(404, f"no canary analysis execution {execution_id!r}")
+        return standalone_document(record)
+
+    # ------------------------------------------------------------ judging and accounts
+
+    @router.post("/judge")
+    def remote_judge(body: JsonBody) -> dict[str, Any]:
+        """Kayenta's RemoteJudge contract: ``{canaryConfig, scoreThresholds, metricSetPairList}``."""
+        config_body = body.get("canaryConfig")
+        pairs_body = body.get("metricSetPairList")
+        if not isinstance(config_body, dict):
+            raise _bad("canaryConfig", "required: the canary config to judge with")
+        if not isinstance(pairs_body, list):
+            raise _bad("metricSetPairList", "required: a list of metric set pairs")
+        config = load_config(config_body, registry=service.registry)
+        thresholds = _thresholds(body.get("scoreThresholds"), config.thresholds)
+        pairs = [_pair(p, i) for i, p in enumerate(pairs_body)]
+        known = {m.name for m in config.metrics}
+        for pair in pairs:
+            if pair.name not in known:
+                raise _bad(
+                    "metricSetPairList",
+                    f"metric {pair.name!r} is not in the canary config{did_you_mean(pair.name, known)}",
+                )
+        result = judge_pairs(config, pairs, thresholds=thresholds, registry=service.registry)
+        return result.to_kayenta()
+
+    @router.get("/judges")
+    def judges() -> list[dict[str, Any]]:
+        """The judges a canary config may name."""
+        names = [KAYENTA_JUDGE] + [f"{n}-v1.0" for n in service.registry.judge_names()]
+        return [{"name": name, "visible": True} for name in dict.fromkeys(names)]
+
+    @router.get("/credentials")
+    def credentials() -> list[dict[str, Any]]:
+        """The configured accounts: metrics sources, and the store for configs and results."""
+        accounts = [_source_account(service, name) for name in service.source_names()]
+        accounts.append(
+            {
+                "name": CONFIG_ACCOUNT,
+                "type": "kayenta-py",
+                "supportedTypes": ["CONFIGURATION_STORE", "OBJECT_STORE"],
+            }
+        )
+        return accounts
+
+    @router.get("/metricsServices")
+    def metrics_services() -> list[dict[str, Any]]:
+        """The metrics services, as Kayenta lists them."""
+        return [_source_account(service, name) for name in service.source_names()]
+
+    return router
+
+
+# ---------------------------------------------------------------- executions
+
+
+def _start_execution(
+    service: Service,
+    config: dict[str, Any],
+    config_id: str | None,
+    execution: Mapping[str, Any],
+    query: Mapping[str, str],
+    warnings: list[str] | None = None,
+) -> dict[str, str]:
+    warnings = list(warnings or [])
+    warnings += _unknown(execution, _EXECUTION_FIELDS, "executionRequest")
+    parsed = load_config(config, registry=service.registry)
+    warnings += list(parsed.warnings)
+    scopes = execution.get("scopes")
+    if not isinstance(scopes, Mapping) or not scopes:
+        raise _bad("scopes", "required: {<scopeName>: {controlScope, experimentScope}}")
+    name, pair = _scope_pair(scopes, {m.scope_name for m in parsed.metrics})
+    control, experiment = pair.get("controlScope"), pair.get("experimentScope")
+    if not isinstance(control, Mapping) or not isinstance(experiment, Mapping):
+        raise _bad(f"scopes.{name}", "needs controlScope and experimentScope objects")
+    for side, scope in (("controlScope", control), ("experimentScope", experiment)):
+        warnings += _unknown(scope, _SCOPE_FIELDS, f"scopes.{name}.{side}")
+    start = _time(control.get("start"), f"scopes.{name}.controlScope.start")
+    end = _time(control.get("end"), f"scopes.{name}.controlScope.end")
+    if (_time(experiment.get("start"), "s"), _time(experiment.get("end"), "e")) != (start, end):
+        raise _bad(
+            f"scopes.{name}.experimentScope",
+            "start and end must equal the controlScope's "
+            "(kayenta-py compares both scopes over the same window)",
+        )
+    step = _number(control.get("step", 60), f"scopes.{name}.controlScope.step")
+    source, more = _source(service, query.get("metricsAccountName"))
+    warnings += more
+    thresholds = _thresholds(execution.get("thresholds"), parsed.thresholds)
+    record = service.create_analysis(
+        config=config,
+        config_name=None,
+        baseline_scope=str(control.get("scope", "")),
+        canary_scope=str(experiment.get("scope", "")),
+        scope_params=_params(control.get("extendedScopeParams")),
+        location=_location(control),
+        source=source,
+        start=start,
+        end=end,
+        step=step,
+        thresholds=thresholds.to_dict(),
+        kind="kayenta",
+        extra={
+            "canary_location": _location(experiment),
+            "canary_scope_params": _params(experiment.get("extendedScopeParams")),
+            "request": dict(execution),
+            "query": dict(query),
+            "config_id": config_id,
+            "warnings": warnings,
+        },
+    )
+    return {"canaryExecutionId": record.id}
+
+
+def _start_standalone(
+    service: Service,
+    config: dict[str, Any],
+    config_id: str | None,
+    request: Mapping[str, Any],
+    query: Mapping[str, str],
+) -> dict[str, str]:
+    warnings = _unknown(request, _STANDALONE_FIELDS, "executionRequest")
+    parsed = load_config(config, registry=service.registry)
+    scopes = request.get("scopes")
+    if not isinstance(scopes, list) or not scopes or not isinstance(scopes[0], Mapping):
+        raise _bad("scopes", "required: a list of {controlScope, experimentScope, ...}")
+    if len(scopes) > 1:
+        warnings.append(f"scopes: {len(scopes)} given; kayenta-py analyzes the first only")
+    scope = scopes[0]
+    warnings += _unknown(scope, _STANDALONE_SCOPE_FIELDS, "scopes[0]")
+    lifetime = _number(request.get("lifetimeDurationMins"), "lifetimeDurationMins") * 60
+    interval = _number(request.get("analysisIntervalMins", lifetime / 60), "analysisIntervalMins") * 60
+    warmup = _number(request.get("beginAfterMins", 0), "beginAfterMins") * 60
+    lookback = _number(request.get("lookbackMins", 0), "lookbackMins") * 60
+    start = _time(scope.get("startTimeIso") or scope.get("startTimeMillis"), "scopes[0].startTimeIso", True)
+    source, more = _source(service, query.get("metricsAccountName"))
+    warnings += more
+    record = service.create_analysis(
+        config=config,
+        config_name=None,
+        baseline_scope=str(scope.get("controlScope", "")),
+        canary_scope=str(scope.get("experimentScope", "")),
+        scope_params=_params(scope.get("extendedScopeParams")),
+        location=str(scope.get("controlLocation", "")),
+        source=source,
+        start=start,
+        lifetime=lifetime,
+        interval=interval,
+        warmup=warmup,
+        lookback=lookback or None,
+        step=_number(scope.get("step", 60), "scopes[0].step"),
+        thresholds=_thresholds(request.get("thresholds"), parsed.thresholds).to_dict(),
+        kind="kayenta-standalone",
+        extra={
+            "canary_location": str(scope.get("experimentLocation", scope.get("controlLocation", ""))),
+            "request": dict(request),
+            "query": dict(query),
+            "config_id": config_id,
+            "warnings": warnings,
+        },
+    )
+    return {"canaryAnalysisExecutionId": record.id}
+
+
+def execution_status(record: AnalysisRecord) -> dict[str, Any]:
+    """Return Kayenta's CanaryExecutionStatusResponse for an analysis."""
+    extra, query = record.extra, record.extra.get("query", {})
+    end_ts = record.start_ts + record.warmup_s + record.lifetime_s
+    last = record.intervals[-1] if record.intervals else None
+    result = None
+    if record.status == COMPLETED and last is not None:
+        result = {
+            "judgeResult": last.result.get("kayenta"),
+            "canaryDuration": _duration(end_ts - record.start_ts),
+            "metricSetPairListId": record.id,
+        }
+    return {
+        "application": query.get("application"),
+        "parentPipelineExecutionId": query.get("parentPipelineExecutionId"),
+        "pipelineId": record.id,
+        "canaryConfigId": extra.get("config_id"),
+        "complete": record.complete,
+        "status": _status(record),
+        "exception": _exception(record),
+        "result": result,
+        "config": record.config_body,
+        "canaryExecutionRequest": extra.get("request"),
+        "metricSetPairListId": record.id if last is not None else None,
+        "buildTimeMillis": int(record.created_ts * 1000),
+        "buildTimeIso": _iso(record.created_ts),
+        "startTimeMillis": int(record.start_ts * 1000),
+        "startTimeIso": _iso(record.start_ts),
+        "endTimeMillis": int(end_ts * 1000),
+        "endTimeIso": _iso(end_ts),
+        "storageAccountName": query.get("storageAccountName"),
+        "configurationAccountName": query.get("configurationAccountName"),
+        "metricsAccountName": query.get("metricsAccountName"),
+        "warnings": extra.get("warnings", []),
+    }
+
+
+def standalone_document(record: AnalysisRecord) -> dict[str, Any]:
+    """Return Kayenta's CanaryAnalysisExecutionStatusResponse for a standalone analysis."""
+    extra, query = record.extra, record.extra.get("query", {})
+    status = _status(record)
+    executions = [
+        {
+            "executionId": f"{record.id}-{interval.index}",
+            "executionStatus": "SUCCEEDED",
+            "result": {"judgeResult": interval.result.get("kayenta")},
+            "warnings": [],
+        }
+        for interval in record.intervals
+    ]
+    result = None
+    if record.complete:
+        passed = record.status == COMPLETED and record.verdict == "pass"
+        result = {
+            "didPassThresholds": passed,
+            "hasWarnings": bool(extra.get("warnings")),
+            "canaryScoreMessage": record.reason,
+            "canaryScores": [i.score if i.score is not None else 0.0 for i in record.intervals],
+            "canaryExecutionResults": executions,
+            "buildTimeIso": _iso(record.created_ts),
+            "startTimeIso": _iso(record.start_ts),
+            "endTimeIso": _iso(record.completed_ts),
+        }
+    return {
+        "application": query.get("application"),
+        "user": query.get("user"),
+        "parentPipelineExecutionId": query.get("parentPipelineExecutionId"),
+        "pipelineId": record.id,
+        "complete": record.complete,
+        "executionStatus": status.upper(),
+        "status": status,
+        "exception": _exception(record),
+        "canaryAnalysisExecutionResult": result,
+        "canaryExecutionResults": executions,
+        "canaryAnalysisExecutionRequest": extra.get("request"),
+        "canaryConfig": record.config_body,
+        "canaryConfigId": extra.get("config_id"),
+        "metricsAccountName": query.get("metricsAccountName"),
+        "storageAccountName": query.get("storageAccountName"),
+        "buildTimeIso": _iso(record.created_ts),
+        "startTimeIso": _iso(record.start_ts),
+        "endTimeIso": _iso(record.completed_ts),
+        "warnings": extra.get("warnings", []),
+    }
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _status(record: AnalysisRecord) -> str:
+    return {COMPLETED: "succeeded", FAILED: "terminal", CANCELLED: "canceled"}.get(record.status, "running")
+
+
+def _exception(record: AnalysisRecord) -> dict[str, Any] | None:
+    if record.status != FAILED:
+        return None
+    message = record.error or record.reason
+    return {"message": message, "details": {"error": message, "errors": [message]}}
+
+
+def _scope_pair(scopes: Mapping[str, Any], used: set[str]) -> tuple[str, Mapping[str, Any]]:
+    """Pick the scope set the config's metrics use: kayenta-py runs one scope pair per analysis."""
+    if len(used) > 1:
+        raise _bad(
+            "scopes",
+            f"the config's metrics use several scopes ({', '.join(sorted(used))}); "
+            "kayenta-py compares one baseline/canary pair per analysis",
+        )
+    wanted = next(iter(used), "default")
+    name = wanted if wanted in scopes else next(iter(scopes))
+    if name != wanted:
+        raise _bad("scopes", f"no scope {wanted!r} (the metrics' scopeName){did_you_mean(wanted, scopes)}")
+    pair = scopes[name]
+    if not isinstance(pair, Mapping):
+        raise _bad(f"scopes.{name}", "must be {controlScope, experimentScope}")
+    return name, pair
+
+
+def _unknown(document: Mapping[str, Any], known: tuple[str, ...], path: str) -> list[str]:
+    return [
+        f"{path}.{key}: unknown field, ignored{did_you_mean(str(key), known)}"
+        for key in document
+        if key not in known
+    ]
+
+
+def _location(scope: Mapping[str, Any]) -> str:
+    # Argo Rollouts' kayenta provider sends the location as "region".
+    return str(scope.get("location") or scope.get("region") or "")
+
+
+def _params(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _bad("extendedScopeParams", "must be an object of strings")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _time(value: Any, field: str, optional: bool = False) -> float:
+    if value is None or value == "":
+        if optional:
+            return datetime.now(UTC).timestamp()
+        raise _bad(field, "required: an RFC 3339 time")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value) / 1000.0  # Kayenta's *Millis fields
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise _bad(field, f"{value!r} is not an RFC 3339 time") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _number(value: Any, field: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise _bad(field, f"{value!r} is not a number") from None
+    if not math.isfinite(number) or number < 0:
+        raise _bad(field, f"{value!r} must be a non-negative number")
+    return number
+
+
+def _thresholds(value: Any, default: Thresholds) -> Thresholds:
+    if value is None:
+        return default
+    if not isinstance(value, Mapping):
+        raise _bad("thresholds", "must be {pass, marginal}")
+    try:
+        return Thresholds(
+            float(value.get("pass", default.pass_)), float(value.get("marginal", default.marginal))
+        )
+    except (TypeError, ValueError) as exc:
+        raise _bad("thresholds", str(exc)) from None
+
+
+def _source(service: Service, account: str | None) -> tuple[str, list[str]]:
+    """Map Kayenta's metrics account onto a source; an unknown account uses the default, with a warning."""
+    names = service.source_names()
+    if account in names:
+        return str(account), []
+    default = service.default_source()
+    if account is None:
+        return default, []
+    return default, [f"metricsAccountName {account!r} is not a kayenta-py source; using {default!r}"]
+
+
+def _source_account(service: Service, name: str) -> dict[str, Any]:
+    kind = "prometheus" if name == "prometheus" else name
+    account: dict[str, Any] = {"name": name, "type": kind, "supportedTypes": ["METRICS_STORE"]}
+    if name == "prometheus" and service.settings.prometheus_url:
+        account["endpoint"] = {"baseUrl": service.settings.prometheus_url}
+    return account
+
+
+def _pair(document: Any, index: int) -> MetricSetPair:
+    where = f"metricSetPairList[{index}]"
+    if not isinstance(document, Mapping) or not isinstance(document.get("values"), Mapping):
+        raise _bad(where, "needs name and values {control, experiment}")
+    name = document.get("name")
+    if not isinstance(name, str) or not name:
+        raise _bad(f"{where}.name", "required")
+    tags = {str(k): str(v) for k, v in (document.get("tags") or {}).items()}
+
+    def side(key: str) -> MetricSet:
+        raw = document["values"].get(key, [])
+        if not isinstance(raw, list):
+            raise _bad(f"{where}.values.{key}", "must be a list of numbers")
+        try:
+            values = [math.nan if v is None or v == "NaN" else float(v) for v in raw]
+        except (TypeError, ValueError):
+            raise _bad(f"{where}.values.{key}", "must be a list of numbers") from None
+        return MetricSet(name, np.array(values, dtype=np.float64), tags)
+
+    return MetricSetPair(name, side("control"), side("experiment"), tags)
+
+
+def _bad(field: str, message: str) -> HTTPException:
+    return HTTPException(422, [{"loc": ["body", *field.split(".")], "msg": f"{field}: {message}"}])
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _duration(seconds: float) -> str:
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return (
+        "PT"
+        + (f"{hours}H" if hours else "")
+        + (f"{minutes}M" if minutes else "")
+        + (f"{secs}S" if secs or not (hours or minutes) else "")
+    )
