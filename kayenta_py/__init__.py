@@ -16,7 +16,14 @@ from kayenta_py._config import (
     is_kayenta_config,
     load_config,
 )
-from kayenta_py._errors import ConfigError, ConfigIssue, InputError, KayentaError, PluginError
+from kayenta_py._errors import (
+    ConfigError,
+    ConfigIssue,
+    InputError,
+    KayentaError,
+    PluginError,
+    ThresholdsError,
+)
 from kayenta_py._judge import Judge, format_number
 from kayenta_py._model import (
     CanaryResult,
@@ -90,6 +97,7 @@ __all__ = [
     "SourceError",
     "SummaryStats",
     "Thresholds",
+    "ThresholdsError",
     "Verdict",
     "__version__",
     "analyze",

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 from kayenta_py import __version__
 from kayenta_py._config import load_config
@@ -43,7 +43,7 @@ class ThresholdsBody(_Body):
     marginal: float = Field(75.0, ge=0, le=100)
 
 
-Duration = str | float
+Duration = str | StrictFloat | StrictInt
 
 
 class AnalysisRequest(_Body):
@@ -134,7 +134,8 @@ def create_app(
     @app.exception_handler(KayentaError)
     async def _kayenta_error(_request: Request, exc: KayentaError) -> JSONResponse:
         field, _, message = str(exc).partition(": ")
-        loc = ["body", field] if message and field.isidentifier() else ["body"]
+        parts = field.split(".")
+        loc = ["body", *parts] if message and all(p.isidentifier() for p in parts) else ["body"]
         return JSONResponse({"detail": [{"loc": loc, "msg": str(exc)}]}, status_code=422)
 
     compat = _compat_guard(service)
@@ -463,24 +464,36 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            await self._too_large(send)
+        if length is not None:
+            if not length.isdigit() or int(length) > self.limit:
+                await self._too_large(send)
+                return
+            await self.app(scope, receive, send)
             return
-        received = 0
-
-        async def limited() -> MutableMapping[str, Any]:
-            nonlocal received
+        # No length given (chunked): read the body first, refuse it as soon as it is too large.
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise _BodyTooLargeError
-            return message
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                await self._too_large(send)
+                return
+            if not message.get("more_body", False):
+                break
+        body, replayed = b"".join(chunks), False
 
-        try:
-            await self.app(scope, limited, send)
-        except _BodyTooLargeError:
-            await self._too_large(send)
+        async def replay() -> MutableMapping[str, Any]:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
 
     async def _too_large(self, send: Send) -> None:
         body = JSONResponse({"detail": f"request body larger than {self.limit} bytes"}, status_code=413).body
@@ -495,7 +508,3 @@ class BodyLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-class _BodyTooLargeError(Exception):
-    pass

@@ -38,3 +38,7 @@ class InputError(KayentaError):
 
 class PluginError(KayentaError):
     """A judge or metrics-source plugin is unknown, duplicated or broken."""
+
+
+class ThresholdsError(KayentaError, ValueError):
+    """Score thresholds are out of range or inverted; the message starts with the field."""

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from kayenta_py._errors import ThresholdsError
+
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -246,9 +248,9 @@ class Thresholds:
     def __post_init__(self) -> None:
         for label, value in (("pass", self.pass_), ("marginal", self.marginal)):
             if not 0.0 <= value <= 100.0 or math.isnan(value):
-                raise ValueError(f"thresholds.{label}: {value:g} is not between 0 and 100")
+                raise ThresholdsError(f"thresholds.{label}: {value:g} is not between 0 and 100")
         if self.marginal > self.pass_:
-            raise ValueError(
+            raise ThresholdsError(
                 f"thresholds.marginal: {self.marginal:g} is above thresholds.pass ({self.pass_:g})"
             )
 

@@ -21,6 +21,9 @@ from kayenta_py._store import STATUSES, AnalysisRecord, Store
 
 log = logging.getLogger(__name__)
 
+MAX_INTERVALS = 10_000  # judgements per analysis
+MAX_POINTS_PER_SERIES = 1_000_000  # points a series may have over an analysis
+
 
 class Service:
     """Everything the HTTP API needs: the store, the runner, the sources and metrics."""
@@ -82,7 +85,7 @@ class Service:
     def _build_source(self, name: str) -> MetricsSource:
         if name == "prometheus":
             if not self.settings.prometheus_url:
-                raise KayentaError("source 'prometheus': KAYENTA_PROMETHEUS_URL is not set")
+                raise KayentaError("source: 'prometheus' is not set up (KAYENTA_PROMETHEUS_URL is not set)")
             token = self.settings.prometheus_token
             source: MetricsSource = self.registry.source_class("prometheus")(
                 self.settings.prometheus_url,
@@ -95,7 +98,7 @@ class Service:
         if name == "demo":
             demo: MetricsSource = self.registry.source_class("demo")()
             return demo
-        raise KayentaError(f"unknown source {name!r} (known: {', '.join(self.source_names())})")
+        raise KayentaError(f"source: unknown source {name!r} (known: {', '.join(self.source_names())})")
 
     # ------------------------------------------------------------ analyses
 
@@ -154,7 +157,7 @@ class Service:
         warmup_s = parse_duration(warmup or 0, "warmup")
         if end is not None:
             if lifetime is not None:
-                raise KayentaError("end and lifetime: give one of them")
+                raise KayentaError("end: give either end or lifetime, not both")
             if end <= start_ts + warmup_s:
                 raise KayentaError("end: must come after start (and warmup)")
             lifetime_s = end - start_ts - warmup_s
@@ -162,12 +165,21 @@ class Service:
             lifetime_s = parse_duration(lifetime if lifetime is not None else "PT30M", "lifetime")
         interval_s = parse_duration(interval, "interval") if interval is not None else lifetime_s
         if interval_s <= 0 or lifetime_s <= 0:
-            raise KayentaError("lifetime and interval must be positive")
+            raise KayentaError("lifetime: lifetime and interval must be positive")
         if interval_s > lifetime_s:
-            raise KayentaError(f"interval ({interval_s:g} s) is longer than the lifetime ({lifetime_s:g} s)")
+            raise KayentaError(f"interval: {interval_s:g} s is longer than the lifetime ({lifetime_s:g} s)")
+        if lifetime_s / interval_s > MAX_INTERVALS:
+            raise KayentaError(
+                f"interval: {lifetime_s / interval_s:.0f} intervals in the lifetime; at most {MAX_INTERVALS}"
+            )
         lookback_s = parse_duration(lookback, "lookback") if lookback is not None else None
         if step <= 0:
-            raise KayentaError("step must be positive")
+            raise KayentaError("step: must be positive")
+        if (lifetime_s + warmup_s) / step > MAX_POINTS_PER_SERIES:
+            raise KayentaError(
+                f"step: {step:g} s gives {(lifetime_s + warmup_s) / step:.0f} points per series over the "
+                f"analysis; at most {MAX_POINTS_PER_SERIES}"
+            )
         limits = Thresholds(
             float((thresholds or {}).get("pass", parsed.thresholds.pass_)),
             float((thresholds or {}).get("marginal", parsed.thresholds.marginal)),

@@ -3,7 +3,9 @@
 The value of a metric at a time is a deterministic function of (scope, metric,
 time), so a restarted service fetches exactly the same data again. A scope
 whose name contains ``regressed`` has slower latency (x1.5), more errors (x4)
-and a hotter CPU (x1.25); every other scope is healthy. Values follow the metric's
+and a hotter CPU (x1.25); every other scope is healthy. Every scope shares the
+traffic noise of a given moment and adds 1% of its own, so a healthy canary tracks
+its baseline closely (a demo that passes reliably). Values follow the metric's
 kind; a ``custom`` metric (every metric of a Kayenta config) gets the kind its name
 suggests (``error``, ``latency``, ``cpu``, ``orders``...).
 """
@@ -44,21 +46,28 @@ class DemoSource:
 
     @staticmethod
     def _value(metric: MetricConfig, scope: str, timestamp: float, regressed: bool) -> float:
-        # Seeded by metric, scope and time: each scope has its own noise, the same on every fetch.
-        seed = zlib.crc32(f"{metric.name}/{scope}".encode()) * 1_000_003 + int(timestamp * 1000)
-        rng = np.random.default_rng(seed % 2**63)
+        # Traffic noise is shared by every scope at a given time (they serve the same users);
+        # each scope adds 1% noise of its own. So a healthy canary tracks its baseline closely
+        # and the demo's healthy canary passes reliably, while a regression always shows.
+        shared = np.random.default_rng(_seed(metric.name, timestamp))
+        own = float(np.random.default_rng(_seed(f"{metric.name}/{scope}", timestamp)).lognormal(0.0, 0.01))
         load = 1.0 + 0.15 * math.sin(2 * math.pi * timestamp / 3600.0)
         kind = _kind(metric)
         if kind is MetricKind.ERRORS:
-            return 0.002 * (4.0 if regressed else 1.0) * float(rng.gamma(8.0, 1 / 8.0))
+            return 0.002 * (4.0 if regressed else 1.0) * float(shared.gamma(8.0, 1 / 8.0)) * own
         if kind is MetricKind.LATENCY:
             base = 0.18 if "99" in metric.name else 0.045
-            return base * load * (1.5 if regressed else 1.0) * float(rng.lognormal(0.0, 0.08))
+            return base * load * (1.5 if regressed else 1.0) * float(shared.lognormal(0.0, 0.08)) * own
         if kind is MetricKind.SATURATION:
-            return min(1.0, 0.42 * load * (1.25 if regressed else 1.0) * float(rng.lognormal(0.0, 0.04)))
+            value = 0.42 * load * (1.25 if regressed else 1.0) * float(shared.lognormal(0.0, 0.04)) * own
+            return min(1.0, value)
         if kind is MetricKind.BUSINESS:
-            return float(rng.poisson(120.0 * load))
-        return 100.0 * load * float(rng.normal(1.0, 0.05))
+            return float(round(shared.poisson(120.0 * load) * own))
+        return 100.0 * load * float(shared.normal(1.0, 0.05)) * own
+
+
+def _seed(key: str, timestamp: float) -> int:
+    return (zlib.crc32(key.encode()) * 1_000_003 + int(timestamp * 1000)) % 2**63
 
 
 _NAME_HINTS = (
