@@ -189,7 +189,7 @@ def create_app(
                 fail_fast=body.fail_fast,
             )
         except LookupError as exc:
-            raise _unprocessable("config_name", str(exc).strip("'\"")) from None
+            raise _unprocessable("config_name", str(exc)) from None
         return {"id": record.id, "status": record.status, "links": _links(service, request, record.id)}
 
     @app.get("/api/v1/analyses", tags=["analyses"], dependencies=[Depends(read)])
@@ -244,7 +244,7 @@ def create_app(
         try:
             config, _, _, _ = service.resolve_config(body.config, body.config_name)
         except LookupError as exc:
-            raise _unprocessable("config_name", str(exc).strip("'\"")) from None
+            raise _unprocessable("config_name", str(exc)) from None
         thresholds = Thresholds(body.thresholds.pass_, body.thresholds.marginal) if body.thresholds else None
         result = judge_canary(
             config, _nan(body.baseline), _nan(body.canary), thresholds=thresholds, registry=service.registry
