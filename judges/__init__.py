@@ -11,6 +11,12 @@ from judges._mann_whitney import (
     wilcoxon_interval,
 )
 from judges._mean_inequality import MeanInequalityJudge
+from judges._sequential import (
+    RateRatioTest,
+    SequentialCountJudge,
+    SequentialHistogramJudge,
+    SequentialRankJudge,
+)
 from judges._threshold import ThresholdJudge, ThresholdParams
 
 __all__ = [
@@ -19,6 +25,10 @@ __all__ = [
     "MannWhitneyParams",
     "MeanInequalityJudge",
     "RankSumStatistic",
+    "RateRatioTest",
+    "SequentialCountJudge",
+    "SequentialHistogramJudge",
+    "SequentialRankJudge",
     "ThresholdJudge",
     "ThresholdParams",
     "WilcoxonInterval",

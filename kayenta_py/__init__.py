@@ -44,6 +44,7 @@ from kayenta_py._model import (
 from kayenta_py._pipeline import analyze, judge, judge_pairs, normalize_metric_data, pair_metric_sets
 from kayenta_py._registry import Registry, default_registry, did_you_mean, use_registry
 from kayenta_py._scoring import Score, score_results
+from kayenta_py._sequential import Assessment, SequentialAnalysis, SequentialJudge
 from kayenta_py._source import FetchedData, MetricsSource, Progress, Scope, SourceError, fetch_metric_sets
 from kayenta_py._stats import (
     NanStrategy,
@@ -66,6 +67,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "KIND_DEFAULTS",
+    "Assessment",
     "CanaryConfig",
     "CanaryResult",
     "Classification",
@@ -94,6 +96,8 @@ __all__ = [
     "RootResult",
     "Scope",
     "Score",
+    "SequentialAnalysis",
+    "SequentialJudge",
     "SourceError",
     "SummaryStats",
     "Thresholds",

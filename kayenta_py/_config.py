@@ -16,7 +16,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kayenta_py._errors import ConfigError, ConfigIssue, KayentaError
-from kayenta_py._judge import Judge
 from kayenta_py._model import Direction, Thresholds
 from kayenta_py._registry import Registry, default_registry, did_you_mean
 from kayenta_py._stats import NanStrategy, Outliers, OutlierStrategy
@@ -51,6 +50,17 @@ KIND_DEFAULTS: Mapping[MetricKind, KindDefaults] = MappingProxyType(
 )
 
 DEFAULT_JUDGE = "mann-whitney"
+# In sequential mode a metric without a judge gets its kind's sequential judge.
+SEQUENTIAL_DEFAULT_JUDGE: Mapping[MetricKind, str] = MappingProxyType(
+    {
+        MetricKind.ERRORS: "sequential-count",
+        MetricKind.LATENCY: "sequential-rank",
+        MetricKind.SATURATION: "sequential-rank",
+        MetricKind.BUSINESS: "sequential-rank",
+        MetricKind.CUSTOM: "sequential-rank",
+    }
+)
+Mode = Literal["fixed", "sequential"]
 KAYENTA_JUDGE_NAMES = {"NetflixACAJudge-v1.0": "mann-whitney"}
 
 
@@ -70,14 +80,15 @@ class MetricConfig:
     judge_type: str = DEFAULT_JUDGE
     judge_params: Mapping[str, Any] = field(default_factory=dict)
     query: str | None = None
+    traffic_query: str | None = None
     kayenta_query: Mapping[str, Any] | None = None
     filter_template: str | None = None
     scope_name: str = "default"
 
-    def build_judge(self, registry: Registry | None = None) -> Judge:
-        """Return this metric's judge, configured."""
+    def build_judge(self, registry: Registry | None = None) -> Any:
+        """Return this metric's judge, configured (a Judge, or a sequential judge)."""
         cls = (registry or default_registry()).judge_class(self.judge_type)
-        judge: Judge = cls(
+        return cls(
             direction=self.direction,
             critical=self.critical,
             must_have_data=self.must_have_data,
@@ -85,7 +96,6 @@ class MetricConfig:
             outliers=self.outliers,
             **self.judge_params,
         )
-        return judge
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,7 @@ class CanaryConfig:
     description: str = ""
     source: str | None = None
     templates: Mapping[str, str] = field(default_factory=dict)
+    mode: Mode = "fixed"
     format: Literal["native", "kayenta"] = "native"
     warnings: tuple[str, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict)
@@ -135,6 +146,7 @@ class _MetricModel(_Strict):
     group: str | None = Field(None, min_length=1)
     groups: list[str] | None = Field(None, min_length=1)
     query: str | None = None
+    traffic_query: str | None = None
     direction: Literal["increase", "decrease", "either"] | None = None
     critical: bool | None = None
     must_have_data: bool = False
@@ -153,6 +165,7 @@ class _NativeModel(_Strict):
     thresholds: _ThresholdsModel = _ThresholdsModel()
     groups: dict[str, float] = Field(default_factory=dict)
     templates: dict[str, str] = Field(default_factory=dict)
+    mode: Literal["fixed", "sequential"] = "fixed"
     judge: dict[str, Any] | None = None
     metrics: list[_MetricModel] = Field(min_length=1)
 
@@ -232,13 +245,17 @@ class _KayentaModel(_Lenient):
 # ---------------------------------------------------------------- loading
 
 
-def load_config(source: str | Path | Mapping[str, Any], *, registry: Registry | None = None) -> CanaryConfig:
+def load_config(
+    source: str | Path | Mapping[str, Any], *, registry: Registry | None = None, mode: Mode | None = None
+) -> CanaryConfig:
     """Load and validate a canary config: a path to YAML/JSON, or a mapping.
 
     Native configs are validated strictly (an unknown key is an error naming
     its path, with the nearest known key). Kayenta canary configs are
     recognised by their shape and accepted as Kayenta accepts them: unknown
-    fields become warnings on the returned config.
+    fields become warnings on the returned config. ``mode`` overrides the
+    config's own (``sequential`` gives metrics without a judge their kind's
+    sequential judge).
 
     Raises
     ------
@@ -260,8 +277,8 @@ def load_config(source: str | Path | Mapping[str, Any], *, registry: Registry | 
         raise ConfigError([ConfigIssue("", "the config must be a mapping of keys")], source=origin)
     registry = registry or default_registry()
     if is_kayenta_config(raw):
-        return _from_kayenta(raw, registry, origin)
-    return _from_native(raw, registry, origin)
+        return _from_kayenta(raw, registry, origin, mode or "fixed")
+    return _from_native(raw, registry, origin, mode)
 
 
 def _parse_text(text: str, origin: str) -> Any:
@@ -296,7 +313,9 @@ def is_kayenta_config(raw: Mapping[str, Any]) -> bool:
     return False
 
 
-def _from_native(raw: Mapping[str, Any], registry: Registry, origin: str | None) -> CanaryConfig:
+def _from_native(
+    raw: Mapping[str, Any], registry: Registry, origin: str | None, mode: Mode | None
+) -> CanaryConfig:
     try:
         model = _NativeModel.model_validate(raw)
     except ValidationError as exc:
@@ -305,6 +324,7 @@ def _from_native(raw: Mapping[str, Any], registry: Registry, origin: str | None)
         raise ConfigError(issues, source=origin) from None
     issues = []
     warnings: list[str] = []
+    mode = mode or model.mode
     thresholds = _thresholds(model.thresholds, "thresholds", issues)
     metrics: list[MetricConfig] = []
     seen: set[str] = set()
@@ -336,6 +356,7 @@ def _from_native(raw: Mapping[str, Any], registry: Registry, origin: str | None)
             {"confidence": m.confidence, "tolerance": m.tolerance},
             registry,
             issues,
+            default_type=SEQUENTIAL_DEFAULT_JUDGE[kind] if mode == "sequential" else DEFAULT_JUDGE,
         )
         metrics.append(
             MetricConfig(
@@ -353,6 +374,7 @@ def _from_native(raw: Mapping[str, Any], registry: Registry, origin: str | None)
                 judge_type=judge_type,
                 judge_params=params,
                 query=m.query,
+                traffic_query=m.traffic_query,
             )
         )
         _check_judge(metrics[-1], f"{path}.judge", registry, issues, before)
@@ -368,12 +390,13 @@ def _from_native(raw: Mapping[str, Any], registry: Registry, origin: str | None)
         thresholds=thresholds,
         templates=MappingProxyType(dict(model.templates)),
         format="native",
+        mode=mode,
         warnings=tuple(warnings),
         raw=MappingProxyType(dict(raw)),
     )
 
 
-def _from_kayenta(raw: Mapping[str, Any], registry: Registry, origin: str | None) -> CanaryConfig:
+def _from_kayenta(raw: Mapping[str, Any], registry: Registry, origin: str | None, mode: Mode) -> CanaryConfig:
     try:
         model = _KayentaModel.model_validate(raw)
     except ValidationError as exc:
@@ -397,8 +420,11 @@ def _from_kayenta(raw: Mapping[str, Any], registry: Registry, origin: str | None
             issues.append(ConfigIssue(f"{path}.name", f"duplicate metric name {m.name!r}"))
         seen.add(m.name)
         canary = m.analysisConfigurations.canary
-        judge_block: dict[str, Any] = {"type": judge_type}
-        if canary.effectSize is not None:
+        sequential = mode == "sequential"
+        judge_block: dict[str, Any] = {
+            "type": SEQUENTIAL_DEFAULT_JUDGE[MetricKind.CUSTOM] if sequential else judge_type
+        }
+        if canary.effectSize is not None and not sequential:
             es = canary.effectSize
             judge_block["effect_size"] = {
                 "measure": es.measure,
@@ -413,7 +439,7 @@ def _from_kayenta(raw: Mapping[str, Any], registry: Registry, origin: str | None
             where,
             judge_block,
             None,
-            {"confidence": canary.confidence, "tolerance": canary.tolerance},
+            {} if sequential else {"confidence": canary.confidence, "tolerance": canary.tolerance},
             registry,
             issues,
         )
@@ -450,6 +476,7 @@ def _from_kayenta(raw: Mapping[str, Any], registry: Registry, origin: str | None
         thresholds=thresholds,
         templates=MappingProxyType(dict(model.templates)),
         format="kayenta",
+        mode=mode,
         warnings=tuple(warnings),
         raw=MappingProxyType(dict(raw)),
     )
@@ -477,11 +504,13 @@ def _judge_params(
     overrides: Mapping[str, Any],
     registry: Registry,
     issues: list[ConfigIssue],
+    *,
+    default_type: str = DEFAULT_JUDGE,
 ) -> tuple[str, dict[str, Any]]:
     """Resolve a metric's judge type and validate its parameters with the judge's own model."""
     block = dict(block or {})
     base = dict(default_block or {})
-    judge_type = block.pop("type", None) or base.get("type") or DEFAULT_JUDGE
+    judge_type = block.pop("type", None) or base.get("type") or default_type
     if not isinstance(judge_type, str):
         issues.append(ConfigIssue(f"{where}.type", "must be a judge name"))
         return DEFAULT_JUDGE, {}

@@ -54,7 +54,10 @@ JUDGE_PARAMS: dict[str, ParamsFactory] = {
 }
 """Judge name -> function(direction) -> the judge-specific parameters used in this suite."""
 
-JUDGE_NAMES = Registry().load_entry_points().judge_names()
+_ALL = Registry().load_entry_points()
+# Fixed-horizon judges: judge(pair) -> MetricResult. Sequential judges (batch updates of a
+# state) have their own suite in tests/test_sequential.py.
+JUDGE_NAMES = [n for n in _ALL.judge_names() if not getattr(_ALL.judge_class(n), "sequential", False)]
 DIRECTIONS = list(Direction)
 SIDES = ["baseline", "canary", "both"]
 SCENARIOS = ["identical", "shift-up", "shift-down"]
