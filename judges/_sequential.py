@@ -399,7 +399,7 @@ class RankParams(BaseModel):
 
     min_effect: float = Field(0.56, gt=0.5, lt=1, description="smallest relevant theta, P(canary > baseline)")
     min_points: int = Field(30, ge=10, description="aligned points before any decision")
-    tuning: int = Field(300, ge=10, description="points at which the confidence sequence is tightest")
+    tuning: int = Field(100, ge=10, description="points at which the confidence sequence is tightest")
 
 
 # Batch sizes 1, 2, 4, ... 2^19 for the long-run variance (batch means), streamed in O(log n) per point.
@@ -425,7 +425,7 @@ class SequentialRankJudge(SequentialJudge):
     params_model = RankParams
 
     def __init__(
-        self, *, min_effect: float = 0.56, min_points: int = 30, tuning: int = 300, **common: Any
+        self, *, min_effect: float = 0.56, min_points: int = 30, tuning: int = 100, **common: Any
     ) -> None:
         super().__init__(**common)
         if not 0.5 < min_effect < 1:

@@ -7,7 +7,7 @@ import math
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -68,6 +68,11 @@ class AnalysisRequest(_Body):
     step: float = Field(60.0, gt=0, description="seconds between metric points")
     thresholds: ThresholdsBody | None = None
     fail_fast: bool = Field(True, description="end with fail at the first failing interval")
+    mode: Literal["fixed", "sequential"] | None = Field(
+        None, description="sequential: anytime-valid judges that may decide early (default: the config's)"
+    )
+    alpha: float = Field(0.05, gt=0, lt=1, description="sequential mode: the canary's false-fail rate")
+    family: Literal["bonferroni", "e-bh"] = Field("bonferroni", description="sequential mode: metric family")
 
 
 class JudgeRequest(_Body):
@@ -187,6 +192,9 @@ def create_app(
                 step=body.step,
                 thresholds=body.thresholds.model_dump(by_alias=True) if body.thresholds else None,
                 fail_fast=body.fail_fast,
+                mode=body.mode,
+                alpha=body.alpha,
+                family=body.family,
             )
         except LookupError as exc:
             raise _unprocessable("config_name", str(exc)) from None

@@ -240,6 +240,7 @@ class _KayentaModel(_Lenient):
     metrics: list[_KMetric] = Field(min_length=1)
     templates: dict[str, str] = Field(default_factory=dict)
     classifier: _KClassifier = _KClassifier()
+    mode: Literal["fixed", "sequential"] = "fixed"  # kayenta-py's extension
 
 
 # ---------------------------------------------------------------- loading
@@ -277,7 +278,7 @@ def load_config(
         raise ConfigError([ConfigIssue("", "the config must be a mapping of keys")], source=origin)
     registry = registry or default_registry()
     if is_kayenta_config(raw):
-        return _from_kayenta(raw, registry, origin, mode or "fixed")
+        return _from_kayenta(raw, registry, origin, mode)
     return _from_native(raw, registry, origin, mode)
 
 
@@ -396,13 +397,16 @@ def _from_native(
     )
 
 
-def _from_kayenta(raw: Mapping[str, Any], registry: Registry, origin: str | None, mode: Mode) -> CanaryConfig:
+def _from_kayenta(
+    raw: Mapping[str, Any], registry: Registry, origin: str | None, mode: Mode | None
+) -> CanaryConfig:
     try:
         model = _KayentaModel.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_issues(exc, _KayentaModel), source=origin) from None
     issues: list[ConfigIssue] = []
     warnings = [f"{path}: {message}" for path, message in _unknown_fields(model, "")]
+    mode = mode or model.mode
     judge_type = KAYENTA_JUDGE_NAMES.get(model.judge.name, model.judge.name.removesuffix("-v1.0"))
     try:
         registry.judge_class(judge_type)

@@ -98,9 +98,9 @@ def _start(service: Service, payload: FlaggerPayload, key: str) -> AnalysisRecor
     config_name = meta.get("config")
     if not config_name:
         raise KayentaError("metadata.config: name a stored canary config")
-    mode = str(meta.get("mode", "fixed"))
-    if mode not in ("fixed",):
-        raise KayentaError(f"metadata.mode: {mode!r} is not supported yet (use 'fixed')")
+    mode = meta.get("mode")
+    if mode is not None and mode not in ("fixed", "sequential"):
+        raise KayentaError(f"metadata.mode: {mode!r} is not 'fixed' or 'sequential'")
     unknown = sorted(set(meta) - set(_METADATA))
     return service.create_analysis(
         config=None,
@@ -116,6 +116,7 @@ def _start(service: Service, payload: FlaggerPayload, key: str) -> AnalysisRecor
         lookback=meta.get("lookback"),
         step=float(meta.get("step", 60)),
         kind="flagger",
+        mode=mode,
         external_key=key,
         extra={
             "flagger": payload.model_dump(),

@@ -30,7 +30,7 @@ KAYENTA_JUDGE = "NetflixACAJudge-v1.0"
 
 JsonBody = Annotated[dict[str, Any], Body()]
 _SCOPE_FIELDS = ("scope", "location", "region", "start", "end", "step", "extendedScopeParams", "type")
-_EXECUTION_FIELDS = ("scopes", "thresholds", "siteLocal")
+_EXECUTION_FIELDS = ("scopes", "thresholds", "siteLocal", "mode")
 _STANDALONE_SCOPE_FIELDS = (
     "scopeName",
     "controlScope",
@@ -52,6 +52,7 @@ _STANDALONE_FIELDS = (
     "lookbackMins",
     "analysisIntervalMins",
     "siteLocal",
+    "mode",
 )
 
 
@@ -282,6 +283,7 @@ def _start_execution(
         step=step,
         thresholds=thresholds.to_dict(),
         kind="kayenta",
+        mode=_mode(execution),
         extra={
             "canary_location": _location(experiment),
             "canary_scope_params": _params(experiment.get("extendedScopeParams")),
@@ -333,6 +335,7 @@ def _start_standalone(
         step=_number(scope.get("step", 60), "scopes[0].step"),
         thresholds=_thresholds(request.get("thresholds"), parsed.thresholds).to_dict(),
         kind="kayenta-standalone",
+        mode=_mode(request),
         extra={
             "canary_location": str(scope.get("experimentLocation", scope.get("controlLocation", ""))),
             "request": dict(request),
@@ -431,6 +434,14 @@ def standalone_document(record: AnalysisRecord) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _mode(request: Mapping[str, Any]) -> str | None:
+    """kayenta-py's extension: ``"mode": "sequential"`` in a request picks the sequential judges."""
+    mode = request.get("mode")
+    if mode is not None and mode not in ("fixed", "sequential"):
+        raise _bad("mode", f"{mode!r} is not 'fixed' or 'sequential'")
+    return None if mode is None else str(mode)
 
 
 def _status(record: AnalysisRecord) -> str:

@@ -25,6 +25,7 @@ from kayenta_py._errors import KayentaError
 from kayenta_py._model import CanaryResult, Thresholds, Verdict
 from kayenta_py._pipeline import judge_pairs, pair_metric_sets
 from kayenta_py._registry import Registry
+from kayenta_py._sequential import SequentialAnalysis, fetch_sequential_batch
 from kayenta_py._source import MetricsSource, Scope, SourceError, fetch_metric_sets
 from kayenta_py._store import CANCELLED, COMPLETED, FAILED, AnalysisRecord, Store
 
@@ -172,8 +173,79 @@ class AnalysisRunner:
                 return False
         return False
 
+    def _judge_sequential(self, analysis: AnalysisRecord, index: int) -> bool | None:
+        """Sequential mode: fold the new points into the persisted state; decide when it can."""
+        window = analysis.window(index)
+        began = time.perf_counter()
+        try:
+            config = load_config(analysis.config_body, registry=self.registry, mode="sequential")
+            sequential = SequentialAnalysis(
+                config,
+                analysis.extra.get("alpha", 0.05),
+                family=analysis.extra.get("family", "bonferroni"),
+                registry=self.registry,
+            ).restore(analysis.state or {})
+            batch = fetch_sequential_batch(
+                config,
+                self.sources(analysis.source),
+                Scope(analysis.baseline_scope, analysis.location, analysis.scope_params),
+                Scope(
+                    analysis.canary_scope,
+                    analysis.extra.get("canary_location", analysis.location),
+                    analysis.extra.get("canary_scope_params", analysis.scope_params),
+                ),
+                start=window[0],
+                end=window[1],
+                step=analysis.step_s,
+                after=window[0] if index else None,
+                concurrency=self.concurrency,
+                registry=self.registry,
+            )
+        except SourceError as exc:
+            return self._source_failed(analysis, index, exc)
+        except KayentaError as exc:
+            self._finish(
+                analysis, FAILED, Verdict.FAIL.value, None, f"analysis failed: {exc}", error=str(exc)
+            )
+            return True
+        result = sequential.update(batch.baseline, batch.canary)
+        last = index == analysis.intervals_total - 1
+        if result.verdict is Verdict.PENDING and last:
+            result = sequential.finish()
+        self.metrics.judge_seconds.observe(time.perf_counter() - began)
+        final = None
+        if result.verdict is not Verdict.PENDING:
+            where = "final interval" if last else "decided early at interval"
+            final = (
+                COMPLETED,
+                result.verdict.value,
+                result.score,
+                f"{where} {index + 1} of {analysis.intervals_total}: {result.reason}",
+            )
+        with self._lock:
+            stored = self.store.record_interval(
+                analysis.id,
+                index,
+                window,
+                analysis.due_ts(index),
+                result,
+                batch.pairs,
+                final=final,
+                state=sequential.to_state(),
+            )
+        self._failures.pop((analysis.id, index), None)
+        if not stored:
+            return True
+        self.metrics.judgements.labels(result.verdict.value).inc()
+        if final is not None:
+            self._notify(analysis.id)
+            return True
+        return False
+
     def _judge_interval(self, analysis: AnalysisRecord, index: int) -> bool | None:
         """Fetch, judge and store one interval; True if it ended the analysis, None on a source error."""
+        if analysis.mode == "sequential":
+            return self._judge_sequential(analysis, index)
         window = analysis.window(index)
         began = time.perf_counter()
         try:

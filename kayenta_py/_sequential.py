@@ -18,9 +18,11 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel
 
 from kayenta_py._config import CanaryConfig, MetricConfig, load_config
@@ -31,11 +33,15 @@ from kayenta_py._model import (
     Direction,
     GroupScore,
     MetricResult,
+    MetricSet,
+    MetricSetPair,
     SummaryStats,
     Thresholds,
     Verdict,
 )
+from kayenta_py._pipeline import pair_metric_sets
 from kayenta_py._registry import Registry, default_registry
+from kayenta_py._source import MetricsSource, Scope, fetch_metric_sets
 
 SEQUENTIAL_JUDGES = ("sequential-count", "sequential-histogram", "sequential-rank")
 EMPTY_STATS = SummaryStats(0.0, 0.0, 0.0, 0.0, 0)
@@ -363,3 +369,152 @@ def clip_p(value: float) -> float:
     if math.isnan(value):
         return 1.0
     return min(1.0, max(0.0, value))
+
+
+# ---------------------------------------------------------------- live data
+
+
+@dataclass(frozen=True)
+class SequentialBatch:
+    """One window's data shaped for each metric's sequential judge, and the raw pairs behind it."""
+
+    baseline: dict[str, Any]
+    canary: dict[str, Any]
+    pairs: list[MetricSetPair]
+    warnings: list[str]
+
+
+def fetch_sequential_batch(
+    config: CanaryConfig,
+    source: MetricsSource,
+    baseline: Scope,
+    canary: Scope,
+    *,
+    start: float,
+    end: float,
+    step: float,
+    after: float | None = None,
+    concurrency: int = 8,
+    registry: Registry | None = None,
+) -> SequentialBatch:
+    """Fetch the newest window from ``source`` and shape it as batches for :meth:`SequentialAnalysis.update`.
+
+    ``sequential-count`` metrics fetch their ``query`` (events per step) and
+    ``traffic_query`` (requests per step), summed over series; ``sequential-histogram``
+    metrics fetch bucket series labelled ``le``; ``sequential-rank`` metrics one series
+    per side. Baseline and canary are aligned on common timestamps; points at or
+    before ``after`` (the previous window's end) are dropped, so no point counts twice.
+    """
+    registry = registry or default_registry()
+    fetched: list[MetricConfig] = []
+    for metric in config.metrics:
+        fetched.append(metric)
+        if metric.judge_type == "sequential-count":
+            if not metric.traffic_query:
+                raise KayentaError(f"metric {metric.name!r}: sequential-count needs a traffic_query")
+            fetched.append(replace(metric, name=f"{metric.name}{TRAFFIC_SUFFIX}", query=metric.traffic_query))
+    data = fetch_metric_sets(
+        replace(config, metrics=tuple(fetched)),
+        source,
+        baseline,
+        canary,
+        start=start,
+        end=end,
+        step=step,
+        concurrency=concurrency,
+    )
+    batches_b: dict[str, Any] = {}
+    batches_c: dict[str, Any] = {}
+    warnings: list[str] = []
+    pairs = pair_metric_sets(replace(config, metrics=tuple(fetched)), data.baseline, data.canary)
+    for metric in config.metrics:
+        sides = (data.baseline.get(metric.name, []), data.canary.get(metric.name, []))
+        if metric.judge_type == "sequential-count":
+            traffic = (
+                data.baseline.get(metric.name + TRAFFIC_SUFFIX, []),
+                data.canary.get(metric.name + TRAFFIC_SUFFIX, []),
+            )
+            counts_b, counts_c = _summed(sides[0], traffic[0]), _summed(sides[1], traffic[1])
+            times = _common(list(counts_b), list(counts_c), after)
+            batches_b[metric.name] = (_at(counts_b[0], times), _at(counts_b[1], times))
+            batches_c[metric.name] = (_at(counts_c[0], times), _at(counts_c[1], times))
+        elif metric.judge_type == "sequential-histogram":
+            bounds = [float(x) for x in metric.judge_params.get("buckets", [])]
+            columns_b = _histogram(sides[0], bounds, metric.name)
+            columns_c = _histogram(sides[1], bounds, metric.name)
+            times = _common(columns_b, columns_c, after)
+            batches_b[metric.name] = _matrix(columns_b, times, len(bounds))
+            batches_c[metric.name] = _matrix(columns_c, times, len(bounds))
+        else:
+            if len(sides[0]) > 1 or len(sides[1]) > 1:
+                warnings.append(f"metric {metric.name!r}: several series per side; the first is judged")
+            series_b = _by_time(sides[0][0]) if sides[0] else {}
+            series_c = _by_time(sides[1][0]) if sides[1] else {}
+            times = _common([series_b], [series_c], after)
+            batches_b[metric.name] = _at(series_b, times)
+            batches_c[metric.name] = _at(series_c, times)
+    return SequentialBatch(batches_b, batches_c, pairs, warnings)
+
+
+TRAFFIC_SUFFIX = "#traffic"
+
+
+def _by_time(metric_set: MetricSet) -> dict[float, float]:
+    stamps = metric_set.timestamps if metric_set.timestamps is not None else np.arange(metric_set.values.size)
+    return {float(t): float(v) for t, v in zip(stamps.tolist(), metric_set.values.tolist(), strict=True)}
+
+
+def _summed(
+    events: list[MetricSet], traffic: list[MetricSet]
+) -> tuple[dict[float, float], dict[float, float]]:
+    """Events and traffic per timestamp, summed over series (NaN counts as 0 events, missing traffic)."""
+    out_events: dict[float, float] = {}
+    out_traffic: dict[float, float] = {}
+    for metric_set in events:
+        for t, v in _by_time(metric_set).items():
+            out_events[t] = out_events.get(t, 0.0) + (v if math.isfinite(v) else 0.0)
+    for metric_set in traffic:
+        for t, v in _by_time(metric_set).items():
+            if math.isfinite(v):
+                out_traffic[t] = out_traffic.get(t, 0.0) + v
+    return {t: out_events.get(t, 0.0) for t in out_traffic}, out_traffic
+
+
+def _histogram(sets: list[MetricSet], bounds: list[float], name: str) -> list[dict[float, float]]:
+    """Columns of bucket counts (one per bound, in order) from series labelled ``le``."""
+    if not sets:
+        return []
+    by_bound: dict[float, dict[float, float]] = {}
+    for metric_set in sets:
+        le = metric_set.tags.get("le")
+        if le is None:
+            raise KayentaError(f"metric {name!r}: a histogram series has no 'le' label")
+        bound = math.inf if le in ("+Inf", "Inf", "inf") else float(le)
+        series = by_bound.setdefault(bound, {})
+        for t, v in _by_time(metric_set).items():
+            series[t] = series.get(t, 0.0) + v
+    missing = [b for b in bounds if b not in by_bound]
+    if missing:
+        raise KayentaError(f"metric {name!r}: no bucket series for le={missing[0]:g} (the judge's buckets)")
+    return [by_bound[b] for b in bounds]
+
+
+def _common(
+    baseline: list[dict[float, float]], canary: list[dict[float, float]], after: float | None
+) -> list[float]:
+    if not baseline or not canary:
+        return []
+    times = set(baseline[0])
+    for series in (*baseline[1:], *canary):
+        times &= set(series)
+    return sorted(t for t in times if after is None or t > after)
+
+
+def _matrix(columns: list[dict[float, float]], times: list[float], width: int) -> npt.NDArray[np.float64]:
+    if not columns or not times:
+        return np.zeros((0, width))
+    return np.column_stack([_at(column, times) for column in columns])
+
+
+def _at(series: dict[float, float], times: list[float]) -> npt.NDArray[np.float64]:
+    return np.array([series[t] for t in times], dtype=np.float64)

@@ -15,6 +15,7 @@ from kayenta_py._errors import ConfigError, ConfigIssue, KayentaError
 from kayenta_py._model import Thresholds
 from kayenta_py._registry import Registry, default_registry
 from kayenta_py._runner import AnalysisRunner, RunnerMetrics, interval_count
+from kayenta_py._sequential import SequentialAnalysis
 from kayenta_py._settings import Settings, parse_duration
 from kayenta_py._source import MetricsSource
 from kayenta_py._store import STATUSES, AnalysisRecord, Store
@@ -145,11 +146,27 @@ class Service:
         thresholds: Mapping[str, float] | None = None,
         fail_fast: bool = True,
         kind: str = "native",
+        mode: str | None = None,
+        alpha: float = 0.05,
+        family: str = "bonferroni",
         external_key: str | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> AnalysisRecord:
         """Validate and store a new analysis, then schedule it."""
         parsed, body, name, version = self.resolve_config(config, config_name, config_version)
+        mode = mode or parsed.mode
+        if mode not in ("fixed", "sequential"):
+            raise KayentaError(f"mode: {mode!r} is not 'fixed' or 'sequential'")
+        if family not in ("bonferroni", "e-bh"):
+            raise KayentaError(f"family: {family!r} is not 'bonferroni' or 'e-bh'")
+        if mode == "sequential":
+            # Checks that every metric has (or defaults to) a sequential judge.
+            SequentialAnalysis(
+                load_config(body, registry=self.registry, mode="sequential"),
+                alpha,
+                family=family,  # type: ignore[arg-type]
+                registry=self.registry,
+            )
         source_name = source or self.default_source()
         self.source(source_name)  # an unknown or unconfigured source fails now, not at the first interval
         now = time.time()
@@ -204,7 +221,11 @@ class Service:
             thresholds=limits.to_dict(),
             fail_fast=fail_fast,
             intervals_total=interval_count(lifetime_s, interval_s),
-            extra=dict(extra or {}),
+            mode=mode,
+            extra={
+                **dict(extra or {}),
+                **({"alpha": alpha, "family": family} if mode == "sequential" else {}),
+            },
         )
         self.runner.schedule(record.id)
         return record

@@ -88,6 +88,8 @@ class AnalysisRecord(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     kind: Mapped[str] = mapped_column(String(40), default="native")
     external_key: Mapped[str | None] = mapped_column(String(500), nullable=True, index=True)
+    mode: Mapped[str] = mapped_column(String(20), default="fixed", server_default="fixed")
+    state: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     config_name: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
     config_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     config_body: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -128,8 +130,11 @@ class AnalysisRecord(Base):
         return self.start_ts + self.warmup_s + (index + 1) * self.interval_s
 
     def window(self, index: int) -> tuple[float, float]:
-        """Return the metric window of interval ``index``: cumulative, or the lookback before it."""
+        """Return the metric window of interval ``index``: cumulative, the lookback before it, or
+        (sequential mode) the new points since the previous interval."""
         end = self.due_ts(index)
+        if self.mode == "sequential":  # only the new points: from the previous interval's end
+            return (self.due_ts(index - 1) if index else self.start_ts + self.warmup_s), end
         start = self.start_ts + self.warmup_s if self.lookback_s is None else end - self.lookback_s
         return start, end
 
@@ -482,10 +487,12 @@ class Store:
         pairs: Sequence[MetricSetPair],
         *,
         final: tuple[str, str, float | None, str] | None = None,
+        state: Mapping[str, Any] | None = None,
     ) -> bool:
         """Store one interval's judgement, exactly once; optionally finish the analysis with it.
 
-        ``final`` is (status, verdict, score, reason). Returns False (and changes
+        ``final`` is (status, verdict, score, reason); ``state`` replaces the
+        sequential judges' state in the same transaction. Returns False (and changes
         nothing) when that interval was already stored, or the analysis is no
         longer running (cancelled meanwhile).
         """
@@ -511,6 +518,8 @@ class Store:
                     )
                 )
                 session.flush()
+                if state is not None:
+                    analysis.state = dict(state)
                 if final is not None:
                     status, verdict, score, reason = final
                     analysis.status, analysis.completed_ts = status, now
