@@ -167,8 +167,8 @@ class AnalysisRunner:
             if analysis.due_ts(index) > self.clock():
                 return True
             outcome = self._judge_interval(analysis, index)
-            if outcome is None:  # the source failed; retried later
-                return True
+            if outcome is None:  # the source failed; its retry is already scheduled, with a delay
+                return False
             if outcome:
                 return False
         return False
