@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kayenta_py._errors import ConfigError, KayentaError
 from kayenta_py._service import Service
+from kayenta_py._settings import parse_duration
 from kayenta_py._store import AnalysisRecord
 
 HOOKS = (
@@ -114,7 +115,7 @@ def _start(service: Service, payload: FlaggerPayload, key: str) -> AnalysisRecor
         interval=meta.get("interval"),
         warmup=meta.get("warmup", 0),
         lookback=meta.get("lookback"),
-        step=float(meta.get("step", 60)),
+        step=parse_duration(meta.get("step", 60), "metadata.step"),
         kind="flagger",
         mode=mode,
         external_key=key,
@@ -144,6 +145,9 @@ def _answer(hook: str, record: AnalysisRecord) -> PlainTextResponse:
             return _text(200, f"promote: {summary}")
         if failing:
             return _text(409, f"do not promote: {summary}: {_short(record.reason)}")
+        if record.complete:  # marginal, or cancelled: no conclusive pass, so a person decides
+            final = f"do not promote: {summary} is final but not a pass; promote or roll back by hand"
+            return _text(409, final)
         return _text(425, f"waiting: {summary}, not complete yet")
     if failing:
         return _text(409, f"canary failing: {summary}: {_short(record.reason)}")

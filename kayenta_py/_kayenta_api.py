@@ -312,11 +312,21 @@ def _start_standalone(
         warnings.append(f"scopes: {len(scopes)} given; kayenta-py analyzes the first only")
     scope = scopes[0]
     warnings += _unknown(scope, _STANDALONE_SCOPE_FIELDS, "scopes[0]")
-    lifetime = _number(request.get("lifetimeDurationMins"), "lifetimeDurationMins") * 60
-    interval = _number(request.get("analysisIntervalMins", lifetime / 60), "analysisIntervalMins") * 60
     warmup = _number(request.get("beginAfterMins", 0), "beginAfterMins") * 60
     lookback = _number(request.get("lookbackMins", 0), "lookbackMins") * 60
     start = _time(scope.get("startTimeIso") or scope.get("startTimeMillis"), "scopes[0].startTimeIso", True)
+    # As Kayenta's calculateLifetime: an end time, when given, wins over lifetimeDurationMins.
+    end_value = scope.get("endTimeIso") or scope.get("endTimeMillis")
+    if end_value:
+        end = _time(end_value, "scopes[0].endTimeIso")
+        if request.get("lifetimeDurationMins") is not None:
+            warnings.append("lifetimeDurationMins: ignored, scopes[0].endTimeIso gives the lifetime")
+        lifetime = end - start - warmup
+        if lifetime <= 0:
+            raise _bad("scopes[0].endTimeIso", "must come after startTimeIso (and beginAfterMins)")
+    else:
+        lifetime = _number(request.get("lifetimeDurationMins"), "lifetimeDurationMins") * 60
+    interval = _number(request.get("analysisIntervalMins", lifetime / 60), "analysisIntervalMins") * 60
     source, more = _source(service, query.get("metricsAccountName"))
     warnings += more
     record = service.create_analysis(

@@ -19,6 +19,9 @@ from pydantic_settings import (
 from kayenta_py._errors import ConfigError, ConfigIssue, KayentaError
 
 SCOPES = ("read", "write")
+_GO_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
+_GO_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_GO_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _ISO_DURATION = re.compile(
     r"^P(?:(?P<days>\d+(?:\.\d+)?)D)?(?:T(?:(?P<hours>\d+(?:\.\d+)?)H)?(?:(?P<minutes>\d+(?:\.\d+)?)M)?"
     r"(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
@@ -26,7 +29,7 @@ _ISO_DURATION = re.compile(
 
 
 def parse_duration(value: str | float | int, what: str = "duration") -> float:
-    """Parse an ISO 8601 duration (``PT30M``, ``P1DT2H``) or a number of seconds into seconds."""
+    """Parse an ISO 8601 duration (``PT30M``), a Go/Prometheus one (``1m30s``) or seconds into seconds."""
     if isinstance(value, bool):
         raise KayentaError(f"{what}: {value!r} is not a duration")
     if isinstance(value, int | float):
@@ -42,12 +45,14 @@ def parse_duration(value: str | float | int, what: str = "duration") -> float:
                 + parts.get("minutes", 0) * 60
                 + parts.get("seconds", 0)
             )
+        elif _GO_DURATION.match(value.strip()):
+            seconds = sum(float(n) * _GO_UNITS[unit] for n, unit in _GO_PART.findall(value.strip()))
         else:
             try:
                 seconds = float(text)
             except ValueError:
                 raise KayentaError(
-                    f"{what}: {value!r} is not a duration (ISO 8601 like PT30M, or seconds)"
+                    f"{what}: {value!r} is not a duration (ISO 8601 like PT30M, 1m30s, or seconds)"
                 ) from None
     if seconds < 0 or seconds != seconds:
         raise KayentaError(f"{what}: {value!r} is negative")
