@@ -361,7 +361,8 @@ def test_a_final_marginal_verdict_is_not_reported_as_not_complete(
 
 
 def test_a_non_numeric_step_is_a_short_400(server: LiveServer) -> None:
-    answer = Flagger(server.url, "bad-step", metadata(step="fast"), name="broken-step").call("confirm-rollout")
+    flagger = Flagger(server.url, "bad-step", metadata(step="fast"), name="broken-step")
+    answer = flagger.call("confirm-rollout")
     assert answer.status_code == 400
     assert "metadata.step" in answer.text
 
