@@ -151,8 +151,8 @@ class RateRatioTest:
     def p_values(state: Mapping[str, Any], direction: Direction) -> tuple[float, float, float]:
         """Return (p_regression, p_safe, current e-value of regression) for ``direction``."""
         best, now = state["max_log_e"], state.get("log_e") or {}
-        up = (math.exp(-best["up"]), math.exp(-best["safe_up"]), math.exp(now.get("up", 0.0)))
-        down = (math.exp(-best["down"]), math.exp(-best["safe_down"]), math.exp(now.get("down", 0.0)))
+        up = (_exp(-best["up"]), _exp(-best["safe_up"]), _exp(now.get("up", 0.0)))
+        down = (_exp(-best["down"]), _exp(-best["safe_down"]), _exp(now.get("down", 0.0)))
         if direction is Direction.INCREASE:
             p = up
         elif direction is Direction.DECREASE:
@@ -214,6 +214,7 @@ class SequentialCountJudge(SequentialJudge):
             ci=self._test.confidence_sequence(test, state["alpha"]),
             estimate=self._test.estimate(test),
             effect_measure="error-rate ratio",
+            neutral=1.0,
             observations=int(state["points"]) if test["loglik"] is not None else 0,
             baseline=_count_stats(events[0], traffic[0], state["points"]),
             canary=_count_stats(events[1], traffic[1], state["points"]),
@@ -360,6 +361,7 @@ class SequentialHistogramJudge(SequentialJudge):
             ci=worst[0] if worst[0] is not None else _widest(per_quantile),
             estimate=worst[1],
             effect_measure="slow-request ratio",
+            neutral=1.0,
             observations=int(state["points"]),
             baseline=_count_stats(baseline_total, baseline_total, state["points"]),
             canary=_count_stats(canary_total, canary_total, state["points"]),
@@ -399,6 +401,9 @@ class RankParams(BaseModel):
 
     min_effect: float = Field(0.56, gt=0.5, lt=1, description="smallest relevant theta, P(canary > baseline)")
     min_points: int = Field(30, ge=10, description="aligned points before any decision")
+    min_effective: float = Field(
+        3.0, ge=1, description="effectively independent points (points / correlation inflation) to decide"
+    )
     tuning: int = Field(100, ge=10, description="points at which the confidence sequence is tightest")
 
 
@@ -418,20 +423,29 @@ class SequentialRankJudge(SequentialJudge):
     below the plain standard deviation). A regression is established when the
     sequence lies above ``min_effect`` (below ``1 - min_effect`` for a decrease);
     it is excluded when the sequence lies below it. No decision before
-    ``min_points`` aligned points. Each batch costs O(points x log n).
+    ``min_points`` aligned points, nor before ``min_effective`` effectively
+    independent ones (points / inflation): a strongly autocorrelated series
+    needs more data. Each batch costs O(points x log n).
     """
 
     name = "sequential-rank"
     params_model = RankParams
 
     def __init__(
-        self, *, min_effect: float = 0.56, min_points: int = 30, tuning: int = 100, **common: Any
+        self,
+        *,
+        min_effect: float = 0.56,
+        min_points: int = 30,
+        min_effective: float = 3.0,
+        tuning: int = 100,
+        **common: Any,
     ) -> None:
         super().__init__(**common)
         if not 0.5 < min_effect < 1:
             raise KayentaError(f"min_effect: {min_effect} must be a theta between 0.5 and 1")
         self.min_effect = min_effect
         self.min_points = min_points
+        self.min_effective = min_effective
         self.tuning = tuning
 
     def new_state(self, alpha: float) -> dict[str, Any]:
@@ -509,27 +523,34 @@ class SequentialRankJudge(SequentialJudge):
             long_run = max(long_run, upper)
         return math.sqrt(max(long_run, 1e-4))
 
-    def _boundary_alpha(self, n: int, z: float) -> float:
-        """The alpha at which the normal-mixture boundary sits at ``z`` standard errors (one look)."""
-        alpha0 = float(self.new_state_alpha)
-        rho2 = (-2.0 * math.log(alpha0) + math.log(-2.0 * math.log(alpha0) + 1.0)) / self.tuning
+    def _rho2(self, alpha: float) -> float:
+        """The normal mixture's precision, tuned to be tightest after ``tuning`` points."""
+        return (-2.0 * math.log(alpha) + math.log(-2.0 * math.log(alpha) + 1.0)) / self.tuning
+
+    def _boundary_alpha(self, n: int, z: float, alpha: float) -> float:
+        """The alpha at which the normal-mixture boundary sits ``z`` standard deviations out after n points.
+
+        Robbins' normal mixture:
+        |mean - theta| <= sd sqrt(2 (n rho2 + 1) / (n^2 rho2) log(sqrt(n rho2 + 1) / a)).
+        """
         if z <= 0:
             return 1.0
-        # Robbins' normal mixture boundary:
-        # |mean - theta| <= sd sqrt(2 (n rho2 + 1) / (n^2 rho2) log(sqrt(n rho2 + 1) / alpha)).
+        rho2 = self._rho2(alpha)
         log_alpha = 0.5 * math.log(n * rho2 + 1.0) - (z * z) * (n * n * rho2) / (2.0 * (n * rho2 + 1.0))
         return min(1.0, math.exp(log_alpha))
 
     def _p_values(self, state: Mapping[str, Any]) -> dict[str, float]:
         n = state["n"]
-        self.new_state_alpha = state["alpha"]
+        none = {"up": 1.0, "safe_up": 1.0, "down": 1.0, "safe_down": 1.0}
+        if n / _inflation(state["diff"]) < self.min_effective:
+            return none  # too few effectively independent points to judge yet
         mean, sd = state["sum"] / n, self._sd(state)
-        theta = self.min_effect
+        theta, alpha = self.min_effect, state["alpha"]
         return {
-            "up": self._boundary_alpha(n, (mean - theta) / sd),
-            "safe_up": self._boundary_alpha(n, (theta - mean) / sd),
-            "down": self._boundary_alpha(n, ((1.0 - theta) - mean) / sd),
-            "safe_down": self._boundary_alpha(n, (mean - (1.0 - theta)) / sd),
+            "up": self._boundary_alpha(n, (mean - theta) / sd, alpha),
+            "safe_up": self._boundary_alpha(n, (theta - mean) / sd, alpha),
+            "down": self._boundary_alpha(n, ((1.0 - theta) - mean) / sd, alpha),
+            "safe_down": self._boundary_alpha(n, (mean - (1.0 - theta)) / sd, alpha),
         }
 
     def assess(self, state: Mapping[str, Any]) -> Assessment:
@@ -546,9 +567,8 @@ class SequentialRankJudge(SequentialJudge):
         estimate = None
         if n:
             estimate = state["sum"] / n
-            self.new_state_alpha = state["alpha"]
             alpha0 = float(state["alpha"])
-            rho2 = (-2.0 * math.log(alpha0) + math.log(-2.0 * math.log(alpha0) + 1.0)) / self.tuning
+            rho2 = self._rho2(alpha0)
             radius = self._sd(state) * math.sqrt(
                 2.0 * (n * rho2 + 1.0) / (n * n * rho2) * math.log(math.sqrt(n * rho2 + 1.0) / alpha0)
             )
@@ -561,6 +581,7 @@ class SequentialRankJudge(SequentialJudge):
             ci=ci,
             estimate=estimate,
             effect_measure="theta",
+            neutral=0.5,
             observations=int(n),
             baseline=_stats(state["baseline"]),
             canary=_stats(state["canary"]),
@@ -573,6 +594,11 @@ class SequentialRankJudge(SequentialJudge):
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _exp(log_value: float) -> float:
+    """exp() that saturates instead of overflowing (e-values past 1e300 are all decisive)."""
+    return math.exp(min(log_value, 690.0))
 
 
 def _inflation(diff: Sequence[float]) -> float:

@@ -15,6 +15,7 @@ References: Lindon & Malek, NeurIPS 2022 (counts); Waudby-Smith & Ramdas, JRSS-B
 
 from __future__ import annotations
 
+import copy
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -65,6 +66,7 @@ class Assessment:
     estimate: float | None
     effect_measure: str
     observations: int
+    neutral: float = 1.0  # the effect's value when nothing changed (a ratio's 1, theta's 0.5)
     baseline: SummaryStats = EMPTY_STATS
     canary: SummaryStats = EMPTY_STATS
     details: Mapping[str, Any] = field(default_factory=dict)
@@ -144,7 +146,7 @@ class SequentialAnalysis:
     metric, if none is critical) excludes a relevant regression, otherwise
     ``pending``. :meth:`finish` ends the analysis: ``pass`` unless a regression
     was established, with ``details["inconclusive"]`` and a reason when a critical
-    metric still cannot exclude one. :meth:`to_state` / :meth:`from_state`
+    metric still cannot exclude one. :meth:`to_state` and :meth:`restore`
     persist and resume it.
     """
 
@@ -195,14 +197,16 @@ class SequentialAnalysis:
         unknown = (set(baseline) | set(canary)) - set(self.tracks)
         if unknown:
             raise KayentaError(f"no metric {sorted(unknown)[0]!r} in config {self.config.name!r}")
+        updated: dict[str, dict[str, Any]] = {}
         for name, track in self.tracks.items():
             if name in baseline or name in canary:
                 if name not in baseline or name not in canary:
                     side = "baseline" if name not in baseline else "canary"
-                    raise KayentaError(
-                        f"metric {name!r}: the {side} has no batch; give both sides or neither"
-                    )
-                track.state = track.judge.update(track.state, baseline[name], canary[name])
+                    raise KayentaError(f"metric {name!r}: the {side} has no batch; give both sides")
+                # On a copy: a batch rejected for one metric leaves every metric unchanged.
+                updated[name] = track.judge.update(copy.deepcopy(track.state), baseline[name], canary[name])
+        for name, state in updated.items():
+            self.tracks[name].state = state
         self.looks += 1
         result = self._result(final=False)
         if result.verdict is not Verdict.PENDING:
@@ -218,20 +222,42 @@ class SequentialAnalysis:
         return self.decided
 
     def to_state(self) -> dict[str, Any]:
-        """Return everything needed to resume (JSON-serializable)."""
+        """Return everything needed to resume (JSON-serializable), a decision included."""
+        decision = None
+        if self.decided is not None:
+            d = self.decided
+            decision = {
+                "verdict": d.verdict.value,
+                "score": d.score,
+                "reason": d.reason,
+                "warnings": list(d.warnings),
+            }
         return {
             "alpha": self.alpha,
             "family": self.family,
             "looks": self.looks,
+            "finished": self.finished,
+            "decision": decision,
             "metrics": {name: track.state for name, track in self.tracks.items()},
         }
 
     def restore(self, state: Mapping[str, Any]) -> SequentialAnalysis:
-        """Resume from :meth:`to_state`'s output (same config)."""
+        """Resume from :meth:`to_state`'s output (same config); a decision taken stays taken."""
         self.looks = int(state.get("looks", 0))
+        self.finished = bool(state.get("finished", False))
         for name, metric_state in state.get("metrics", {}).items():
             if name in self.tracks:
-                self.tracks[name].state = dict(metric_state)
+                self.tracks[name].state = copy.deepcopy(dict(metric_state))
+        decision = state.get("decision")
+        if decision:
+            current = self._result(final=self.finished)
+            self.decided = replace(
+                current,
+                verdict=Verdict(decision["verdict"]),
+                score=decision["score"],
+                reason=decision["reason"],
+                warnings=tuple(decision.get("warnings", current.warnings)),
+            )
         return self
 
     # ---------------------------------------------------------------- decisions
@@ -316,9 +342,9 @@ class SequentialAnalysis:
             )
             reason = "no data yet"
         elif regressed:
-            classification = (
-                Classification.LOW if metric.direction is Direction.DECREASE else Classification.HIGH
-            )
+            below = assessment.estimate is not None and assessment.estimate < assessment.neutral
+            lower = metric.direction is Direction.DECREASE or (metric.direction is Direction.EITHER and below)
+            classification = Classification.LOW if lower else Classification.HIGH
             reason = (
                 f"regression established: {assessment.effect_measure} confidence sequence "
                 f"{_interval(assessment.ci)} excludes no relevant regression "
