@@ -20,10 +20,6 @@ Typical use::
 from __future__ import annotations
 
 import math
-import shutil
-import signal
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -31,13 +27,13 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 import numpy as np
 import requests
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_harness import PrometheusError, free_port, instant_query
+from prometheus_harness import PrometheusError, PrometheusProcess, free_port, instant_query
 
 __all__ = [
     "BUCKETS",
@@ -298,15 +294,7 @@ def live_canary_config(name: str = "live-web-app") -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 
 
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-class LivePrometheus:
+class LivePrometheus(PrometheusProcess):
     """A real Prometheus scraping ``targets`` every second, as a context manager.
 
     On ``__enter__`` it writes a ``prometheus.yml`` (one job, ``job_name``,
@@ -316,6 +304,8 @@ class LivePrometheus:
     (SIGTERM, then SIGKILL) and removes the temporary directory.
     """
 
+    tmp_prefix = "kayenta-live-prometheus-"
+
     def __init__(
         self,
         targets: str | Sequence[str],
@@ -324,37 +314,14 @@ class LivePrometheus:
         ready_timeout: float = 30.0,
         prometheus: str = "prometheus",
     ) -> None:
+        super().__init__(ready_timeout=ready_timeout, prometheus=prometheus)
         self.targets = [targets] if isinstance(targets, str) else list(targets)
         self.job_name = job_name
-        self.ready_timeout = ready_timeout
-        self._prometheus = prometheus
-        self.port = free_port()
-        self._tmp: Path | None = None
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log_file: IO[bytes] | None = None
         self.started_at: float | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def tmp_dir(self) -> Path:
-        if self._tmp is None:
-            self._tmp = Path(tempfile.mkdtemp(prefix="kayenta-live-prometheus-"))
-        return self._tmp
-
-    @property
-    def log_path(self) -> Path:
-        return self.tmp_dir / "prometheus.log"
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
 
     def log(self, lines: int = 40) -> str:
         """The last ``lines`` lines of Prometheus' log."""
-        return _tail(self.log_path, lines)
+        return super().log(lines)
 
     def _write_config(self) -> Path:
         targets = ", ".join(f'"{t}"' for t in self.targets)
@@ -373,63 +340,13 @@ class LivePrometheus:
         )
         return config
 
-    def _spawn(self, config: Path) -> subprocess.Popen[bytes]:
-        if self._log_file is not None:
-            self._log_file.close()
-        self._log_file = self.log_path.open("wb")
-        args = [
-            self._prometheus,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={self.tmp_dir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-        ]
-        try:
-            return subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT
-            )
-        except OSError as exc:
-            raise PrometheusError(f"cannot run {self._prometheus}: {exc}") from exc
-
     def start(self) -> None:
         """Start Prometheus and wait until it is ready and has scraped every target."""
         if self.running:
             return
-        config = self._write_config()
-        for attempt in range(3):
-            self._process = self._spawn(config)
-            try:
-                self._wait_ready()
-            except PrometheusError:
-                taken = "address already in use" in self.log(20)
-                self.stop()
-                if taken and attempt < 2:  # lost the race for the port: try another one
-                    self.port = free_port()
-                    continue
-                raise
-            break
+        super().start()
         self.started_at = time.time()
         self.wait_for(f'min(up{{job="{self.job_name}"}})', lambda v: v == 1.0, what="every target up")
-
-    def _wait_ready(self) -> None:
-        assert self._process is not None
-        deadline = time.monotonic() + self.ready_timeout
-        last = "no answer"
-        while time.monotonic() < deadline:
-            code = self._process.poll()
-            if code is not None:
-                raise PrometheusError(f"prometheus exited with code {code}; log tail:\n{self.log()}")
-            try:
-                answer = requests.get(f"{self.url}/-/ready", timeout=1.0)
-                if answer.status_code == 200:
-                    return
-                last = f"HTTP {answer.status_code}"
-            except requests.RequestException as exc:
-                last = type(exc).__name__
-            time.sleep(0.05)
-        raise PrometheusError(
-            f"prometheus at {self.url} not ready after {self.ready_timeout:.0f} s (last: {last});"
-            f" log tail:\n{self.log()}"
-        )
 
     def value(self, query: str) -> float | None:
         """The single value of an instant query now, or None when it answers no series."""
@@ -475,42 +392,6 @@ class LivePrometheus:
             what=f"{count} scrapes of every target",
             timeout=timeout,
         )
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop Prometheus (SIGTERM, then SIGKILL after ``timeout``); idempotent."""
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=timeout)
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-
-    def close(self) -> None:
-        """Stop Prometheus and delete its temporary directory; idempotent."""
-        try:
-            self.stop()
-        finally:
-            if self._tmp is not None:
-                shutil.rmtree(self._tmp, ignore_errors=True)
-                self._tmp = None
-
-    def __enter__(self) -> LivePrometheus:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 # --------------------------------------------------------------------------------------------------

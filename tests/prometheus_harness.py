@@ -30,7 +30,8 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from types import TracebackType
+from typing import IO, Any, Literal, Self
 
 import numpy as np
 import pytest
@@ -49,6 +50,7 @@ __all__ = [
     "VERSIONS",
     "MetricFamily",
     "PrometheusError",
+    "PrometheusProcess",
     "PrometheusServer",
     "Sample",
     "VersionProfile",
@@ -380,39 +382,32 @@ def _tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-class PrometheusServer:
-    """A real Prometheus serving backfilled OpenMetrics data, as a context manager.
+class PrometheusProcess:
+    """A ``prometheus`` process on a loopback port with a temporary directory: the shared lifecycle.
 
-    ``openmetrics`` is OpenMetrics text (``str``) or a file (``Path``). On
-    ``__enter__`` (or :meth:`start`) the data is backfilled once with promtool
-    into a temporary data dir, then Prometheus is started on ``127.0.0.1`` and
-    awaited until ``/-/ready`` answers 200. :meth:`stop` ends the process
-    (idempotent); :meth:`start` starts it again on the same data dir and port.
-    :meth:`close` (called by ``__exit__``) stops it and removes the temp dir.
+    The temporary directory (created on first use, :attr:`tmp_dir`) holds the
+    TSDB (:attr:`data_dir`), the ``prometheus.yml`` a subclass writes in
+    :meth:`_write_config`, and the log (:attr:`log_path`). :meth:`start` spawns
+    Prometheus on ``127.0.0.1:port`` and waits until ``/-/ready`` answers 200
+    (on a kernel-chosen port it tries another one up to twice when it loses the
+    race for the port; a fixed or already used port is kept). :meth:`stop` ends
+    the process (idempotent); :meth:`start` starts it again on the same data
+    dir and port. :meth:`close` (called by ``__exit__``) stops it and removes
+    the temporary directory.
     """
 
+    tmp_prefix = "kayenta-prometheus-"
+
     def __init__(
-        self,
-        openmetrics: str | Path,
-        *,
-        port: int | None = None,
-        ready_timeout: float = 30.0,
-        prometheus: str = "prometheus",
-        promtool: str = "promtool",
-        extra_args: Sequence[str] = (),
+        self, *, port: int | None = None, ready_timeout: float = 30.0, prometheus: str = "prometheus"
     ) -> None:
-        self._openmetrics = openmetrics
         self._fixed_port = port is not None
         self.port: int = port if port is not None else free_port()
         self.ready_timeout = ready_timeout
         self._prometheus = prometheus
-        self._promtool = promtool
-        self._extra_args = tuple(extra_args)
         self._tmp: Path | None = None
-        self._backfilled = False
         self._process: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
-        self.backfill_seconds: float | None = None
         self.startup_seconds: float | None = None
 
     # -- paths and state ---------------------------------------------------------------------------
@@ -424,7 +419,7 @@ class PrometheusServer:
     @property
     def tmp_dir(self) -> Path:
         if self._tmp is None:
-            self._tmp = Path(tempfile.mkdtemp(prefix="kayenta-prometheus-"))
+            self._tmp = Path(tempfile.mkdtemp(prefix=self.tmp_prefix))
         return self._tmp
 
     @property
@@ -439,58 +434,29 @@ class PrometheusServer:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    # -- lifecycle ---------------------------------------------------------------------------------
+    def log(self, lines: int = 10_000) -> str:
+        """The last ``lines`` lines of Prometheus' log (by default all of it)."""
+        return _tail(self.log_path, lines)
 
-    def backfill(self) -> None:
-        """Create TSDB blocks from the OpenMetrics data (once)."""
-        if self._backfilled:
-            return
-        if isinstance(self._openmetrics, Path):
-            source = self._openmetrics
-        else:
-            source = self.tmp_dir / "data.om.txt"
-            write_openmetrics(source, self._openmetrics)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        began = time.monotonic()
-        try:
-            result = subprocess.run(
-                [
-                    self._promtool,
-                    "tsdb",
-                    "create-blocks-from",
-                    "openmetrics",
-                    str(source),
-                    str(self.data_dir),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise PrometheusError(f"promtool tsdb create-blocks-from openmetrics {source}: {exc}") from exc
-        if result.returncode != 0:
-            raise PrometheusError(
-                f"promtool tsdb create-blocks-from openmetrics {source} failed"
-                f" (exit {result.returncode}):\n{result.stderr.strip() or result.stdout.strip()}"
-            )
-        self.backfill_seconds = time.monotonic() - began
-        self._backfilled = True
+    # -- what subclasses add -----------------------------------------------------------------------
 
     def _write_config(self) -> Path:
-        config = self.tmp_dir / "prometheus.yml"
-        config.write_text("global:\n  scrape_interval: 1h\nscrape_configs: []\n", encoding="utf-8")
-        return config
+        """Write ``prometheus.yml`` into :attr:`tmp_dir` and return its path."""
+        raise NotImplementedError
+
+    def _extra_flags(self) -> Sequence[str]:
+        """Command-line flags after the config, TSDB path and listen address."""
+        return ()
+
+    # -- lifecycle ---------------------------------------------------------------------------------
 
     def _spawn(self, config: Path) -> subprocess.Popen[bytes]:
         args = [
             self._prometheus,
             f"--config.file={config}",
             f"--storage.tsdb.path={self.data_dir}",
-            "--storage.tsdb.retention.time=100y",
             f"--web.listen-address=127.0.0.1:{self.port}",
-            "--web.enable-lifecycle",
-            *self._extra_args,
+            *self._extra_flags(),
         ]
         if self._log_file is not None:
             self._log_file.close()
@@ -503,10 +469,9 @@ class PrometheusServer:
             raise PrometheusError(f"cannot run {self._prometheus}: {exc}") from exc
 
     def start(self) -> None:
-        """Backfill (first time), start Prometheus and wait until it is ready. No-op when running."""
+        """Start Prometheus and wait until it is ready. No-op when running."""
         if self.running:
             return
-        self.backfill()
         config = self._write_config()
         began = time.monotonic()
         attempts = 1 if self._fixed_port or self.startup_seconds is not None else 3
@@ -570,13 +535,8 @@ class PrometheusServer:
             if self._tmp is not None:
                 shutil.rmtree(self._tmp, ignore_errors=True)
                 self._tmp = None
-                self._backfilled = False
 
-    def log(self) -> str:
-        """The Prometheus log so far."""
-        return _tail(self.log_path, 10_000)
-
-    def __enter__(self) -> PrometheusServer:
+    def __enter__(self) -> Self:
         try:
             self.start()
         except BaseException:
@@ -584,7 +544,9 @@ class PrometheusServer:
             raise
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def __del__(self) -> None:
@@ -592,6 +554,94 @@ class PrometheusServer:
         process = getattr(self, "_process", None)
         if process is not None and process.poll() is None:
             process.kill()
+
+
+class PrometheusServer(PrometheusProcess):
+    """A real Prometheus serving backfilled OpenMetrics data, as a context manager.
+
+    ``openmetrics`` is OpenMetrics text (``str``) or a file (``Path``). On
+    ``__enter__`` (or :meth:`start`) the data is backfilled once with promtool
+    into a temporary data dir, then Prometheus is started on ``127.0.0.1`` and
+    awaited until ``/-/ready`` answers 200. :meth:`stop` ends the process
+    (idempotent); :meth:`start` starts it again on the same data dir and port.
+    :meth:`close` (called by ``__exit__``) stops it and removes the temp dir.
+    """
+
+    def __init__(
+        self,
+        openmetrics: str | Path,
+        *,
+        port: int | None = None,
+        ready_timeout: float = 30.0,
+        prometheus: str = "prometheus",
+        promtool: str = "promtool",
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        super().__init__(port=port, ready_timeout=ready_timeout, prometheus=prometheus)
+        self._openmetrics = openmetrics
+        self._promtool = promtool
+        self._extra_args = tuple(extra_args)
+        self._backfilled = False
+        self.backfill_seconds: float | None = None
+
+    def backfill(self) -> None:
+        """Create TSDB blocks from the OpenMetrics data (once)."""
+        if self._backfilled:
+            return
+        if isinstance(self._openmetrics, Path):
+            source = self._openmetrics
+        else:
+            source = self.tmp_dir / "data.om.txt"
+            write_openmetrics(source, self._openmetrics)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        began = time.monotonic()
+        try:
+            result = subprocess.run(
+                [
+                    self._promtool,
+                    "tsdb",
+                    "create-blocks-from",
+                    "openmetrics",
+                    str(source),
+                    str(self.data_dir),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise PrometheusError(f"promtool tsdb create-blocks-from openmetrics {source}: {exc}") from exc
+        if result.returncode != 0:
+            raise PrometheusError(
+                f"promtool tsdb create-blocks-from openmetrics {source} failed"
+                f" (exit {result.returncode}):\n{result.stderr.strip() or result.stdout.strip()}"
+            )
+        self.backfill_seconds = time.monotonic() - began
+        self._backfilled = True
+
+    def _write_config(self) -> Path:
+        config = self.tmp_dir / "prometheus.yml"
+        config.write_text("global:\n  scrape_interval: 1h\nscrape_configs: []\n", encoding="utf-8")
+        return config
+
+    def _extra_flags(self) -> Sequence[str]:
+        # Backfilled blocks lie in the past: a long retention keeps Prometheus from deleting them.
+        return ("--storage.tsdb.retention.time=100y", "--web.enable-lifecycle", *self._extra_args)
+
+    def start(self) -> None:
+        """Backfill (first time), start Prometheus and wait until it is ready. No-op when running."""
+        if self.running:
+            return
+        self.backfill()
+        super().start()
+
+    def close(self) -> None:
+        """Stop Prometheus and delete the temp dir (data, config, log); idempotent."""
+        try:
+            super().close()
+        finally:
+            self._backfilled = False  # the blocks went with the temp dir
 
 
 # --------------------------------------------------------------------------------------------------

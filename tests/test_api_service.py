@@ -15,10 +15,8 @@ import logging
 import math
 import os
 import re
-import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,13 +28,13 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 import yaml
 from conftest import fresh_postgres_database
+from live_server import LiveServer
+from prometheus_harness import free_port
 
 import kayenta_py
 from kayenta_py import Scope, default_registry, fetch_metric_sets, judge_pairs, load_config, pair_metric_sets
-from kayenta_py._api import create_app
 from kayenta_py._service import Service
 from kayenta_py._settings import Settings
 from kayenta_py.examples import EXAMPLES_DIR
@@ -92,43 +90,17 @@ class Running:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30, event_hooks={"response": [keep]})
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def serving(settings: Settings, logs: Collected) -> Iterator[Running]:
     """Run the app on a real port in a background thread until the block ends."""
-    service = Service(settings)
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning")
+    server = LiveServer(settings, stop_timeout=20)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # uvicorn's loggers do not propagate
-        logging.getLogger(name).addHandler(logs)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    running = Running(f"http://127.0.0.1:{port}", service, logs)
+        logging.getLogger(name).addHandler(logs)  # (after uvicorn.Config has configured them)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert thread.is_alive(), "the server thread died while starting"
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{running.url}/readyz", timeout=2).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "the server did not become ready in 30 s"
-            time.sleep(0.05)
-        yield running
+        with server:
+            yield Running(server.url, server.service, logs)
     finally:
-        server.should_exit = True
-        thread.join(timeout=20)
-        sock.close()
-        assert not thread.is_alive(), "the server did not stop"
+        assert not server.thread.is_alive(), "the server did not stop"
 
 
 @pytest.fixture(scope="module")
@@ -766,16 +738,21 @@ def cli_environment(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def test_serve_refuses_a_public_bind_without_tokens(tmp_path: Path) -> None:
-    began = time.monotonic()
-    done = subprocess.run(
-        [str(KAYENTA_PY), "serve", "--host", "0.0.0.0", "--port", str(free_port())],
+def run_kayenta_py(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``kayenta-py *args`` to its end in ``tmp_path`` with :func:`cli_environment`, output captured."""
+    return subprocess.run(
+        [str(KAYENTA_PY), *args],
         cwd=tmp_path,
         env=cli_environment(tmp_path),
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_serve_refuses_a_public_bind_without_tokens(tmp_path: Path) -> None:
+    began = time.monotonic()
+    done = run_kayenta_py(tmp_path, "serve", "--host", "0.0.0.0", "--port", str(free_port()))
     assert done.returncode == 2, done.stderr
     assert time.monotonic() - began < 30
     assert "KAYENTA_API_TOKENS" in done.stderr and "--insecure" in done.stderr
@@ -830,13 +807,6 @@ def test_serve_starts_on_a_public_bind_with_tokens(tmp_path: Path) -> None:
 def test_serve_names_an_unknown_setting(tmp_path: Path) -> None:
     settings = tmp_path / "settings.yaml"
     settings.write_text("port: 8099\nprometheus_urll: http://prometheus:9090\n", encoding="utf-8")
-    done = subprocess.run(
-        [str(KAYENTA_PY), "serve", "--settings", str(settings)],
-        cwd=tmp_path,
-        env=cli_environment(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_kayenta_py(tmp_path, "serve", "--settings", str(settings))
     assert done.returncode == 2, done.stderr
     assert "prometheus_urll" in done.stderr

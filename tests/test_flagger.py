@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -19,12 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
+from live_server import LiveServer, settings_for
 
-from kayenta_py._api import create_app
 from kayenta_py._flagger import HOOKS
-from kayenta_py._service import Service
-from kayenta_py._settings import Settings
 
 CONFIG_NAME = "podinfo-canary-config"
 NATIVE_CONFIG: dict[str, Any] = {
@@ -54,41 +49,10 @@ NATIVE_CONFIG: dict[str, Any] = {
 MAX_REASON = 400  # Flagger puts the body into a Kubernetes event: it must stay short
 
 
-class LiveServer:
-    """uvicorn serving ``create_app(service)`` on a free loopback port, in a background thread."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.app = create_app(Service(settings))
-        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if not self.thread.is_alive():
-                raise RuntimeError("the kayenta-py server thread died while starting")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"kayenta-py at {self.url} not ready after 30 s")
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-        self.sock.close()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     tmp: Path = tmp_path_factory.mktemp("flagger")
-    with LiveServer(Settings(database_url=f"sqlite:///{tmp}/k.db", data_dir=tmp)) as live:
+    with LiveServer(settings_for(tmp)) as live:
         stored = httpx.post(
             f"{live.url}/api/v1/configs", json={"name": CONFIG_NAME, "config": NATIVE_CONFIG}, timeout=10
         )

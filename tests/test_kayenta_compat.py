@@ -22,8 +22,6 @@ import gzip
 import json
 import math
 import re
-import socket
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -38,7 +36,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import uvicorn
+from live_server import LiveServer, settings_for
 from prometheus_harness import (
     HEALTHY_PAIR,
     QUERIES,
@@ -52,9 +50,6 @@ from pydantic import SecretStr
 
 import kayenta_py
 from kayenta_py import MetricSet, MetricSetPair
-from kayenta_py._api import create_app
-from kayenta_py._service import Service
-from kayenta_py._settings import Settings
 
 START = default_start()
 WINDOW = (START + 120, START + 3590)  # the dataset spans [START, START + 3590]; skip the first rate() windows
@@ -66,43 +61,7 @@ READ_TOKEN = "reader-token-0001"
 WRITE_TOKEN = "writer-token-0001"
 
 
-# ---------------------------------------------------------------- a real HTTP server
-
-
-class LiveServer:
-    """uvicorn serving ``create_app(service)`` on a free loopback port, in a background thread."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.service = Service(settings)
-        self.app = create_app(self.service)
-        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if not self.thread.is_alive():
-                raise RuntimeError("the kayenta-py server thread died while starting")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"kayenta-py at {self.url} not ready after 30 s")
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-        self.sock.close()
-
-
-def settings_for(tmp: Path, **overrides: Any) -> Settings:
-    return Settings(database_url=f"sqlite:///{tmp}/k.db", data_dir=tmp, **overrides)
+# ---------------------------------------------------------------- a real HTTP server and Prometheus
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import threading
 import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
@@ -28,10 +26,10 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 import yaml
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from live_server import LiveServer, settings_for
 
 from kayenta_py import load_config
 from kayenta_py._api import create_app
@@ -87,10 +85,7 @@ def spinnaker_stage() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
     tmp = tmp_path_factory.mktemp("routes")
-    settings = Settings(
-        database_url=f"sqlite:///{tmp}/k.db", data_dir=tmp, prometheus_url="http://127.0.0.1:9"
-    )
-    return create_app(Service(settings))
+    return create_app(Service(settings_for(tmp, prometheus_url="http://127.0.0.1:9")))
 
 
 def served_routes(app: FastAPI) -> list[APIRoute]:
@@ -129,40 +124,10 @@ def engine_sources() -> list[str]:
 # ---------------------------------------------------------------- a real server for the replays
 
 
-class LiveServer:
-    """uvicorn serving ``create_app(service)`` on a free loopback port, in a background thread."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(create_app(Service(settings)), log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if not self.thread.is_alive():
-                raise RuntimeError("the kayenta-py server thread died while starting")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"kayenta-py at {self.url} not ready after 30 s")
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-        self.sock.close()
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     tmp = tmp_path_factory.mktemp("replay")
-    with LiveServer(Settings(database_url=f"sqlite:///{tmp}/k.db", data_dir=tmp)) as server:
+    with LiveServer(settings_for(tmp)) as server:
         yield server
 
 
