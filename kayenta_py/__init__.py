@@ -7,6 +7,7 @@ sources are written against.
 
 from __future__ import annotations
 
+from kayenta_py._backtest import backtest, generate_labelled_canaries
 from kayenta_py._config import (
     KIND_DEFAULTS,
     CanaryConfig,
@@ -105,6 +106,7 @@ __all__ = [
     "Verdict",
     "__version__",
     "analyze",
+    "backtest",
     "as_values",
     "cles",
     "cohens_d",
@@ -112,6 +114,7 @@ __all__ = [
     "did_you_mean",
     "fetch_metric_sets",
     "format_number",
+    "generate_labelled_canaries",
     "iqr_outliers",
     "is_kayenta_config",
     "json_number",
