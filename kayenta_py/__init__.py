@@ -44,6 +44,7 @@ from kayenta_py._model import (
 )
 from kayenta_py._pipeline import analyze, judge, judge_pairs, normalize_metric_data, pair_metric_sets
 from kayenta_py._registry import Registry, default_registry, did_you_mean, use_registry
+from kayenta_py._report import render_analysis_html, render_result_html
 from kayenta_py._scoring import Score, score_results
 from kayenta_py._sequential import Assessment, SequentialAnalysis, SequentialJudge
 from kayenta_py._source import FetchedData, MetricsSource, Progress, Scope, SourceError, fetch_metric_sets
@@ -62,9 +63,8 @@ from kayenta_py._stats import (
     replace_nans,
     summarize,
 )
+from kayenta_py._version import __version__
 from kayenta_py._zeroin import RootResult, zeroin
-
-__version__ = "0.1.0"
 
 __all__ = [
     "KIND_DEFAULTS",
@@ -128,6 +128,8 @@ __all__ = [
     "percentile",
     "preprocess",
     "remove_nans",
+    "render_analysis_html",
+    "render_result_html",
     "replace_nans",
     "score_results",
     "summarize",

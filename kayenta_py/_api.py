@@ -10,19 +10,20 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
-from kayenta_py import __version__
 from kayenta_py._config import load_config
 from kayenta_py._errors import ConfigError, KayentaError
 from kayenta_py._flagger import flagger_router
 from kayenta_py._kayenta_api import kayenta_router
 from kayenta_py._model import Thresholds
 from kayenta_py._pipeline import judge as judge_canary
+from kayenta_py._report import CONTENT_SECURITY_POLICY, render_analysis_html
 from kayenta_py._service import Service
 from kayenta_py._store import STATUSES, AnalysisRecord, ConfigVersionRecord, IntervalRecord, StoreError
+from kayenta_py._version import __version__
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -237,6 +238,22 @@ def create_app(
         record = _analysis(service, analysis_id, with_intervals=False)
         return verdict_document(record)
 
+    @app.get(
+        "/api/v1/analyses/{analysis_id}/report",
+        tags=["analyses"],
+        dependencies=[Depends(read)],
+        response_class=HTMLResponse,
+        responses={404: {"description": "no such analysis (JSON)"}},
+    )
+    def get_report(analysis_id: str, request: Request) -> HTMLResponse:
+        """A self-contained HTML report: verdict, metrics, plots per metric and every interval."""
+        record = _analysis(service, analysis_id)
+        links = _links(service, request, record.id)
+        page = render_analysis_html(
+            record, links={"analysis (JSON)": links["self"], "verdict (JSON)": links["verdict"]}
+        )
+        return HTMLResponse(page, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
+
     @app.post("/api/v1/analyses/{analysis_id}/cancel", tags=["analyses"], dependencies=[Depends(write)])
     def cancel_analysis(analysis_id: str, request: Request) -> dict[str, Any]:
         """Stop a running analysis; its verdict becomes a final fail."""
@@ -391,7 +408,7 @@ def config_document(record: ConfigVersionRecord, *, with_body: bool = True) -> d
 def _links(service: Service, request: Request, analysis_id: str) -> dict[str, str]:
     base = (service.settings.public_url or str(request.base_url)).rstrip("/")
     own = f"{base}/api/v1/analyses/{analysis_id}"
-    return {"self": own, "verdict": f"{own}/verdict", "cancel": f"{own}/cancel"}
+    return {"self": own, "verdict": f"{own}/verdict", "report": f"{own}/report", "cancel": f"{own}/cancel"}
 
 
 def _analysis(service: Service, analysis_id: str, *, with_intervals: bool = True) -> AnalysisRecord:

@@ -7,30 +7,35 @@ Exit codes: 0 pass, 1 fail, 2 usage or input error, 3 marginal, 4 internal error
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import json
 import logging
 import os
 import re
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from kayenta_py import __version__
-from kayenta_py._config import CanaryConfig, load_config
+from kayenta_py._backtest import add_backtest_parser, run_backtest
+from kayenta_py._config import CanaryConfig, MetricConfig, load_config
 from kayenta_py._errors import KayentaError
 from kayenta_py._judge import format_number
-from kayenta_py._model import CanaryResult, MetricSet, Thresholds, Verdict
+from kayenta_py._model import CanaryResult, MetricSet, MetricSetPair, Thresholds, Verdict
 from kayenta_py._pipeline import analyze as analyze_canary
 from kayenta_py._pipeline import judge as judge_canary
+from kayenta_py._pipeline import pair_metric_sets
 from kayenta_py._registry import Registry, default_registry
-from kayenta_py._source import Scope, SourceError
+from kayenta_py._source import MetricsSource, Scope, SourceError
+from kayenta_py._version import __version__
 
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_MARGINAL, EXIT_INTERNAL, EXIT_SOURCE = 0, 1, 2, 3, 4, 5
 VERDICT_EXIT = {Verdict.PASS: EXIT_PASS, Verdict.FAIL: EXIT_FAIL, Verdict.MARGINAL: EXIT_MARGINAL}
@@ -70,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
         "--marginal", type=float, metavar="SCORE", help="marginal threshold (default: the config's, else 75)"
     )
     judge.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    judge.add_argument(
+        "--html", type=Path, metavar="FILE", help="also write an HTML report with plots to FILE"
+    )
 
     analyze = commands.add_parser(
         "analyze",
@@ -89,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("--marginal", type=float, metavar="SCORE", help="marginal threshold")
     analyze.add_argument("--concurrency", type=int, default=8, help="metrics fetched at once (default 8)")
     analyze.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    analyze.add_argument(
+        "--html", type=Path, metavar="FILE", help="also write an HTML report with plots to FILE"
+    )
     analyze.add_argument("--progress", action="store_true", help="report fetch progress on stderr")
 
     query = commands.add_parser(
@@ -120,6 +131,8 @@ def _parser() -> argparse.ArgumentParser:
         help="start two live demo analyses (healthy and regressed) on the demo source",
     )
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+
+    add_backtest_parser(commands)
 
     validate = commands.add_parser("validate", help="validate a canary config and show its metrics")
     validate.add_argument("--config", required=True, type=Path)
@@ -193,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _query(args, registry, sys.stdout)
         if args.command == "serve":
             return _serve(args, registry)
+        if args.command == "backtest":
+            return run_backtest(args, registry, sys.stdout)
         if args.command == "validate":
             return _validate(args, registry, sys.stdout)
         return _plugins(registry, sys.stdout)
@@ -221,7 +236,28 @@ def _judge(args: argparse.Namespace, registry: Registry, out: TextIO) -> int:
         baseline[metric.name] = source.fetch(metric, "baseline")
         canary[metric.name] = source.fetch(metric, "canary")
     result = judge_canary(config, baseline, canary, thresholds=thresholds, registry=registry)
-    return _emit(config, result, args.format, out)
+    code = _emit(config, result, args.format, out)
+    if args.html is not None:
+        details = {"config": config.name, "baseline": str(args.baseline), "canary": str(args.canary)}
+        _write_report(args.html, result, pair_metric_sets(config, baseline, canary), config, details)
+    return code
+
+
+def _write_report(
+    path: Path,
+    result: CanaryResult,
+    pairs: Sequence[MetricSetPair],
+    config: CanaryConfig,
+    details: dict[str, str],
+) -> None:
+    """Write the HTML report of ``result`` to ``path`` (``--html``); a failure is an input error."""
+    from kayenta_py._report import render_result_html
+
+    page = render_result_html(result, pairs, title=f"Canary report: {config.name}", details=details)
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise KayentaError(f"--html: cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _emit(config: CanaryConfig, result: CanaryResult, output: str, out: TextIO) -> int:
@@ -246,10 +282,12 @@ def _analyze(args: argparse.Namespace, registry: Registry, out: TextIO) -> int:
     def progress(done: int, total: int, metric: str, side: str) -> None:
         print(f"fetched {done}/{total}: {metric} ({side})", file=sys.stderr)
 
+    recording = _RecordingSource(source)
+    baseline_scope = Scope(args.baseline_scope, args.location, params)
     result = analyze_canary(
         config,
-        source,
-        Scope(args.baseline_scope, args.location, params),
+        recording,
+        baseline_scope,
         Scope(args.canary_scope, args.location, params),
         start=start,
         end=end,
@@ -259,7 +297,57 @@ def _analyze(args: argparse.Namespace, registry: Registry, out: TextIO) -> int:
         progress=progress if args.progress else None,
         registry=registry,
     )
-    return _emit(config, result, args.format, out)
+    code = _emit(config, result, args.format, out)
+    if args.html is not None:
+        details = {
+            "config": config.name,
+            "baseline scope": args.baseline_scope,
+            "canary scope": args.canary_scope,
+            "window": f"{_iso(start)} to {_iso(end)}, step {args.step:g} s",
+            "source": _without_credentials(str(args.prometheus)),
+        }
+        baseline, canary = recording.split(baseline_scope)
+        _write_report(args.html, result, pair_metric_sets(config, baseline, canary), config, details)
+    return code
+
+
+def _without_credentials(url: str) -> str:
+    """Return ``url`` without user info, query or fragment (shown in a report, never a secret)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    with contextlib.suppress(ValueError):  # an invalid port: leave it out
+        netloc += f":{parts.port}" if parts.port else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class _RecordingSource:
+    """A metrics source that keeps what it fetched, so ``--html`` can plot the values judged."""
+
+    def __init__(self, source: MetricsSource) -> None:
+        self.source = source
+        self.fetched: list[tuple[Scope, str, list[MetricSet]]] = []
+        self._lock = threading.Lock()
+
+    def fetch(
+        self,
+        metric: MetricConfig,
+        scope: Scope,
+        start: float | None = None,
+        end: float | None = None,
+        step: float | None = None,
+    ) -> list[MetricSet]:
+        sets = self.source.fetch(metric, scope, start, end, step)
+        with self._lock:
+            self.fetched.append((scope, metric.name, sets))
+        return sets
+
+    def split(self, baseline: Scope) -> tuple[dict[str, list[MetricSet]], dict[str, list[MetricSet]]]:
+        """Return the baseline's and the canary's metric sets by metric name."""
+        sides: tuple[dict[str, list[MetricSet]], dict[str, list[MetricSet]]] = ({}, {})
+        for scope, name, sets in self.fetched:
+            sides[0 if scope is baseline else 1][name] = sets
+        return sides
 
 
 def _query(args: argparse.Namespace, registry: Registry, out: TextIO) -> int:

@@ -160,3 +160,14 @@ def test_validate_and_plugins() -> None:
     assert "error-ratio: kind errors, groups errors, direction increase, critical true" in run.stdout
     run = kayenta("plugins")
     assert "mann-whitney" in run.stdout and "threshold" in run.stdout and "csv" in run.stdout
+
+
+def test_backtest_command_prints_a_confusion_table(tmp_path: Path) -> None:
+    from kayenta_py import generate_labelled_canaries
+
+    generate_labelled_canaries(tmp_path / "canaries", count=6, seed=1)
+    run = kayenta("backtest", "--canaries", tmp_path / "canaries", "--config", CONFIG, "--no-progress")
+    assert run.returncode == 0, run.stderr
+    assert "labelled regression" in run.stdout and "false-fail rate" in run.stdout
+    bad = kayenta("backtest", "--canaries", tmp_path / "nope", "--config", CONFIG)
+    assert bad.returncode == 2 and "nope" in bad.stderr
