@@ -139,6 +139,8 @@ class AnalysisRunner:
             )
         if self.scheduler.get_job(analysis_id) is not None:
             self.scheduler.remove_job(analysis_id)
+        if record is not None:
+            self._notify(analysis_id)
         return record
 
     def _run(self, analysis_id: str) -> None:

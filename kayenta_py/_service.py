@@ -17,6 +17,7 @@ from kayenta_py._registry import Registry, default_registry
 from kayenta_py._runner import AnalysisRunner, RunnerMetrics, interval_count
 from kayenta_py._sequential import SequentialAnalysis
 from kayenta_py._settings import Settings, parse_duration
+from kayenta_py._slack import SlackNotifier
 from kayenta_py._source import MetricsSource
 from kayenta_py._store import STATUSES, AnalysisRecord, Store
 
@@ -48,12 +49,26 @@ class Service:
             concurrency=settings.fetch_concurrency,
             retry_limit=settings.source_retry_limit,
         )
+        # Slack: a finished analysis queues a message (after its verdict is stored); a scheduler
+        # job delivers it. None when no channel is configured: then nothing is ever queued.
+        self.slack = SlackNotifier.from_settings(settings, self.store)
+        if self.slack is not None:
+            previous, notify = self.runner.on_finish, self.slack.notify_finished
+
+            def on_finish(record: AnalysisRecord) -> None:
+                if previous is not None:
+                    previous(record)
+                notify(record)
+
+            self.runner.on_finish = on_finish
         self.started = False
 
     def start(self) -> None:
         """Migrate the database, then resume running analyses."""
         self.store.migrate()
         resumed = self.runner.start()
+        if self.slack is not None:
+            self.slack.register(self.runner.scheduler)
         self.started = True
         log.info("kayenta-py service started on %r; %d analyses resumed", self.store, resumed)
 

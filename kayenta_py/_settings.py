@@ -5,10 +5,22 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from datetime import UTC, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -59,6 +71,108 @@ def parse_duration(value: str | float | int, what: str = "duration") -> float:
     return seconds
 
 
+_CRON_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_CHANNEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def cron_trigger(expression: str, timezone: tzinfo | str = UTC) -> CronTrigger:
+    """Return the APScheduler trigger of a five-field crontab (minute hour day month weekday).
+
+    Weekday numbers mean what they mean in cron (0 and 7 are Sunday), unlike
+    APScheduler 3's ``CronTrigger.from_crontab`` (where 0 is Monday).
+    """
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError(
+            f"{expression!r} has {len(fields)} fields; a cron expression has five: "
+            "minute hour day-of-month month day-of-week"
+        )
+    minute, hour, day, month, weekday = fields
+    try:
+        return CronTrigger(
+            minute=minute,
+            hour=hour,
+            day=day,
+            month=month,
+            day_of_week=_cron_weekdays(weekday),
+            timezone=timezone,
+        )
+    except ValueError as exc:
+        raise ValueError(f"{expression!r} is not a valid cron expression: {exc}") from None
+
+
+def _cron_weekdays(field: str) -> str:
+    """Translate a cron day-of-week field (0/7 = Sunday, names, ranges, steps) into weekday names."""
+    if field in ("*", "?"):
+        return "*"
+
+    def day(token: str) -> int:
+        if token.isdigit() and int(token) <= 7:
+            return int(token)
+        if token.lower() in _CRON_WEEKDAYS:
+            return _CRON_WEEKDAYS.index(token.lower())
+        raise ValueError(f"day of week {token!r} is not 0-7 or sun-sat")
+
+    days: set[int] = set()
+    for item in field.split(","):
+        part, slash, step_text = item.partition("/")
+        if slash and not (step_text.isdigit() and int(step_text) >= 1):
+            raise ValueError(f"day of week {item!r}: the step must be a positive number")
+        step = int(step_text) if slash else 1
+        if part == "*":
+            low, high = 0, 6
+        elif "-" in part:
+            first, _, last = part.partition("-")
+            low, high = day(first), day(last)
+            if high == 0 and low > 0:  # a range ending on Sunday (``fri-sun``)
+                high = 7
+        else:
+            low = day(part)
+            high = 7 if slash else low
+        if low > high:
+            raise ValueError(f"day of week {item!r}: the range runs backwards")
+        days.update(d % 7 for d in range(low, high + 1, step))
+    return ",".join(_CRON_WEEKDAYS[d] for d in sorted(days))
+
+
+def _webhook_url(value: SecretStr) -> SecretStr:
+    parts = urlsplit(value.get_secret_value())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http(s) URL (the value is a secret and is not shown)")
+    return value
+
+
+def _cron(value: str | None) -> str | None:
+    if value is not None:
+        cron_trigger(value)
+    return value
+
+
+class SlackChannel(BaseModel):
+    """An extra Slack channel: its incoming webhook, which analyses it hears of, and its digest."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    webhook_url: SecretStr = Field(description="the channel's incoming-webhook URL (a secret)")
+    digest_cron: str | None = Field(None, description="five-field cron of the channel's digest")
+    configs: list[str] = Field(
+        default_factory=list, description="only analyses of these config names (default: all)"
+    )
+    verdicts: list[Literal["pass", "marginal", "fail"]] = Field(
+        default_factory=list, description="only analyses ending with these verdicts (default: all)"
+    )
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _valid_url(cls, value: SecretStr) -> SecretStr:
+        return _webhook_url(value)
+
+    @field_validator("digest_cron")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        return _cron(value)
+
+
 @dataclass(frozen=True)
 class ApiToken:
     """A bearer token and the scope it grants (``write`` implies ``read``)."""
@@ -74,7 +188,9 @@ class ApiToken:
 class Settings(BaseSettings):
     """Settings of the kayenta-py service; every field can be set as ``KAYENTA_<FIELD>``."""
 
-    model_config = SettingsConfigDict(env_prefix="KAYENTA_", env_file=".env", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="KAYENTA_", env_file=".env", extra="forbid", hide_input_in_errors=True
+    )
 
     data_dir: Path = Field(Path("kayenta-data"), description="where the SQLite database lives")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in data_dir")
@@ -95,6 +211,64 @@ class Settings(BaseSettings):
     compat_endpoints_open: bool = Field(
         False, description="Kayenta-compatible and Flagger endpoints need no token (clients send none)"
     )
+    slack_webhook_url: SecretStr | None = Field(
+        None, description="incoming-webhook URL of the default Slack channel (a secret)"
+    )
+    slack_digest_cron: str | None = Field(
+        None, description="five-field cron of the default channel's digest, e.g. '0 9 * * 1-5'"
+    )
+    slack_digest_timezone: str = Field("UTC", description="time zone of the digest crons")
+    slack_channels: dict[str, SlackChannel] = Field(
+        default_factory=dict, description="extra Slack channels by name (JSON in the environment)"
+    )
+    slack_retries: int = Field(2, ge=0, le=10, description="immediate retries of a Slack post (429, 5xx)")
+    slack_max_attempts: int = Field(8, ge=1, description="delivery attempts before a message is failed")
+    slack_delivery_interval: float = Field(
+        30.0, gt=0, description="seconds between deliveries of pending Slack messages"
+    )
+
+    @field_validator("slack_webhook_url", "slack_digest_cron", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("slack_webhook_url")
+    @classmethod
+    def _valid_webhook(cls, value: SecretStr | None) -> SecretStr | None:
+        return None if value is None else _webhook_url(value)
+
+    @field_validator("slack_digest_cron")
+    @classmethod
+    def _valid_digest_cron(cls, value: str | None) -> str | None:
+        return _cron(value)
+
+    @field_validator("slack_digest_timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a time zone name (like UTC or Europe/Berlin)") from None
+        return value
+
+    @field_validator("slack_channels")
+    @classmethod
+    def _valid_channel_names(cls, value: dict[str, SlackChannel]) -> dict[str, SlackChannel]:
+        for name in value:
+            if not _CHANNEL_NAME.match(name):
+                raise ValueError(f"channel name {name!r}: letters, digits, '_', '.', '-' (at most 100)")
+        return value
+
+    @model_validator(mode="after")
+    def _default_channel_once(self) -> Settings:
+        if self.slack_webhook_url is not None and "default" in self.slack_channels:
+            raise ValueError(
+                "slack_channels: 'default' is the channel of slack_webhook_url; give the extra channel "
+                "another name"
+            )
+        if self.slack_digest_cron is not None and self.slack_webhook_url is None:
+            raise ValueError("slack_digest_cron: needs slack_webhook_url (the default channel)")
+        return self
 
     @field_validator("api_tokens")
     @classmethod
