@@ -46,8 +46,8 @@ def start_demo(service: Service) -> None:
             extra={"demo": label},
         )
         print(
-            f"demo {label} canary: {base}/api/v1/analyses/{record.id}/verdict "
-            f"(details: {base}/api/v1/analyses/{record.id})",
+            f"demo {label} canary: verdict {base}/api/v1/analyses/{record.id}/verdict, "
+            f"report {base}/api/v1/analyses/{record.id}/report",
             file=sys.stderr,
             flush=True,
         )
