@@ -190,12 +190,7 @@ class AnalysisRunner:
             batch = fetch_sequential_batch(
                 config,
                 self.sources(analysis.source),
-                Scope(analysis.baseline_scope, analysis.location, analysis.scope_params),
-                Scope(
-                    analysis.canary_scope,
-                    analysis.extra.get("canary_location", analysis.location),
-                    analysis.extra.get("canary_scope_params", analysis.scope_params),
-                ),
+                *scopes(analysis),
                 start=window[0],
                 end=window[1],
                 step=analysis.step_s,
@@ -256,12 +251,7 @@ class AnalysisRunner:
             data = fetch_metric_sets(
                 config,
                 source,
-                Scope(analysis.baseline_scope, analysis.location, analysis.scope_params),
-                Scope(
-                    analysis.canary_scope,
-                    analysis.extra.get("canary_location", analysis.location),
-                    analysis.extra.get("canary_scope_params", analysis.scope_params),
-                ),
+                *scopes(analysis),
                 start=window[0],
                 end=window[1],
                 step=analysis.step_s,
@@ -361,6 +351,18 @@ class AnalysisRunner:
                 self.on_finish(record)
             except Exception:  # a notification must never change or delay a verdict
                 log.exception("analysis %s: on_finish hook failed", analysis_id)
+
+
+def scopes(analysis: AnalysisRecord) -> tuple[Scope, Scope]:
+    """Return the analysis' baseline and canary scopes (the canary may have its own location and params)."""
+    return (
+        Scope(analysis.baseline_scope, analysis.location, analysis.scope_params),
+        Scope(
+            analysis.canary_scope,
+            analysis.extra.get("canary_location", analysis.location),
+            analysis.extra.get("canary_scope_params", analysis.scope_params),
+        ),
+    )
 
 
 def interval_count(lifetime_s: float, interval_s: float) -> int:
