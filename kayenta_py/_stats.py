@@ -29,8 +29,14 @@ def summarize(values: npt.ArrayLike) -> SummaryStats:
     data = as_values(values)
     if data.size == 0:
         return SummaryStats(0.0, 0.0, 0.0, 0.0, 0)
-    std = float(np.std(data, ddof=1)) if data.size > 1 else 0.0
-    return SummaryStats(float(data.min()), float(data.max()), float(data.mean()), std, int(data.size))
+    if data.size > 1:
+        # Scaled, so that values near the float range (1e154 and up) do not overflow when squared.
+        scale = float(np.max(np.abs(data[np.isfinite(data)]), initial=0.0)) or 1.0
+        std = scale * float(np.std(data / scale, ddof=1)) if math.isfinite(scale) else math.nan
+    else:
+        std = 0.0
+    mean = float(np.mean(data / 2.0)) * 2.0  # halves first: the sum of huge values must not overflow
+    return SummaryStats(float(data.min()), float(data.max()), mean, std, int(data.size))
 
 
 def percentile(values: npt.ArrayLike, p: float) -> float:

@@ -148,3 +148,9 @@ def test_inf_values_are_dropped_and_nan_ratio_is_null_in_json() -> None:
     assert metric.to_dict()["mean_ratio"] is None
     assert metric.details["dropped_infinite"] == {"baseline": 1, "canary": 0}
     assert "dropped infinite values: 1 from the baseline" in metric.reason
+
+
+def test_summary_statistics_of_huge_values_do_not_overflow() -> None:
+    stats = kayenta_py.summarize([1e300, 1.2e300, 0.8e300])
+    assert stats.mean == pytest.approx(1e300) and stats.std == pytest.approx(0.2e300)
+    assert kayenta_py.summarize([4.0]).std == 0.0
