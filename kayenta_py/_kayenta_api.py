@@ -23,7 +23,7 @@ from kayenta_py._model import MetricSet, MetricSetPair, Thresholds
 from kayenta_py._pipeline import judge_pairs
 from kayenta_py._registry import did_you_mean
 from kayenta_py._service import Service
-from kayenta_py._store import CANCELLED, COMPLETED, FAILED, AnalysisRecord
+from kayenta_py._store import CANCELLED, COMPLETED, FAILED, AnalysisRecord, ConfigVersionRecord
 
 CONFIG_ACCOUNT = "kayenta-py"
 KAYENTA_JUDGE = "NetflixACAJudge-v1.0"
@@ -98,10 +98,7 @@ def kayenta_router(service: Service, guard: Callable[..., None]) -> APIRouter:
     @router.get("/canaryConfig/{config_id}")
     def get_canary_config(config_id: str, configurationAccountName: str | None = None) -> dict[str, Any]:  # noqa: N803
         """A stored canary config, with its id."""
-        record = service.store.get_config(config_id)
-        if record is None:
-            raise HTTPException(404, f"no canary config {config_id!r}")
-        return {**record.body, "id": config_id}
+        return {**_stored_config(service, config_id).body, "id": config_id}
 
     @router.put("/canaryConfig/{config_id}")
     def update_canary_config(
@@ -111,16 +108,14 @@ def kayenta_router(service: Service, guard: Callable[..., None]) -> APIRouter:
     ) -> dict[str, str]:
         """Replace a canary config (its earlier versions stay in the history)."""
         load_config(body, registry=service.registry)
-        if service.store.get_config(config_id) is None:
-            raise HTTPException(404, f"no canary config {config_id!r}")
+        _stored_config(service, config_id)
         service.store.update_config(config_id, {k: v for k, v in body.items() if k != "id"})
         return {"canaryConfigId": config_id}
 
     @router.delete("/canaryConfig/{config_id}", status_code=204)
     def delete_canary_config(config_id: str, configurationAccountName: str | None = None) -> Response:  # noqa: N803
         """Delete a canary config."""
-        if service.store.get_config(config_id) is None:
-            raise HTTPException(404, f"no canary config {config_id!r}")
+        _stored_config(service, config_id)
         service.store.delete_config(config_id)
         return Response(status_code=204)
 
@@ -133,20 +128,13 @@ def kayenta_router(service: Service, guard: Callable[..., None]) -> APIRouter:
         body: JsonBody,
     ) -> dict[str, str]:
         """Start a canary execution with a stored config (Argo Rollouts, Spinnaker)."""
-        record = service.store.get_config(config_id)
-        if record is None:
-            raise HTTPException(404, f"no canary config {config_id!r}")
-        return _start_execution(service, dict(record.body), config_id, body, dict(request.query_params))
+        config = dict(_stored_config(service, config_id).body)
+        return _start_execution(service, config, config_id, body, dict(request.query_params))
 
     @router.post("/canary")
     def start_adhoc_canary(request: Request, body: JsonBody) -> dict[str, str]:
         """Start a canary execution with an inline config: ``{canaryConfig, executionRequest}``."""
-        config, execution = body.get("canaryConfig"), body.get("executionRequest")
-        if not isinstance(config, dict) or not isinstance(execution, dict):
-            raise _bad("body", "an ad hoc canary needs canaryConfig and executionRequest objects")
-        warnings = [
-            f"{k}: unknown field, ignored" for k in body if k not in ("canaryConfig", "executionRequest")
-        ]
+        config, execution, warnings = _adhoc(body)
         return _start_execution(service, config, None, execution, dict(request.query_params), warnings)
 
     @router.get("/canary/{execution_id}")
@@ -162,18 +150,14 @@ def kayenta_router(service: Service, guard: Callable[..., None]) -> APIRouter:
     @router.post("/standalone_canary_analysis/{config_id}")
     def start_standalone(config_id: str, request: Request, body: JsonBody) -> dict[str, str]:
         """Start a standalone canary analysis (several intervals) with a stored config."""
-        record = service.store.get_config(config_id)
-        if record is None:
-            raise HTTPException(404, f"no canary config {config_id!r}")
-        return _start_standalone(service, dict(record.body), config_id, body, dict(request.query_params))
+        config = dict(_stored_config(service, config_id).body)
+        return _start_standalone(service, config, config_id, body, dict(request.query_params))
 
     @router.post("/standalone_canary_analysis")
     def start_adhoc_standalone(request: Request, body: JsonBody) -> dict[str, str]:
         """Start a standalone canary analysis with an inline config."""
-        config, execution = body.get("canaryConfig"), body.get("executionRequest")
-        if not isinstance(config, dict) or not isinstance(execution, dict):
-            raise _bad("body", "an ad hoc analysis needs canaryConfig and executionRequest objects")
-        return _start_standalone(service, config, None, execution, dict(request.query_params))
+        config, execution, warnings = _adhoc(body)
+        return _start_standalone(service, config, None, execution, dict(request.query_params), warnings)
 
     @router.get("/standalone_canary_analysis/{execution_id}")
     def standalone_status(execution_id: str) -> dict[str, Any]:
@@ -302,8 +286,9 @@ def _start_standalone(
     config_id: str | None,
     request: Mapping[str, Any],
     query: Mapping[str, str],
+    warnings: list[str] | None = None,
 ) -> dict[str, str]:
-    warnings = _unknown(request, _STANDALONE_FIELDS, "executionRequest")
+    warnings = list(warnings or []) + _unknown(request, _STANDALONE_FIELDS, "executionRequest")
     parsed = load_config(config, registry=service.registry)
     scopes = request.get("scopes")
     if not isinstance(scopes, list) or not scopes or not isinstance(scopes[0], Mapping):
@@ -452,6 +437,23 @@ def _mode(request: Mapping[str, Any]) -> str | None:
     if mode is not None and mode not in ("fixed", "sequential"):
         raise _bad("mode", f"{mode!r} is not 'fixed' or 'sequential'")
     return None if mode is None else str(mode)
+
+
+def _stored_config(service: Service, config_id: str) -> ConfigVersionRecord:
+    """Return a stored canary config, or answer 404."""
+    record = service.store.get_config(config_id)
+    if record is None:
+        raise HTTPException(404, f"no canary config {config_id!r}")
+    return record
+
+
+def _adhoc(body: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """Unpack an ad hoc request ``{canaryConfig, executionRequest}``; other fields become warnings."""
+    config, execution = body.get("canaryConfig"), body.get("executionRequest")
+    if not isinstance(config, dict) or not isinstance(execution, dict):
+        raise _bad("body", "an ad hoc request needs canaryConfig and executionRequest objects")
+    wrapper = ("canaryConfig", "executionRequest")
+    return config, execution, [f"{k}: unknown field, ignored" for k in body if k not in wrapper]
 
 
 def _status(record: AnalysisRecord) -> str:
