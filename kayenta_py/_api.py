@@ -18,7 +18,7 @@ from kayenta_py._config import load_config
 from kayenta_py._errors import ConfigError, KayentaError
 from kayenta_py._flagger import flagger_router
 from kayenta_py._kayenta_api import kayenta_router
-from kayenta_py._model import Thresholds
+from kayenta_py._model import Thresholds, rfc3339
 from kayenta_py._pipeline import judge as judge_canary
 from kayenta_py._report import CONTENT_SECURITY_POLICY, render_analysis_html
 from kayenta_py._service import Service
@@ -332,13 +332,6 @@ def create_app(
 # ---------------------------------------------------------------- documents
 
 
-def iso(epoch: float | None) -> str | None:
-    """Return RFC 3339 UTC for epoch seconds."""
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def verdict_document(record: AnalysisRecord) -> dict[str, Any]:
     """Return ``{verdict, score, complete, reason}`` for rollout controllers."""
     score = record.score if record.score is not None and math.isfinite(record.score) else None
@@ -358,8 +351,8 @@ def analysis_summary(service: Service, request: Request, record: AnalysisRecord)
         "scope_params": record.scope_params,
         "location": record.location,
         "source": record.source,
-        "start": iso(record.start_ts),
-        "end": iso(record.start_ts + record.warmup_s + record.lifetime_s),
+        "start": rfc3339(record.start_ts),
+        "end": rfc3339(record.start_ts + record.warmup_s + record.lifetime_s),
         "lifetime_s": record.lifetime_s,
         "interval_s": record.interval_s,
         "warmup_s": record.warmup_s,
@@ -369,9 +362,9 @@ def analysis_summary(service: Service, request: Request, record: AnalysisRecord)
         "fail_fast": record.fail_fast,
         "intervals_total": record.intervals_total,
         "error": record.error,
-        "created": iso(record.created_ts),
-        "updated": iso(record.updated_ts),
-        "completed": iso(record.completed_ts),
+        "created": rfc3339(record.created_ts),
+        "updated": rfc3339(record.updated_ts),
+        "completed": rfc3339(record.completed_ts),
         "links": _links(service, request, record.id),
     }
 
@@ -380,9 +373,9 @@ def interval_document(interval: IntervalRecord) -> dict[str, Any]:
     """Return one judged interval with its per-metric results."""
     return {
         "index": interval.index,
-        "window": {"start": iso(interval.window_start_ts), "end": iso(interval.window_end_ts)},
-        "due": iso(interval.due_ts),
-        "judged": iso(interval.judged_ts),
+        "window": {"start": rfc3339(interval.window_start_ts), "end": rfc3339(interval.window_end_ts)},
+        "due": rfc3339(interval.due_ts),
+        "judged": rfc3339(interval.judged_ts),
         "score": interval.score,
         "verdict": interval.verdict,
         "reason": interval.reason,
@@ -396,7 +389,7 @@ def config_document(record: ConfigVersionRecord, *, with_body: bool = True) -> d
     document: dict[str, Any] = {
         "name": record.name,
         "version": record.version,
-        "created": iso(record.created_ts),
+        "created": rfc3339(record.created_ts),
     }
     if with_body:
         document["config"] = record.body

@@ -19,7 +19,7 @@ import numpy as np
 from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response
 
 from kayenta_py._config import load_config
-from kayenta_py._model import MetricSet, MetricSetPair, Thresholds
+from kayenta_py._model import MetricSet, MetricSetPair, Thresholds, rfc3339
 from kayenta_py._pipeline import judge_pairs
 from kayenta_py._registry import did_you_mean
 from kayenta_py._service import Service
@@ -78,7 +78,7 @@ def kayenta_router(service: Service, guard: Callable[..., None]) -> APIRouter:
                     "id": record.name,
                     "name": record.body.get("name", record.name),
                     "updatedTimestamp": int(record.created_ts * 1000),
-                    "updatedTimestampIso": _iso(record.created_ts),
+                    "updatedTimestampIso": rfc3339(record.created_ts),
                     "applications": applications,
                 }
             )
@@ -367,11 +367,11 @@ def execution_status(record: AnalysisRecord) -> dict[str, Any]:
         "canaryExecutionRequest": extra.get("request"),
         "metricSetPairListId": record.id if last is not None else None,
         "buildTimeMillis": int(record.created_ts * 1000),
-        "buildTimeIso": _iso(record.created_ts),
+        "buildTimeIso": rfc3339(record.created_ts),
         "startTimeMillis": int(record.start_ts * 1000),
-        "startTimeIso": _iso(record.start_ts),
+        "startTimeIso": rfc3339(record.start_ts),
         "endTimeMillis": int(end_ts * 1000),
-        "endTimeIso": _iso(end_ts),
+        "endTimeIso": rfc3339(end_ts),
         "storageAccountName": query.get("storageAccountName"),
         "configurationAccountName": query.get("configurationAccountName"),
         "metricsAccountName": query.get("metricsAccountName"),
@@ -401,9 +401,9 @@ def standalone_document(record: AnalysisRecord) -> dict[str, Any]:
             "canaryScoreMessage": record.reason,
             "canaryScores": [i.score if i.score is not None else 0.0 for i in record.intervals],
             "canaryExecutionResults": executions,
-            "buildTimeIso": _iso(record.created_ts),
-            "startTimeIso": _iso(record.start_ts),
-            "endTimeIso": _iso(record.completed_ts),
+            "buildTimeIso": rfc3339(record.created_ts),
+            "startTimeIso": rfc3339(record.start_ts),
+            "endTimeIso": rfc3339(record.completed_ts),
         }
     return {
         "application": query.get("application"),
@@ -421,9 +421,9 @@ def standalone_document(record: AnalysisRecord) -> dict[str, Any]:
         "canaryConfigId": extra.get("config_id"),
         "metricsAccountName": query.get("metricsAccountName"),
         "storageAccountName": query.get("storageAccountName"),
-        "buildTimeIso": _iso(record.created_ts),
-        "startTimeIso": _iso(record.start_ts),
-        "endTimeIso": _iso(record.completed_ts),
+        "buildTimeIso": rfc3339(record.created_ts),
+        "startTimeIso": rfc3339(record.start_ts),
+        "endTimeIso": rfc3339(record.completed_ts),
         "warnings": extra.get("warnings", []),
     }
 
@@ -586,12 +586,6 @@ def _pair(document: Any, index: int) -> MetricSetPair:
 
 def _bad(field: str, message: str) -> HTTPException:
     return HTTPException(422, [{"loc": ["body", *field.split(".")], "msg": f"{field}: {message}"}])
-
-
-def _iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _duration(seconds: float) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
@@ -319,6 +320,13 @@ class CanaryResult:
                 "classificationReason": self.reason,
             },
         }
+
+
+def rfc3339(epoch: float | None) -> str | None:
+    """Return RFC 3339 UTC with milliseconds for epoch seconds (None stays None)."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def json_number(value: float | None) -> float | None:

@@ -29,7 +29,7 @@ from kayenta_py._backtest import add_backtest_parser, run_backtest
 from kayenta_py._config import CanaryConfig, MetricConfig, load_config
 from kayenta_py._errors import KayentaError
 from kayenta_py._judge import format_number
-from kayenta_py._model import CanaryResult, MetricSet, MetricSetPair, Thresholds, Verdict
+from kayenta_py._model import CanaryResult, MetricSet, MetricSetPair, Thresholds, Verdict, rfc3339
 from kayenta_py._pipeline import analyze as analyze_canary
 from kayenta_py._pipeline import judge as judge_canary
 from kayenta_py._pipeline import pair_metric_sets
@@ -303,7 +303,7 @@ def _analyze(args: argparse.Namespace, registry: Registry, out: TextIO) -> int:
             "config": config.name,
             "baseline scope": args.baseline_scope,
             "canary scope": args.canary_scope,
-            "window": f"{_iso(start)} to {_iso(end)}, step {args.step:g} s",
+            "window": f"{rfc3339(start)} to {rfc3339(end)}, step {args.step:g} s",
             "source": _without_credentials(str(args.prometheus)),
         }
         baseline, canary = recording.split(baseline_scope)
@@ -360,7 +360,7 @@ def _query(args: argparse.Namespace, registry: Registry, out: TextIO) -> int:
     scope = Scope(args.scope, args.location, _scope_params(args.scope_param))
     start, end = parse_time(args.start, "--start"), parse_time(args.end, "--end")
     out.write(f"query: {source.render(metric, scope)}\n")
-    out.write(f"window: {_iso(start)} .. {_iso(end)}, step {args.step:g} s\n")
+    out.write(f"window: {rfc3339(start)} .. {rfc3339(end)}, step {args.step:g} s\n")
     sets = source.fetch(metric, scope, start, end, args.step)
     out.write(f"series: {len(sets)}\n")
     for metric_set in sets:
@@ -438,10 +438,6 @@ def parse_time(text: str, option: str) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _thresholds(config: CanaryConfig, pass_: float | None, marginal: float | None) -> Thresholds:
