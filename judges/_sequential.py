@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.special import betaln, logsumexp
-from scipy.stats import chi2
+from scipy.stats import chi2, norm
 
 from kayenta_py import Direction, KayentaError
 from kayenta_py._sequential import Assessment, SequentialJudge, clip_p
@@ -400,11 +400,14 @@ class RankParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     min_effect: float = Field(0.56, gt=0.5, lt=1, description="smallest relevant theta, P(canary > baseline)")
-    min_points: int = Field(30, ge=10, description="aligned points before any decision")
+    min_points: int = Field(60, ge=10, description="aligned points before any decision")
     min_effective: float = Field(
         3.0, ge=1, description="effectively independent points (points / correlation inflation) to decide"
     )
     tuning: int = Field(100, ge=10, description="points at which the confidence sequence is tightest")
+    final_share: float = Field(
+        0.5, ge=0, lt=1, description="share of the metric's alpha kept for one fixed-horizon look at the end"
+    )
 
 
 # Batch sizes 1, 2, 4, ... 2^19 for the long-run variance (batch means), streamed in O(log n) per point.
@@ -425,7 +428,16 @@ class SequentialRankJudge(SequentialJudge):
     it is excluded when the sequence lies below it. No decision before
     ``min_points`` aligned points, nor before ``min_effective`` effectively
     independent ones (points / inflation): a strongly autocorrelated series
-    needs more data. Each batch costs O(points x log n).
+    needs more data, and a short stretch of a persistent series can look much
+    less correlated than it is. Each batch costs O(points x log n).
+
+    Final look: ``final_share`` of the metric's alpha is kept for one
+    fixed-horizon test of "no relevant regression" on all points, read once when
+    the lifetime ends (``p_final``); the confidence sequence gets the rest (its
+    p-value is divided by ``1 - final_share``). By the union bound the metric's
+    false-fail rate stays at alpha. A persistent series often has too little
+    evidence for the time-uniform boundary by the end of the hour but enough for a
+    single test at that one planned time.
     """
 
     name = "sequential-rank"
@@ -435,18 +447,22 @@ class SequentialRankJudge(SequentialJudge):
         self,
         *,
         min_effect: float = 0.56,
-        min_points: int = 30,
+        min_points: int = 60,
         min_effective: float = 3.0,
         tuning: int = 100,
+        final_share: float = 0.5,
         **common: Any,
     ) -> None:
         super().__init__(**common)
         if not 0.5 < min_effect < 1:
             raise KayentaError(f"min_effect: {min_effect} must be a theta between 0.5 and 1")
+        if not 0 <= final_share < 1:
+            raise KayentaError(f"final_share: {final_share} must be at least 0 and below 1")
         self.min_effect = min_effect
         self.min_points = min_points
         self.min_effective = min_effective
         self.tuning = tuning
+        self.final_share = final_share
 
     def new_state(self, alpha: float) -> dict[str, Any]:
         """Return the empty state."""
@@ -490,7 +506,7 @@ class SequentialRankJudge(SequentialJudge):
                     acc[3] += mean
                     acc[4] += mean * mean
                     acc[0], acc[1] = 0, 0.0
-        if scores.size and state["n"] >= self.min_points:
+        if scores.size:
             for key, value in self._p_values(state).items():
                 state["min_p"][key] = min(state["min_p"][key], value)
         return state
@@ -539,11 +555,16 @@ class SequentialRankJudge(SequentialJudge):
         log_alpha = 0.5 * math.log(n * rho2 + 1.0) - (z * z) * (n * n * rho2) / (2.0 * (n * rho2 + 1.0))
         return min(1.0, math.exp(log_alpha))
 
+    def _ready(self, state: Mapping[str, Any]) -> bool:
+        """Enough aligned and effectively independent points to judge."""
+        n = state["n"]
+        return bool(n >= self.min_points and n / _inflation(state["diff"]) >= self.min_effective)
+
     def _p_values(self, state: Mapping[str, Any]) -> dict[str, float]:
         n = state["n"]
         none = {"up": 1.0, "safe_up": 1.0, "down": 1.0, "safe_down": 1.0}
-        if n / _inflation(state["diff"]) < self.min_effective:
-            return none  # too few effectively independent points to judge yet
+        if not self._ready(state):
+            return none
         mean, sd = state["sum"] / n, self._sd(state)
         theta, alpha = self.min_effect, state["alpha"]
         return {
@@ -552,6 +573,22 @@ class SequentialRankJudge(SequentialJudge):
             "down": self._boundary_alpha(n, ((1.0 - theta) - mean) / sd, alpha),
             "safe_down": self._boundary_alpha(n, (mean - (1.0 - theta)) / sd, alpha),
         }
+
+    def _final_p(self, state: Mapping[str, Any]) -> float:
+        """The fixed-horizon p-value of "no relevant regression" on all points, over its alpha share."""
+        if self.final_share <= 0 or not self._ready(state):
+            return 1.0
+        n = state["n"]
+        mean, se = state["sum"] / n, self._sd(state) / math.sqrt(n)
+        up = float(norm.sf((mean - self.min_effect) / se))
+        down = float(norm.sf(((1.0 - self.min_effect) - mean) / se))
+        if self.direction is Direction.INCREASE:
+            p = up
+        elif self.direction is Direction.DECREASE:
+            p = down
+        else:
+            p = 2 * min(up, down)
+        return clip_p(p / self.final_share)
 
     def assess(self, state: Mapping[str, Any]) -> Assessment:
         """Evidence on theta."""
@@ -563,6 +600,7 @@ class SequentialRankJudge(SequentialJudge):
             p = (best["down"], best["safe_down"])
         else:
             p = (2 * min(best["up"], best["down"]), max(best["safe_up"], best["safe_down"]))
+        p = (p[0] / (1.0 - self.final_share), p[1])  # the confidence sequence's share of alpha
         ci = None
         estimate = None
         if n:
@@ -578,6 +616,7 @@ class SequentialRankJudge(SequentialJudge):
             p_regression=clip_p(p[0]),
             p_safe=clip_p(p[1]),
             e_regression=0.5 / math.sqrt(max(p[0], 1e-300)),
+            p_final=self._final_p(state) if n else 1.0,
             ci=ci,
             estimate=estimate,
             effect_measure="theta",
@@ -589,6 +628,7 @@ class SequentialRankJudge(SequentialJudge):
                 "long_run_sd": self._sd(state) if n else None,
                 "min_effect": self.min_effect,
                 "min_points": self.min_points,
+                "final_share": self.final_share,
             },
         )
 

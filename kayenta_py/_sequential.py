@@ -6,8 +6,10 @@ relevant regression?" (a fail) and "is a relevant regression excluded?" (an earl
 pass), plus a confidence sequence for its effect. :class:`SequentialAnalysis`
 controls the family-wise error over all metrics (Bonferroni, or e-BH) and decides:
 fail as soon as a regression is established; pass early when every critical metric
-excludes one; otherwise pending until :meth:`SequentialAnalysis.finish`, which passes
-with a flag when the evidence is still too thin.
+excludes one; otherwise pending until :meth:`SequentialAnalysis.finish`, which fails
+a metric whose final fixed-horizon look (``sequential-rank`` keeps a share of its
+alpha for it) establishes a regression, and otherwise passes, with a flag when the
+evidence is still too thin.
 
 References: Lindon & Malek, NeurIPS 2022 (counts); Waudby-Smith & Ramdas, JRSS-B 2024
 (betting confidence sequences); Wang & Ramdas, JRSS-B 2022 (e-BH). DESIGN.md 4.3.
@@ -56,7 +58,10 @@ class Assessment:
     (small: a regression is established); ``p_safe`` one for "a relevant
     regression" (small: it is excluded). ``e_regression`` is the current
     e-value behind ``p_regression`` (for e-BH). ``ci`` is the confidence
-    sequence of ``effect_measure`` at the level asked for.
+    sequence of ``effect_measure`` at the level asked for. ``p_final`` is a
+    fixed-horizon p-value for "no relevant regression", read once, when the
+    lifetime ends; a judge that keeps part of its alpha for that final look
+    reports both p-values already divided by their shares (1: no final look).
     """
 
     p_regression: float
@@ -70,6 +75,7 @@ class Assessment:
     baseline: SummaryStats = EMPTY_STATS
     canary: SummaryStats = EMPTY_STATS
     details: Mapping[str, Any] = field(default_factory=dict)
+    p_final: float = 1.0
 
 
 class SequentialJudge(ABC):
@@ -144,9 +150,10 @@ class SequentialAnalysis:
     current :class:`CanaryResult`: verdict ``fail`` as soon as a metric's
     regression is established, ``pass`` early when every critical metric (every
     metric, if none is critical) excludes a relevant regression, otherwise
-    ``pending``. :meth:`finish` ends the analysis: ``pass`` unless a regression
-    was established, with ``details["inconclusive"]`` and a reason when a critical
-    metric still cannot exclude one. :meth:`to_state` and :meth:`restore`
+    ``pending``. :meth:`finish` ends the analysis with one final fixed-horizon look
+    per metric (``Assessment.p_final``, Bonferroni over metrics): ``fail`` when it
+    establishes a regression, otherwise ``pass``, with ``details["inconclusive"]``
+    and a reason when a critical metric still cannot exclude one. :meth:`to_state` and :meth:`restore`
     persist and resume it.
     """
 
@@ -266,16 +273,28 @@ class SequentialAnalysis:
         assessments = {name: t.judge.assess(t.state) for name, t in self.tracks.items()}
         scored = [n for n, t in self.tracks.items() if not t.config.muted]
         regressed = self._regressed(assessments, scored)
+        # The final look: once, when the lifetime ends, each metric's fixed-horizon test (Bonferroni).
+        at_end = (
+            {n for n in scored if n not in regressed and assessments[n].p_final <= self.level}
+            if final
+            else set()
+        )
+        regressed |= at_end
         safe = {n for n in scored if assessments[n].p_safe <= self.level}
         critical = [n for n in scored if self.tracks[n].config.critical] or scored
         results = []
         for name, track in self.tracks.items():
-            results.append(self._metric_result(track, assessments[name], name in regressed, name in safe))
+            results.append(
+                self._metric_result(
+                    track, assessments[name], name in regressed, name in safe, final_look=name in at_end
+                )
+            )
         thin = [n for n in critical if n not in safe and n not in regressed]
         if regressed:
             names = ", ".join(sorted(regressed))
             verdict, score = Verdict.FAIL, 0.0
-            reason = f"fail: regression established in {names} (anytime-valid, alpha {self.alpha:g})"
+            how = "at the final look" if regressed == at_end else "anytime-valid"
+            reason = f"fail: regression established in {names} ({how}, alpha {self.alpha:g})"
         elif scored and not thin:
             verdict, score = Verdict.PASS, 100.0
             reason = (
@@ -331,7 +350,7 @@ class SequentialAnalysis:
         return set(ranked[:rejected])
 
     def _metric_result(
-        self, track: _MetricTrack, assessment: Assessment, regressed: bool, safe: bool
+        self, track: _MetricTrack, assessment: Assessment, regressed: bool, safe: bool, *, final_look: bool
     ) -> MetricResult:
         metric = track.config
         if assessment.observations == 0:
@@ -346,9 +365,17 @@ class SequentialAnalysis:
             lower = metric.direction is Direction.DECREASE or (metric.direction is Direction.EITHER and below)
             classification = Classification.LOW if lower else Classification.HIGH
             reason = (
-                f"regression established: {assessment.effect_measure} confidence sequence "
-                f"{_interval(assessment.ci)} excludes no relevant regression "
-                f"(anytime p {assessment.p_regression:.3g} <= {self.level:.3g})"
+                (
+                    f"regression established at the final look: fixed-horizon p "
+                    f"{assessment.p_final:.3g} <= {self.level:.3g} ({assessment.effect_measure} estimate "
+                    f"{_number(assessment.estimate)}, confidence sequence {_interval(assessment.ci)})"
+                )
+                if final_look
+                else (
+                    f"regression established: {assessment.effect_measure} confidence sequence "
+                    f"{_interval(assessment.ci)} excludes no relevant regression "
+                    f"(anytime p {assessment.p_regression:.3g} <= {self.level:.3g})"
+                )
             )
         else:
             classification = Classification.PASS
@@ -376,12 +403,17 @@ class SequentialAnalysis:
                 "p_regression": assessment.p_regression,
                 "p_safe": assessment.p_safe,
                 "e_regression": assessment.e_regression,
+                "p_final": assessment.p_final,
                 "level": self.level,
                 "regression_excluded": safe,
                 "observations": assessment.observations,
                 **assessment.details,
             },
         )
+
+
+def _number(value: float | None) -> str:
+    return "(none yet)" if value is None else f"{value:.4g}"
 
 
 def _interval(ci: tuple[float, float] | None) -> str:
