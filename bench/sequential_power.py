@@ -78,7 +78,7 @@ TRAFFIC_AMPLITUDE = 0.5  # relative amplitude of the traffic cycle
 CYCLE_MINUTES = (10.0, 30.0)  # period of the traffic cycle, drawn per run
 ERROR_RATE = 0.001
 # The extra row "re-run m-w, 5-min warm-up": Kayenta's beginCanaryAnalysisAfterMins, i.e. the same
-# re-run Mann-Whitney with no judgement before 5 minutes (30 points, sequential-rank's min_points).
+# re-run Mann-Whitney with no judgement before 5 minutes (30 points per side).
 WARMUP_MINUTES = 5
 
 # NAB series used as the shared level of (b): 5-minute CPU and request-latency gauges.
