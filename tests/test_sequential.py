@@ -429,7 +429,7 @@ def rank_fails(judge: SequentialRankJudge, baseline: FloatArray, canary: FloatAr
     """Whether the judge fails the canary at any look (its anytime p-value is a running minimum) or at
     the final look once the last batch is in."""
     assessment = final_assessment(judge, rank_batches(baseline, canary, 6), ALPHA)
-    return assessment.p_regression <= ALPHA or assessment.p_final <= ALPHA
+    return bool(assessment.p_regression <= ALPHA or assessment.p_final <= ALPHA)
 
 
 def rank_aa_rate(phi: float, runs: int, seed: int) -> float:
@@ -579,6 +579,7 @@ def test_final_look_fails_what_the_confidence_sequence_cannot_establish() -> Non
     assert metric.reason.startswith("regression established at the final look: fixed-horizon p")
     # The fixed-horizon p-value is the one-sided normal test on the long-run sd, over its alpha share.
     n, estimate, sd = details["observations"], metric.estimate, details["long_run_sd"]
+    assert estimate is not None
     assert estimate == pytest.approx(0.70)
     expected = norm.sf((estimate - 0.56) / (sd / math.sqrt(n))) / 0.5
     assert details["p_final"] == pytest.approx(expected, rel=1e-9)
