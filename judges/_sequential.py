@@ -474,11 +474,13 @@ class SequentialRankJudge(SequentialJudge):
             # per level: [open batch's points, its sum, closed batches, sum of means, sum of squares]
             "levels": [[0, 0.0, 0, 0.0, 0.0] for _ in range(_LEVELS)],
             "min_p": {"up": 1.0, "down": 1.0, "safe_up": 1.0, "safe_down": 1.0},
-            "now_z": {"up": 0.0, "down": 0.0},
             "baseline": [0, 0.0, 0.0, None, None],
             "canary": [0, 0.0, 0.0, None, None],
             # paired differences: count, sum, sum of squares, lag pairs, last, sum of lag products
             "diff": [0, 0.0, 0.0, 0, None, 0.0],
+            # relative differences' signs about their running mean: count, sum, lag pairs, same-sign
+            # pairs, last sign
+            "centred": [0, 0.0, 0, 0.0, 0.0],
         }
 
     def update(self, state: dict[str, Any], baseline: Any, canary: Any) -> dict[str, Any]:
@@ -493,6 +495,7 @@ class SequentialRankJudge(SequentialJudge):
         _moments(state["canary"], c)
         scores = (c > b).astype(np.float64) + 0.5 * (c == b)
         _lag_moments(state["diff"], c - b)
+        _centred_signs(state.setdefault("centred", [0, 0.0, 0, 0.0, 0.0]), c, b)  # older states lack it
         for x in scores.tolist():
             state["n"] += 1
             state["sum"] += x
@@ -517,9 +520,9 @@ class SequentialRankJudge(SequentialJudge):
         Two estimates, the larger wins. (1) The scores' variance (never below the
         Wilson-smoothed p(1 - p), so a run of identical scores is not mistaken for
         certainty) times the variance inflation (1 + r) / (1 - r) of an AR(1) whose
-        lag-1 autocorrelation ``r`` is that of the paired differences
-        canary - baseline (bias-corrected; the differences vary even when the
-        scores do not). (2) Batch means of the scores: size x variance of the batch
+        lag-1 autocorrelation ``r`` is an upper bound of the paired differences'
+        (see ``_inflation``; the differences vary even when the scores do not).
+        (2) Batch means of the scores: size x variance of the batch
         means for the largest batch size with at least 6 batches, at its 95%
         chi-square upper confidence bound.
         """
@@ -528,7 +531,7 @@ class SequentialRankJudge(SequentialJudge):
         plain = max(0.0, state["sum_sq"] / n - mean * mean)
         smoothed = (state["sum"] + 1.0) / (n + 2.0)
         variance = max(plain, smoothed * (1.0 - smoothed))
-        long_run = variance * _inflation(state["diff"])
+        long_run = variance * _inflation(state)
         for level in range(1, _LEVELS):
             closed, total, total_sq = state["levels"][level][2:]
             if closed < 6:
@@ -558,7 +561,7 @@ class SequentialRankJudge(SequentialJudge):
     def _ready(self, state: Mapping[str, Any]) -> bool:
         """Enough aligned and effectively independent points to judge."""
         n = state["n"]
-        return bool(n >= self.min_points and n / _inflation(state["diff"]) >= self.min_effective)
+        return bool(n >= self.min_points and n / _inflation(state) >= self.min_effective)
 
     def _p_values(self, state: Mapping[str, Any]) -> dict[str, float]:
         n = state["n"]
@@ -641,21 +644,63 @@ def _exp(log_value: float) -> float:
     return math.exp(min(log_value, 690.0))
 
 
-def _inflation(diff: Sequence[float]) -> float:
-    """AR(1) variance inflation (1 + r) / (1 - r), r an upper bound of the differences' lag-1 correlation."""
-    count, total, total_sq, lag_pairs, lag_sum = diff[0], diff[1], diff[2], diff[3], diff[5]
+def _lag_correlation(acc: Sequence[Any]) -> float | None:
+    """Lag-1 autocorrelation of a series streamed by ``_lag_moments`` (None: too short or constant)."""
+    count, total, total_sq, lag_pairs, lag_sum = acc[0], acc[1], acc[2], acc[3], acc[5]
     if count < 3 or lag_pairs < 2:
-        return 1.0
+        return None
     mean = total / count
     variance = total_sq / count - mean * mean
     if variance <= 1e-18:
+        return None
+    return float((lag_sum / lag_pairs - mean * mean) / variance)
+
+
+def _inflation(state: Mapping[str, Any]) -> float:
+    """AR(1) variance inflation (1 + r) / (1 - r), r an upper bound of the latent lag-1 correlation.
+
+    Two estimates of the latent correlation, the larger wins: the paired differences'
+    lag-1 correlation, and a robust one from the signs of the relative differences
+    (c - b) / (|c| + |b|) about their running mean: for a Gaussian process the signs
+    about its centre agree on consecutive points with probability 1/2 + arcsin(r) / pi.
+    The second keeps the estimate honest when a few spikes dominate the differences'
+    variance (3% of points x3 on each side make the first one look uncorrelated).
+    """
+    count = int(state["diff"][0])
+    estimates = [_lag_correlation(state["diff"])]
+    centred = state.get("centred")
+    if centred and centred[2] >= 2:
+        robust = math.sin(math.pi * (centred[3] / centred[2] - 0.5))
+        # Less precise than the first: it counts from one standard error below, so that taking the
+        # larger of two noisy estimates does not by itself inflate the variance of a clean series.
+        estimates.append(robust - math.sqrt(max(0.0, 1.0 - robust * robust) / centred[2]))
+    known = [r for r in estimates if r is not None]
+    if not known:
         return 1.0
-    r = (lag_sum / lag_pairs - mean * mean) / variance
+    r = max(known)
     r = r + (1.0 + 3.0 * r) / count  # Kendall's small-sample bias correction
     r = min(max(r, 0.0), 0.99)
     r += 1.645 * math.sqrt((1.0 - r * r) / count)  # its 95% upper bound: short series look less correlated
     r = min(r, 0.995)
     return (1.0 + r) / (1.0 - r)
+
+
+def _centred_signs(acc: list[Any], canary: FloatArray, baseline: FloatArray) -> None:
+    """Stream the agreement of consecutive signs of the relative differences about their running mean."""
+    if canary.size == 0:
+        return
+    scale = np.abs(canary) + np.abs(baseline)
+    relative = np.divide(canary - baseline, scale, out=np.zeros_like(scale), where=scale > 0)
+    seen = acc[0] + np.arange(relative.size)
+    before = acc[1] + np.concatenate([[0.0], np.cumsum(relative)[:-1]])  # sums of the earlier points
+    signs = np.where(seen > 0, np.sign(relative - before / np.maximum(seen, 1)), 0.0)
+    previous = np.concatenate([[acc[4]], signs[:-1]])
+    pairs = (seen > 1) & (previous != 0) & (signs != 0)
+    acc[2] += int(pairs.sum())
+    acc[3] += float(((1.0 + previous * signs) / 2.0)[pairs].sum())
+    acc[0] += int(relative.size)
+    acc[1] += float(relative.sum())
+    acc[4] = float(signs[-1])
 
 
 def _events_traffic(value: Any, side: str) -> tuple[FloatArray, FloatArray]:
