@@ -35,6 +35,8 @@ false-fail rate. Run from the project root::
 
     .venv/bin/python bench/sequential_power.py              # --runs 200 --seed 1 --alpha 0.05
     .venv/bin/python bench/sequential_power.py --quick      # about 30 s
+    .venv/bin/python bench/sequential_power.py --phi 0.98   # stronger autocorrelation in (b)
+    .venv/bin/python bench/sequential_power.py --spikes 0.03  # (b) with 3% of points x3 per side
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ WINDOW_S = STEP_S * (POINTS - 1)
 LATENCY_MEDIAN = 100.0  # ms
 LOG_SD = 0.1  # marginal log-sd of latency noise, (a) and (b)
 PHI = 0.9  # AR(1) coefficient per 10 s point, (b); --phi
+SPIKE_FACTOR = 3.0  # --spikes: a spiking point of (b) is this many times its value
 GENERATED_DAILY_AMPLITUDE = 0.3  # log amplitude of the generated daily cycle, (b) fallback
 GENERATED_SLOW_PHI, GENERATED_SLOW_SD = 0.995, 0.1  # shared slow AR(1) of the fallback level
 
@@ -220,8 +223,13 @@ class RunData:
     canary_traffic: FloatArray | None = None
 
 
-def make_run(case: Case, seed: int, run: int, nab: Sequence[NabSeries], phi: float = PHI) -> RunData:
-    """Seeded data of ``run``; every effect of a scenario sees the same draws up to its effect."""
+def make_run(
+    case: Case, seed: int, run: int, nab: Sequence[NabSeries], phi: float = PHI, spikes: float = 0.0
+) -> RunData:
+    """Seeded data of ``run``; every effect of a scenario sees the same draws up to its effect.
+
+    ``spikes``: in (b), that fraction of points on each side is multiplied by 3 (GC pauses, retries).
+    """
     rng = np.random.default_rng(np.random.SeedSequence([seed, SCENARIO_CODES[case.scenario], run]))
     if case.scenario == "iid":
         base = LATENCY_MEDIAN * np.exp(LOG_SD * rng.standard_normal(POINTS))
@@ -231,6 +239,9 @@ def make_run(case: Case, seed: int, run: int, nab: Sequence[NabSeries], phi: flo
         level = shared_level(rng, nab)
         base = level * np.exp(ar1(rng, POINTS, phi, LOG_SD))
         cana = level * np.exp(ar1(rng, POINTS, phi, LOG_SD)) * case.factor
+        if spikes > 0:
+            base *= np.where(rng.random(POINTS) < spikes, SPIKE_FACTOR, 1.0)
+            cana *= np.where(rng.random(POINTS) < spikes, SPIKE_FACTOR, 1.0)
         return RunData(base, cana)
     # Error counts: requests follow a cycle (period 10-30 min, amplitude 50%); the error
     # rate rises and falls with the load on both versions alike.
@@ -314,11 +325,12 @@ def run_mann_whitney(
 
 _NAB: list[NabSeries] = []
 _PHI = PHI
+_SPIKES = 0.0
 
 
-def _init_worker(nab: list[NabSeries], phi: float) -> None:
-    global _NAB, _PHI
-    _NAB, _PHI = nab, phi
+def _init_worker(nab: list[NabSeries], phi: float, spikes: float) -> None:
+    global _NAB, _PHI, _SPIKES
+    _NAB, _PHI, _SPIKES = nab, phi, spikes
 
 
 @dataclass(frozen=True)
@@ -337,7 +349,7 @@ def simulate(case: Case, per_look: int, runs: Sequence[int], seed: int, alpha: f
     judge_config = kayenta_py.load_config(config(case.metric, sequential=False))
     out = []
     for run in runs:
-        data = make_run(case, seed, run, _NAB, _PHI)
+        data = make_run(case, seed, run, _NAB, _PHI, _SPIKES)
         seq_fail, seq_pass = run_sequential(case, data, per_look, alpha)
         out.append(Outcome(run, seq_fail, seq_pass, *run_mann_whitney(case, data, per_look, judge_config)))
     return out
@@ -433,6 +445,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--phi", type=float, default=PHI, help="AR(1) coefficient of (b)'s noise per 10 s point (0.9)"
     )
+    parser.add_argument(
+        "--spikes", type=float, default=0.0, help="fraction of (b)'s points on each side that spike x3 (0)"
+    )
     parser.add_argument("--nab", type=Path, default=DEFAULT_NAB, help="NAB data directory (read in place)")
     parser.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)), help="worker processes")
     args = parser.parse_args(argv)
@@ -444,6 +459,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--runs, --runs-10s and --jobs must be at least 1")
     if not 0 < args.alpha < 1:
         parser.error("--alpha must be between 0 and 1")
+    if not 0 <= args.spikes < 1:
+        parser.error("--spikes must be in [0, 1)")
     if not 0 <= args.phi < 1:
         parser.error("--phi must be in [0, 1)")
     return args
@@ -467,6 +484,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     noise = (
         f"independent lognormal AR(1) noise per side (phi {args.phi:g} per {STEP_S} s point, "
         f"marginal log-sd {LOG_SD:g})"
+        + (f", {args.spikes:.0%} of points per side x{SPIKE_FACTOR:g} (spikes)" if args.spikes else "")
     )
     if nab:
         windows = sum(int(s.starts.size) for s in nab)
@@ -497,7 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     schedules = (Schedule(6, args.runs), Schedule(1, args.runs_10s))
     futures: dict[tuple[int, Case], list[Future[list[Outcome]]]] = {}
     with ProcessPoolExecutor(
-        max_workers=args.jobs, initializer=_init_worker, initargs=(nab, args.phi)
+        max_workers=args.jobs, initializer=_init_worker, initargs=(nab, args.phi, args.spikes)
     ) as pool:
         for schedule in sorted(schedules, key=lambda s: s.per_look):  # the longer tasks first
             for case in CASES:
