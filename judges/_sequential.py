@@ -422,8 +422,8 @@ class SequentialRankJudge(SequentialJudge):
     series are autocorrelated, so the scores are too: the confidence sequence is
     Waudby-Smith et al.'s asymptotic confidence sequence (Annals of Statistics 2024,
     the Robbins normal-mixture boundary) with the *long-run* standard deviation of
-    the scores, estimated by batch means (batches of about sqrt(n) points; never
-    below the plain standard deviation). A regression is established when the
+    the scores, estimated conservatively (``_sd``: an AR(1) inflation from an upper
+    bound of the latent autocorrelation, checked by batch means). A regression is established when the
     sequence lies above ``min_effect`` (below ``1 - min_effect`` for a decrease);
     it is excluded when the sequence lies below it. No decision before
     ``min_points`` aligned points, nor before ``min_effective`` effectively
