@@ -423,9 +423,9 @@ class SequentialRankJudge(SequentialJudge):
     Waudby-Smith et al.'s asymptotic confidence sequence (Annals of Statistics 2024,
     the Robbins normal-mixture boundary) with the *long-run* standard deviation of
     the scores, estimated conservatively (``_sd``: an AR(1) inflation from an upper
-    bound of the latent autocorrelation, checked by batch means). A regression is established when the
-    sequence lies above ``min_effect`` (below ``1 - min_effect`` for a decrease);
-    it is excluded when the sequence lies below it. No decision before
+    bound of the latent autocorrelation, checked by batch means). A regression is
+    established when the sequence lies above ``min_effect`` (below
+    ``1 - min_effect`` for a decrease); it is excluded when the sequence lies below it. No decision before
     ``min_points`` aligned points, nor before ``min_effective`` effectively
     independent ones (points / inflation): a strongly autocorrelated series
     needs more data, and a short stretch of a persistent series can look much

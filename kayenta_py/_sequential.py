@@ -153,8 +153,8 @@ class SequentialAnalysis:
     ``pending``. :meth:`finish` ends the analysis with one final fixed-horizon look
     per metric (``Assessment.p_final``, Bonferroni over metrics): ``fail`` when it
     establishes a regression, otherwise ``pass``, with ``details["inconclusive"]``
-    and a reason when a critical metric still cannot exclude one. :meth:`to_state` and :meth:`restore`
-    persist and resume it.
+    and a reason when a critical metric still cannot exclude one. :meth:`to_state`
+    and :meth:`restore` persist and resume it.
     """
 
     def __init__(
