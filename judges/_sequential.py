@@ -671,9 +671,9 @@ def _inflation(state: Mapping[str, Any]) -> float:
     centred = state.get("centred")
     if centred and centred[2] >= 2:
         robust = math.sin(math.pi * (centred[3] / centred[2] - 0.5))
-        # Less precise than the first: it counts from one standard error below, so that taking the
-        # larger of two noisy estimates does not by itself inflate the variance of a clean series.
-        estimates.append(robust - math.sqrt(max(0.0, 1.0 - robust * robust) / centred[2]))
+        # Less precise than the first, it counts from its 95% lower bound: on a clean series the larger
+        # of two noisy estimates would inflate the variance by itself and cost power.
+        estimates.append(robust - 1.645 * math.sqrt(max(0.0, 1.0 - robust * robust) / centred[2]))
     known = [r for r in estimates if r is not None]
     if not known:
         return 1.0
