@@ -577,40 +577,44 @@ class SequentialRankJudge(SequentialJudge):
             "safe_down": self._boundary_alpha(n, (mean - (1.0 - theta)) / sd, alpha),
         }
 
-    def _final_p(self, state: Mapping[str, Any]) -> float:
+    def _regression_p(self, up: float, down: float) -> float:
+        """The p-value of a regression in the judged direction, from the two one-sided ones."""
+        if self.direction is Direction.INCREASE:
+            return up
+        if self.direction is Direction.DECREASE:
+            return down
+        return 2 * min(up, down)
+
+    def _final_p(self, state: Mapping[str, Any], sd: float) -> float:
         """The fixed-horizon p-value of "no relevant regression" on all points, over its alpha share."""
         if self.final_share <= 0 or not self._ready(state):
             return 1.0
         n = state["n"]
-        mean, se = state["sum"] / n, self._sd(state) / math.sqrt(n)
+        mean, se = state["sum"] / n, sd / math.sqrt(n)
         up = float(norm.sf((mean - self.min_effect) / se))
         down = float(norm.sf(((1.0 - self.min_effect) - mean) / se))
-        if self.direction is Direction.INCREASE:
-            p = up
-        elif self.direction is Direction.DECREASE:
-            p = down
-        else:
-            p = 2 * min(up, down)
-        return clip_p(p / self.final_share)
+        return clip_p(self._regression_p(up, down) / self.final_share)
 
     def assess(self, state: Mapping[str, Any]) -> Assessment:
         """Evidence on theta."""
         best = state["min_p"]
         n = state["n"]
         if self.direction is Direction.INCREASE:
-            p = (best["up"], best["safe_up"])
+            safe = best["safe_up"]
         elif self.direction is Direction.DECREASE:
-            p = (best["down"], best["safe_down"])
+            safe = best["safe_down"]
         else:
-            p = (2 * min(best["up"], best["down"]), max(best["safe_up"], best["safe_down"]))
-        p = (p[0] / (1.0 - self.final_share), p[1])  # the confidence sequence's share of alpha
+            safe = max(best["safe_up"], best["safe_down"])
+        # The confidence sequence's share of alpha.
+        p = (self._regression_p(best["up"], best["down"]) / (1.0 - self.final_share), safe)
         ci = None
         estimate = None
-        if n:
+        sd = self._sd(state) if n else None
+        if sd is not None:
             estimate = state["sum"] / n
             alpha0 = float(state["alpha"])
             rho2 = self._rho2(alpha0)
-            radius = self._sd(state) * math.sqrt(
+            radius = sd * math.sqrt(
                 2.0 * (n * rho2 + 1.0) / (n * n * rho2) * math.log(math.sqrt(n * rho2 + 1.0) / alpha0)
             )
             ci = (max(0.0, estimate - radius), min(1.0, estimate + radius))
@@ -619,7 +623,7 @@ class SequentialRankJudge(SequentialJudge):
             p_regression=clip_p(p[0]),
             p_safe=clip_p(p[1]),
             e_regression=0.5 / math.sqrt(max(p[0], 1e-300)),
-            p_final=self._final_p(state) if n else 1.0,
+            p_final=1.0 if sd is None else self._final_p(state, sd),
             ci=ci,
             estimate=estimate,
             effect_measure="theta",
@@ -628,7 +632,7 @@ class SequentialRankJudge(SequentialJudge):
             baseline=_stats(state["baseline"]),
             canary=_stats(state["canary"]),
             details={
-                "long_run_sd": self._sd(state) if n else None,
+                "long_run_sd": sd,
                 "min_effect": self.min_effect,
                 "min_points": self.min_points,
                 "final_share": self.final_share,
