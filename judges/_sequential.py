@@ -147,6 +147,51 @@ class RateRatioTest:
             return None
         return float(math.exp(LOG_RATIO_GRID[int(np.argmax(state["loglik"]))]))
 
+    def final_p(self, state: Mapping[str, Any], direction: Direction) -> float:
+        """Fixed-horizon p-value of "no relevant regression" on all events, for the final look.
+
+        The signed root of the likelihood ratio against the boundary ``r = m``
+        (``1/m`` for a decrease), ``z = sign(log r_hat - log m) sqrt(2 (l(r_hat) - l(m)))``,
+        is asymptotically standard normal at the boundary (Cox & Hinkley 1974,
+        9.3); ``p = 1 - Phi(z)``. Both directions at once: twice the smaller p.
+        """
+        if state["loglik"] is None:
+            return 1.0
+        loglik = np.asarray(state["loglik"])
+        best = int(np.argmax(loglik))
+        log_m = math.log(self.min_effect)
+
+        def one_sided(boundary: float, above: bool) -> float:
+            gap = max(0.0, float(loglik[best]) - float(np.interp(boundary, LOG_RATIO_GRID, loglik)))
+            beyond = LOG_RATIO_GRID[best] > boundary if above else LOG_RATIO_GRID[best] < boundary
+            z = math.sqrt(2.0 * gap) * (1.0 if beyond else -1.0)
+            return float(norm.sf(z))
+
+        up, down = one_sided(log_m, True), one_sided(-log_m, False)
+        if direction is Direction.INCREASE:
+            return up
+        if direction is Direction.DECREASE:
+            return down
+        return clip_p(2.0 * min(up, down))
+
+    @staticmethod
+    def expected_events(state: Mapping[str, Any]) -> float:
+        """Events the smaller arm would have had at the pooled event rate (its share of all events)."""
+        events, traffic = state["events"], state["traffic"]
+        total = traffic[0] + traffic[1]
+        if total <= 0:
+            return 0.0
+        return float((events[0] + events[1]) * min(traffic) / total)
+
+    def leaning(self, state: Mapping[str, Any], direction: Direction) -> bool:
+        """Whether the estimated ratio lies past the relevant effect in a direction judged bad."""
+        estimate = self.estimate(state)
+        if estimate is None:
+            return False
+        up = estimate >= self.min_effect and direction is not Direction.DECREASE
+        down = estimate <= 1.0 / self.min_effect and direction is not Direction.INCREASE
+        return up or down
+
     @staticmethod
     def p_values(state: Mapping[str, Any], direction: Direction) -> tuple[float, float, float]:
         """Return (p_regression, p_safe, current e-value of regression) for ``direction``."""
@@ -169,22 +214,53 @@ class CountParams(BaseModel):
 
     min_effect: float = Field(1.2, ge=1, description="smallest relevant error-rate ratio")
     concentration: float = Field(100.0, gt=0, description="k of the Beta prior on the canary's event share")
+    min_events: float = Field(
+        20,
+        ge=0,
+        description="events the smaller arm would have at the pooled rate; fewer leave the end inconclusive",
+    )
+    final_share: float = Field(
+        0.5, ge=0, lt=1, description="share of the metric's alpha kept for one fixed-horizon look at the end"
+    )
 
 
 class SequentialCountJudge(SequentialJudge):
     """Error counts: anytime-valid test and confidence sequence for the error-rate ratio.
 
     A batch per side is ``(events, traffic)``: arrays aligned by time step (errors and
-    requests per step). Fails a canary with errors where the baseline has none.
+    requests per step). Fails a canary with errors where the baseline has none. Steps
+    where either side has no traffic carry no information and are skipped, so a canary
+    that never got traffic has no data.
+
+    ``final_share`` of the metric's alpha is kept for one fixed-horizon look when the
+    lifetime ends (``RateRatioTest.final_p``); the anytime test gets the rest. At the
+    end the metric is inconclusive when the smaller arm (by traffic) would have had
+    fewer than ``min_events`` events at the pooled event rate (all events times its
+    traffic share: a 10% canary of 130 events expects 13), or when the estimated ratio
+    lies past ``min_effect`` without the regression being established: thin evidence
+    is never a pass.
+    Test: ``tests/test_sequential.py``, ``tests/test_wrong_pass.py``.
     """
 
     name = "sequential-count"
     params_model = CountParams
 
-    def __init__(self, *, min_effect: float = 1.2, concentration: float = 100.0, **common: Any) -> None:
+    def __init__(
+        self,
+        *,
+        min_effect: float = 1.2,
+        concentration: float = 100.0,
+        min_events: float = 20,
+        final_share: float = 0.5,
+        **common: Any,
+    ) -> None:
         super().__init__(**common)
+        if not 0 <= final_share < 1:
+            raise KayentaError(f"final_share: {final_share} must be at least 0 and below 1")
         self.min_effect = min_effect
         self.concentration = concentration
+        self.min_events = min_events
+        self.final_share = final_share
         self._test = RateRatioTest(min_effect, concentration)
 
     def new_state(self, alpha: float) -> dict[str, Any]:
@@ -207,10 +283,24 @@ class SequentialCountJudge(SequentialJudge):
         p_reg, p_safe, e_reg = self._test.p_values(test, self.direction)
         events, traffic = test["events"], test["traffic"]
         rates = [e / t if t else math.nan for e, t in zip(events, traffic, strict=True)]
+        expected = self._test.expected_events(test)
+        inconclusive = None
+        if expected < self.min_events:
+            inconclusive = (
+                f"{events[0] + events[1]:g} events in all, {expected:.3g} expected on the smaller arm at the "
+                f"pooled rate, fewer than min_events {self.min_events:g}"
+            )
+        elif self._test.leaning(test, self.direction):
+            inconclusive = (
+                f"the error-rate ratio estimate {self._test.estimate(test):.3g} is past the relevant "
+                f"{self.min_effect:g} (or its inverse) without the regression being established"
+            )
         return Assessment(
-            p_regression=p_reg,
+            p_regression=clip_p(p_reg / (1.0 - self.final_share)),
             p_safe=p_safe,
-            e_regression=e_reg,
+            e_regression=e_reg * (1.0 - self.final_share),
+            p_final=_final_share(self._test.final_p(test, self.direction), self.final_share),
+            inconclusive=inconclusive,
             ci=self._test.confidence_sequence(test, state["alpha"]),
             estimate=self._test.estimate(test),
             effect_measure="error-rate ratio",
@@ -223,6 +313,8 @@ class SequentialCountJudge(SequentialJudge):
                 "traffic": {"baseline": traffic[0], "canary": traffic[1]},
                 "rate": {"baseline": rates[0], "canary": rates[1]},
                 "min_effect": self.min_effect,
+                "min_events": self.min_events,
+                "final_share": self.final_share,
             },
         )
 
@@ -239,6 +331,14 @@ class HistogramParams(BaseModel):
     quantiles: list[float] = Field([0.5, 0.9, 0.99], min_length=1)
     min_effect: float = Field(1.2, ge=1, description="smallest relevant ratio of slow-request rates")
     concentration: float = Field(100.0, gt=0)
+    min_events: float = Field(
+        20,
+        ge=0,
+        description="slow requests the smaller arm would have per quantile, below which it is inconclusive",
+    )
+    final_share: float = Field(
+        0.5, ge=0, lt=1, description="share of the metric's alpha kept for one fixed-horizon look at the end"
+    )
 
 
 class SequentialHistogramJudge(SequentialJudge):
@@ -250,7 +350,11 @@ class SequentialHistogramJudge(SequentialJudge):
     bucket bound nearest the pooled quantile of the first batch; requests slower than
     it are events, all requests the traffic, and the rate ratio test above decides
     (one-sided: more slow requests on the canary), Bonferroni over the quantiles.
-    The shift is reported per quantile (interpolated within buckets).
+    The shift is reported per quantile (interpolated within buckets). As in
+    ``sequential-count``, ``final_share`` of the alpha is kept for one fixed-horizon
+    look at the end, and a quantile with fewer than ``min_events`` slow requests (on the smaller
+    arm at the pooled rate) or an estimate past ``min_effect`` leaves the metric inconclusive.
+    Test: ``tests/test_sequential.py``, ``tests/test_wrong_pass.py``.
     """
 
     name = "sequential-histogram"
@@ -263,9 +367,15 @@ class SequentialHistogramJudge(SequentialJudge):
         quantiles: Sequence[float] = (0.5, 0.9, 0.99),
         min_effect: float = 1.2,
         concentration: float = 100.0,
+        min_events: float = 20,
+        final_share: float = 0.5,
         **common: Any,
     ) -> None:
         super().__init__(**common)
+        if not 0 <= final_share < 1:
+            raise KayentaError(f"final_share: {final_share} must be at least 0 and below 1")
+        self.min_events = min_events
+        self.final_share = final_share
         bounds = [float(b) for b in buckets]
         if any(b2 <= b1 for b1, b2 in itertools.pairwise(bounds)):
             raise KayentaError("buckets: bounds must increase")
@@ -333,10 +443,23 @@ class SequentialHistogramJudge(SequentialJudge):
             return Assessment(1.0, 1.0, 1.0, None, None, "slow-request ratio", 0)
         count = len(self.quantiles)
         per_quantile = []
-        p_reg, p_safe, e_reg = 1.0, 0.0, 0.0
+        p_reg, p_safe, e_reg, p_final = 1.0, 0.0, 0.0, 1.0
+        thin: list[str] = []
         worst: tuple[tuple[float, float] | None, float | None] = (None, None)
         for q, index, test in zip(self.quantiles, state["thresholds"], state["tests"], strict=True):
             pr, ps, er = self._test.p_values(test, Direction.INCREASE)
+            p_final = min(p_final, count * self._test.final_p(test, Direction.INCREASE))
+            slow = self._test.expected_events(test)
+            if slow < self.min_events:
+                thin.append(
+                    f"p{q * 100:g}: {slow:.3g} slow requests expected on the smaller arm, "
+                    f"fewer than min_events {self.min_events:g}"
+                )
+            elif self._test.leaning(test, Direction.INCREASE):
+                thin.append(
+                    f"p{q * 100:g}: slow-request ratio {self._test.estimate(test):.3g} "
+                    f"past {self.min_effect:g}"
+                )
             ci = self._test.confidence_sequence(test, state["alpha"] / count)
             per_quantile.append(
                 {
@@ -355,9 +478,11 @@ class SequentialHistogramJudge(SequentialJudge):
             e_reg = max(e_reg, er / count)
         baseline_total, canary_total = state["counts"][0][-1], state["counts"][1][-1]
         return Assessment(
-            p_regression=clip_p(p_reg),
+            p_regression=clip_p(p_reg / (1.0 - self.final_share)),
             p_safe=clip_p(count * p_safe),
-            e_regression=e_reg,
+            e_regression=e_reg * (1.0 - self.final_share),
+            p_final=_final_share(p_final, self.final_share),
+            inconclusive="; ".join(thin) or None,
             ci=worst[0] if worst[0] is not None else _widest(per_quantile),
             estimate=worst[1],
             effect_measure="slow-request ratio",
@@ -365,7 +490,12 @@ class SequentialHistogramJudge(SequentialJudge):
             observations=int(state["points"]),
             baseline=_count_stats(baseline_total, baseline_total, state["points"]),
             canary=_count_stats(canary_total, canary_total, state["points"]),
-            details={"quantiles": per_quantile, "min_effect": self.min_effect},
+            details={
+                "quantiles": per_quantile,
+                "min_effect": self.min_effect,
+                "min_events": self.min_events,
+                "final_share": self.final_share,
+            },
         )
 
 
@@ -587,13 +717,34 @@ class SequentialRankJudge(SequentialJudge):
 
     def _final_p(self, state: Mapping[str, Any], sd: float) -> float:
         """The fixed-horizon p-value of "no relevant regression" on all points, over its alpha share."""
-        if self.final_share <= 0 or not self._ready(state):
+        if not self._ready(state):
             return 1.0
         n = state["n"]
         mean, se = state["sum"] / n, sd / math.sqrt(n)
         up = float(norm.sf((mean - self.min_effect) / se))
         down = float(norm.sf(((1.0 - self.min_effect) - mean) / se))
-        return clip_p(self._regression_p(up, down) / self.final_share)
+        return _final_share(self._regression_p(up, down), self.final_share)
+
+    def _inconclusive(self, state: Mapping[str, Any]) -> str | None:
+        """Why the evidence is too thin for a pass at the end (None: it suffices)."""
+        n = state["n"]
+        if n < self.min_points:
+            return f"{n} aligned points, fewer than min_points {self.min_points}"
+        effective = n / _inflation(state)
+        if effective < self.min_effective:
+            return (
+                f"{effective:.1f} effectively independent points, "
+                f"fewer than min_effective {self.min_effective:g}"
+            )
+        theta = state["sum"] / n
+        up = theta >= self.min_effect and self.direction is not Direction.DECREASE
+        down = theta <= 1.0 - self.min_effect and self.direction is not Direction.INCREASE
+        if up or down:
+            return (
+                f"theta estimate {theta:.3g} is past the relevant {self.min_effect:g} (or 1 - it) "
+                "without the regression being established"
+            )
+        return None
 
     def assess(self, state: Mapping[str, Any]) -> Assessment:
         """Evidence on theta."""
@@ -624,6 +775,7 @@ class SequentialRankJudge(SequentialJudge):
             p_safe=clip_p(p[1]),
             e_regression=0.5 / math.sqrt(max(p[0], 1e-300)),
             p_final=1.0 if sd is None else self._final_p(state, sd),
+            inconclusive=self._inconclusive(state),
             ci=ci,
             estimate=estimate,
             effect_measure="theta",
@@ -641,6 +793,11 @@ class SequentialRankJudge(SequentialJudge):
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _final_share(p: float, share: float) -> float:
+    """A final-look p-value over the alpha share kept for it (1 when no share is kept)."""
+    return 1.0 if share <= 0 else clip_p(p / share)
 
 
 def _exp(log_value: float) -> float:

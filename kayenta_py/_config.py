@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -84,6 +84,8 @@ class MetricConfig:
     kayenta_query: Mapping[str, Any] | None = None
     filter_template: str | None = None
     scope_name: str = "default"
+    pair_on: tuple[str, ...] | None = None
+    pair_ignoring: tuple[str, ...] = ()
 
     def build_judge(self, registry: Registry | None = None) -> Any:
         """Return this metric's judge, configured (a Judge, or a sequential judge)."""
@@ -149,12 +151,14 @@ class _MetricModel(_Strict):
     traffic_query: str | None = None
     direction: Literal["increase", "decrease", "either"] | None = None
     critical: bool | None = None
-    must_have_data: bool = False
+    must_have_data: bool = True
     muted: bool = False
     nan_strategy: Literal["remove", "replace"] = "remove"
     outliers: _OutliersModel | None = None
     confidence: float | None = Field(None, gt=0, lt=1)
     tolerance: float | None = Field(None, ge=0)
+    pair_on: list[str] | None = None
+    pair_ignoring: list[str] = Field(default_factory=list)
     judge: dict[str, Any] | None = None
 
 
@@ -346,6 +350,15 @@ def _from_native(
                 )
             )
             direction = Direction.EITHER
+        elif defaults.direction is Direction.INCREASE and direction is Direction.DECREASE:
+            warnings.append(
+                f"{path}.direction: 'decrease' on a {kind.value} metric judges only a drop as a "
+                f"regression, so a rise in {kind.value} passes; did you mean 'increase' or 'either'?"
+            )
+        if m.pair_on is not None and m.pair_ignoring:
+            issues.append(
+                ConfigIssue(f"{path}.pair_ignoring", "give either pair_on or pair_ignoring, not both")
+            )
         if m.group is not None and m.groups is not None:
             issues.append(ConfigIssue(f"{path}.groups", "give either group or groups, not both"))
         groups = tuple(m.groups) if m.groups else (m.group or kind.value,)
@@ -376,10 +389,12 @@ def _from_native(
                 judge_params=params,
                 query=m.query,
                 traffic_query=m.traffic_query,
+                pair_on=tuple(m.pair_on) if m.pair_on is not None else None,
+                pair_ignoring=tuple(m.pair_ignoring),
             )
         )
         _check_judge(metrics[-1], f"{path}.judge", registry, issues, before)
-    _check_groups(model.groups, metrics, "groups", issues, warnings)
+    _check_groups(model.groups, metrics, "groups", issues, warnings, unscored_is_error=True)
     if issues:
         raise ConfigError(issues, source=origin)
     return CanaryConfig(
@@ -469,7 +484,14 @@ def _from_kayenta(
             )
         )
         _check_judge(metrics[-1], where, registry, issues, before)
-    _check_groups(model.classifier.groupWeights, metrics, "classifier.groupWeights", issues, warnings)
+    _check_groups(
+        model.classifier.groupWeights,
+        metrics,
+        "classifier.groupWeights",
+        issues,
+        warnings,
+        unscored_is_error=False,
+    )
     if issues:
         raise ConfigError(issues, source=origin)
     return CanaryConfig(
@@ -600,7 +622,14 @@ def _check_groups(
     path: str,
     issues: list[ConfigIssue],
     warnings: list[str],
+    *,
+    unscored_is_error: bool,
 ) -> None:
+    """Check group weights; a scored metric whose every group weighs 0 would never count.
+
+    Native configs refuse it (``unscored_is_error``); Kayenta configs keep Kayenta's
+    semantics and get a warning.
+    """
     used = {g for m in metrics for g in m.groups}
     for name, weight in weights.items():
         if not 0 <= weight <= 100:
@@ -615,6 +644,31 @@ def _check_groups(
             f"{path}: weights add up to {total:g} and every group has one, "
             f"so the best possible score is {total:g}"
         )
+    scored = {g for m in metrics if not m.muted for g in m.groups}
+    for index, metric in enumerate(metrics):
+        weightless = [g for g in metric.groups if effective_group_weight(weights, scored, g) <= 0]
+        if metric.muted or len(weightless) < len(metric.groups):
+            continue
+        groups = ", ".join(repr(g) for g in weightless)
+        message = (
+            f"metric {metric.name!r} is scored but its group weight in {path} is 0 ({groups}), "
+            "so it could never change the score; give the group a weight or mute the metric"
+        )
+        if unscored_is_error:
+            issues.append(ConfigIssue(f"metrics[{index}].group", message))
+        else:
+            warnings.append(f"metrics[{index}]: {message}")
+
+
+def effective_group_weight(weights: Mapping[str, float], groups: Iterable[str], group: str) -> float:
+    """Return a group's weight: its own, or an equal share of what the given weights leave of 100.
+
+    ``groups`` are the scored groups; those without a weight share the rest equally.
+    """
+    if group in weights:
+        return float(weights[group])
+    unweighted = [g for g in dict.fromkeys(groups) if g not in weights]
+    return (100.0 - sum(weights.values())) / len(unweighted) if unweighted else 0.0
 
 
 # ---------------------------------------------------------------- error messages

@@ -101,12 +101,16 @@ class MetricSet:
 
 @dataclass(frozen=True)
 class MetricSetPair:
-    """Baseline and canary values of one metric and tag set; a missing side is empty."""
+    """Baseline and canary values of one metric and tag set; a missing side is empty.
+
+    ``warning`` says why a series found no partner when pairing left it unpaired.
+    """
 
     name: str
     baseline: MetricSet
     canary: MetricSet
     tags: Mapping[str, str] = field(default_factory=dict)
+    warning: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tags", _frozen_tags(self.tags))
@@ -250,6 +254,9 @@ class Thresholds:
         for label, value in (("pass", self.pass_), ("marginal", self.marginal)):
             if not 0.0 <= value <= 100.0 or math.isnan(value):
                 raise ThresholdsError(f"thresholds.{label}: {value:g} is not between 0 and 100")
+        if self.pass_ <= 0.0:
+            # A score of 0 (a critical failure, mostly missing data) must never pass.
+            raise ThresholdsError("thresholds.pass: 0 would let a score of 0 pass; it must be above 0")
         if self.marginal > self.pass_:
             raise ThresholdsError(
                 f"thresholds.marginal: {self.marginal:g} is above thresholds.pass ({self.pass_:g})"

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from kayenta_py._config import CanaryConfig, load_config
+from kayenta_py._config import CanaryConfig, MetricConfig, load_config
 from kayenta_py._errors import KayentaError
 from kayenta_py._model import (
     CanaryResult,
@@ -21,7 +21,7 @@ from kayenta_py._model import (
     Thresholds,
     tag_key,
 )
-from kayenta_py._registry import Registry, default_registry
+from kayenta_py._registry import Registry, default_registry, did_you_mean
 from kayenta_py._scoring import score_results, verdict_reason
 from kayenta_py._source import MetricsSource, Progress, Scope, fetch_metric_sets
 from kayenta_py._stats import summarize
@@ -39,15 +39,19 @@ def judge(
     *,
     thresholds: Thresholds | Mapping[str, float] | None = None,
     registry: Registry | None = None,
+    baseline_scope: Scope | str | None = None,
+    canary_scope: Scope | str | None = None,
 ) -> CanaryResult:
     """Judge a canary against its baseline with a config.
 
     ``baseline`` and ``canary`` map each metric name to its values (an
     array-like, a :class:`MetricSet`, or several MetricSets with different
     tags), or are wide pandas DataFrames with one column per metric. Series
-    are paired by metric and tags; a series on one side only is paired with
-    an empty one (judged as missing data, never dropped). A config metric with
-    no data on either side is judged as missing data too.
+    are paired by metric and tags (see :func:`pair_metric_sets`; labels whose
+    value is a side's own ``baseline_scope`` / ``canary_scope`` do not key the
+    pairing); a series on one side only is paired with an empty one (judged as
+    missing data, never dropped). A config metric with no data on a side is
+    judged as missing data too, with a warning naming the near match in the data.
     """
     registry = registry or default_registry()
     if not isinstance(config, CanaryConfig):
@@ -55,13 +59,29 @@ def judge(
     baseline_sets = normalize_metric_data(baseline, "baseline")
     canary_sets = normalize_metric_data(canary, "canary")
     warnings = list(config.warnings)
-    configured = {m.name for m in config.metrics}
+    configured = [m.name for m in config.metrics]
     for side, sets in (("baseline", baseline_sets), ("canary", canary_sets)):
         for name in sets:
             if name not in configured:
-                warnings.append(f"{side} data has metric {name!r}, which the config does not name; ignored")
-    pairs = pair_metric_sets(config, baseline_sets, canary_sets)
+                warnings.append(
+                    f"{side} data has metric {name!r}, which the config does not name; ignored"
+                    f"{did_you_mean(name, configured)}"
+                )
+        for name in configured:
+            if name not in sets:
+                warnings.append(
+                    f"{side} data has no metric {name!r}; judged as missing data"
+                    f"{did_you_mean(name, [n for n in sets if n not in configured])}"
+                )
+    scopes = None
+    if baseline_scope is not None or canary_scope is not None:
+        scopes = (_as_scope(baseline_scope), _as_scope(canary_scope))
+    pairs = pair_metric_sets(config, baseline_sets, canary_sets, scopes=scopes)
     return judge_pairs(config, pairs, thresholds=thresholds, registry=registry, warnings=warnings)
+
+
+def _as_scope(scope: Scope | str | None) -> Scope:
+    return scope if isinstance(scope, Scope) else Scope(scope or "")
 
 
 def judge_pairs(
@@ -72,8 +92,13 @@ def judge_pairs(
     registry: Registry | None = None,
     warnings: Sequence[str] = (),
 ) -> CanaryResult:
-    """Judge already-paired metric sets and score them."""
+    """Judge already-paired metric sets and score them.
+
+    Pairing warnings (a series without a partner) join the result's warnings and its reason.
+    """
     registry = registry or default_registry()
+    pairs = list(pairs)
+    unpaired = list(dict.fromkeys(p.warning for p in pairs if p.warning))
     limits = _thresholds(thresholds, config.thresholds)
     metrics = {m.name: m for m in config.metrics}
     judges = {m.name: m.build_judge(registry) for m in config.metrics}
@@ -85,15 +110,18 @@ def judge_pairs(
         result = _judge_one(judges[pair.name], pair)
         results.append(dataclasses.replace(result, groups=metric.groups, muted=metric.muted))
     score = score_results(results, config.group_weights)
-    verdict = limits.classify(score.score)
+    verdict = score.verdict(limits)
+    reason = verdict_reason(score, verdict, limits, results)
+    if unpaired:
+        reason += "; warning: " + "; ".join(unpaired)
     return CanaryResult(
         verdict=verdict,
         score=score.score,
-        reason=verdict_reason(score, verdict, limits, results),
+        reason=reason,
         thresholds=limits,
         metrics=tuple(results),
         groups=score.groups,
-        warnings=tuple(warnings),
+        warnings=(*warnings, *unpaired),
     )
 
 
@@ -160,26 +188,99 @@ def pair_metric_sets(
     config: CanaryConfig,
     baseline: Mapping[str, Sequence[MetricSet]],
     canary: Mapping[str, Sequence[MetricSet]],
+    *,
+    scopes: tuple[Scope, Scope] | None = None,
 ) -> list[MetricSetPair]:
-    """Pair each configured metric's series by tags; a missing side becomes empty."""
+    """Pair each configured metric's baseline and canary series; a missing side becomes empty.
+
+    Series pair by their labels, except labels whose value is the side's own scope or
+    location (``version="v1"`` against ``version="v2"`` for scopes v1 and v2), which
+    cannot match across sides; a metric's ``pair_on`` names the only labels that key
+    the pairing, its ``pair_ignoring`` labels that do not (PromQL's ``on`` and
+    ``ignoring``). When each side returns one series, they pair whatever their labels.
+    A series left without a partner is paired with an empty side (judged as missing
+    data, never dropped) and the pair carries a warning naming it.
+    """
     pairs = []
     for metric in config.metrics:
-        base_by_tags = {tag_key(s.tags): s for s in baseline.get(metric.name, ())}
-        canary_by_tags = {tag_key(s.tags): s for s in canary.get(metric.name, ())}
-        keys = list(base_by_tags) + [k for k in canary_by_tags if k not in base_by_tags]
+        sides = [
+            _keyed(metric, sets.get(metric.name, ()), scope)
+            for sets, scope in zip((baseline, canary), scopes or (None, None), strict=True)
+        ]
+        (base_by_key, base_notes), (canary_by_key, canary_notes) = sides
+        notes = base_notes + canary_notes
+        if len(base_by_key) == 1 and len(canary_by_key) == 1:
+            (base_key, base_set), (canary_key, canary_set) = *base_by_key.items(), *canary_by_key.items()
+            tags = dict(set(base_key) & set(canary_key))
+            pairs.append(MetricSetPair(metric.name, base_set, canary_set, tags, _note(notes)))
+            continue
+        keys = list(base_by_key) + [k for k in canary_by_key if k not in base_by_key]
         if not keys:
-            keys = [()]
+            empty = MetricSet.empty(metric.name)
+            pairs.append(MetricSetPair(metric.name, empty, empty))
+            continue
+        several = len(base_by_key) + len(canary_by_key) > 1
         for key in keys:
             tags = dict(key)
+            found_b, found_c = base_by_key.get(key), canary_by_key.get(key)
+            note = list(notes)
+            if several and (found_b is None) != (found_c is None):
+                lacking = "canary" if found_c is None else "baseline"
+                note.append(
+                    f"metric {metric.name!r}: series {_labels(tags)} has no {lacking} series with the same "
+                    f"labels (baseline {_label_list(base_by_key)}, canary {_label_list(canary_by_key)}); "
+                    "judged as missing data. Set pair_on or pair_ignoring to pair them"
+                )
             pairs.append(
                 MetricSetPair(
                     metric.name,
-                    base_by_tags.get(key) or MetricSet.empty(metric.name, tags),
-                    canary_by_tags.get(key) or MetricSet.empty(metric.name, tags),
+                    found_b or MetricSet.empty(metric.name, tags),
+                    found_c or MetricSet.empty(metric.name, tags),
                     tags,
+                    _note(note),
                 )
             )
     return pairs
+
+
+PairKey = tuple[tuple[str, str], ...]
+
+
+def _keyed(
+    metric: MetricConfig, sets: Sequence[MetricSet], scope: Scope | None
+) -> tuple[dict[PairKey, MetricSet], list[str]]:
+    """Key one side's series for pairing; two series with one key keep the first, with a note."""
+    own = {v for v in (scope.scope, scope.location) if v} if scope is not None else set()
+    out: dict[PairKey, MetricSet] = {}
+    notes = []
+    for metric_set in sets:
+        if metric.pair_on is not None:
+            kept = {k: v for k, v in metric_set.tags.items() if k in metric.pair_on}
+        else:
+            kept = {
+                k: v for k, v in metric_set.tags.items() if k not in metric.pair_ignoring and v not in own
+            }
+        key = tag_key(kept)
+        if key in out:
+            notes.append(
+                f"metric {metric.name!r}: series {_labels(metric_set.tags)} pairs on the same labels as "
+                f"{_labels(out[key].tags)}; only the first is judged (name distinguishing labels in pair_on)"
+            )
+            continue
+        out[key] = metric_set
+    return out, notes
+
+
+def _labels(tags: Mapping[str, str]) -> str:
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(tags.items())) + "}"
+
+
+def _label_list(by_key: Mapping[PairKey, MetricSet]) -> str:
+    return ", ".join(_labels(dict(k)) for k in by_key) or "none"
+
+
+def _note(notes: Sequence[str]) -> str | None:
+    return "; ".join(notes) or None
 
 
 def analyze(
@@ -221,5 +322,5 @@ def analyze(
         concurrency=concurrency,
         progress=progress,
     )
-    pairs = pair_metric_sets(config, data.baseline, data.canary)
+    pairs = pair_metric_sets(config, data.baseline, data.canary, scopes=(baseline, canary))
     return judge_pairs(config, pairs, thresholds=thresholds, registry=registry, warnings=config.warnings)

@@ -10,6 +10,7 @@ and none is skipped.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -186,6 +187,7 @@ class AnalysisRunner:
                 analysis.extra.get("alpha", 0.05),
                 family=analysis.extra.get("family", "bonferroni"),
                 registry=self.registry,
+                thresholds=Thresholds(analysis.thresholds["pass"], analysis.thresholds["marginal"]),
             ).restore(analysis.state or {})
             batch = fetch_sequential_batch(
                 config,
@@ -209,6 +211,12 @@ class AnalysisRunner:
         last = index == analysis.intervals_total - 1
         if result.verdict is Verdict.PENDING and last:
             result = sequential.finish()
+        if batch.warnings:  # series that could not pair: said in the warnings and the reason
+            result = dataclasses.replace(
+                result,
+                warnings=(*result.warnings, *batch.warnings),
+                reason=f"{result.reason}; warning: {'; '.join(batch.warnings)}",
+            )
         self.metrics.judge_seconds.observe(time.perf_counter() - began)
         final = None
         if result.verdict is not Verdict.PENDING:
@@ -264,7 +272,7 @@ class AnalysisRunner:
                 analysis, FAILED, Verdict.FAIL.value, None, f"analysis failed: {exc}", error=str(exc)
             )
             return True
-        pairs = pair_metric_sets(config, data.baseline, data.canary)
+        pairs = pair_metric_sets(config, data.baseline, data.canary, scopes=scopes(analysis))
         thresholds = Thresholds(analysis.thresholds["pass"], analysis.thresholds["marginal"])
         result = judge_pairs(config, pairs, thresholds=thresholds, registry=self.registry)
         self.metrics.judge_seconds.observe(time.perf_counter() - began)

@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from kayenta_py._config import effective_group_weight
 from kayenta_py._judge import format_number
 from kayenta_py._model import Classification, GroupScore, MetricResult, Thresholds, Verdict
 
@@ -24,11 +25,20 @@ _DENOMINATOR = (
 
 @dataclass(frozen=True)
 class Score:
-    """A summary score with its group scores and, when forced to 0, why."""
+    """A summary score with its group scores and, when forced to 0, why.
+
+    A forced 0 (a critical failure, missing data) fails the canary whatever the thresholds.
+    """
 
     score: float
     groups: tuple[GroupScore, ...]
     reason: str | None
+
+    def verdict(self, thresholds: Thresholds) -> Verdict:
+        """Return the verdict: fail when the score was forced to 0, else by the thresholds."""
+        if self.reason is not None:
+            return Verdict.FAIL
+        return thresholds.classify(self.score)
 
 
 def score_results(results: Sequence[MetricResult], group_weights: Mapping[str, float]) -> Score:
@@ -49,15 +59,14 @@ def score_results(results: Sequence[MetricResult], group_weights: Mapping[str, f
     for result in scored:
         for group in result.groups:
             labels.setdefault(group, []).append(result.classification)
-    unweighted = [g for g in labels if g not in group_weights]
-    share = (100.0 - sum(group_weights.values())) / len(unweighted) if unweighted else 0.0
     groups = []
     for name, classes in labels.items():
         counts = Counter(c.value for c in classes)
         denominator = sum(counts[c.value] for c in _DENOMINATOR)
         no_data = denominator == 0
         value = 100.0 * counts[Classification.PASS.value] / denominator if denominator else 0.0
-        groups.append(GroupScore(name, value, no_data, float(group_weights.get(name, share)), dict(counts)))
+        weight = effective_group_weight(group_weights, labels, name)
+        groups.append(GroupScore(name, value, no_data, weight, dict(counts)))
 
     critical = [r for r in scored if r.critical and r.classification is not Classification.PASS]
     if critical:

@@ -5,11 +5,13 @@ points, and reports anytime-valid p-values for two one-sided questions: "is ther
 relevant regression?" (a fail) and "is a relevant regression excluded?" (an early
 pass), plus a confidence sequence for its effect. :class:`SequentialAnalysis`
 controls the family-wise error over all metrics (Bonferroni, or e-BH) and decides:
-fail as soon as a regression is established; pass early when every critical metric
+fail as soon as a regression is established; pass early when every scored metric
 excludes one; otherwise pending until :meth:`SequentialAnalysis.finish`, which fails
-a metric whose final fixed-horizon look (``sequential-rank`` keeps a share of its
-alpha for it) establishes a regression, and otherwise passes, with a flag when the
-evidence is still too thin.
+a metric whose final fixed-horizon look (every judge keeps a share of its alpha for
+it) establishes a regression. A pass needs evidence: a critical or must-have metric
+without data fails, and a metric whose evidence is too thin (below its judge's
+minimum of points or events, or whose estimate points past the relevant effect)
+makes the analysis ``marginal`` ("a person decides"), never ``pass``.
 
 References: Lindon & Malek, NeurIPS 2022 (counts); Waudby-Smith & Ramdas, JRSS-B 2024
 (betting confidence sequences); Wang & Ramdas, JRSS-B 2022 (e-BH). DESIGN.md 4.3.
@@ -62,6 +64,9 @@ class Assessment:
     fixed-horizon p-value for "no relevant regression", read once, when the
     lifetime ends; a judge that keeps part of its alpha for that final look
     reports both p-values already divided by their shares (1: no final look).
+    ``inconclusive`` says why the evidence is too thin for a pass at the end of
+    the lifetime (fewer points or events than the judge's minimum, or an estimate
+    past the relevant effect that is not established); None when it suffices.
     """
 
     p_regression: float
@@ -76,6 +81,7 @@ class Assessment:
     canary: SummaryStats = EMPTY_STATS
     details: Mapping[str, Any] = field(default_factory=dict)
     p_final: float = 1.0
+    inconclusive: str | None = None
 
 
 class SequentialJudge(ABC):
@@ -143,18 +149,24 @@ class SequentialAnalysis:
     family : {"bonferroni", "e-bh"}
         How the family of metrics is controlled: Bonferroni over anytime-valid
         p-values, or e-BH over the current e-values.
+    thresholds : Thresholds, optional
+        The score thresholds clients compare the score with (default: the
+        config's). A sequential verdict has no weighted score; it is reported as
+        100 (pass), 0 (fail), or halfway between the thresholds (marginal), so that
+        a client reading only the score agrees with the verdict.
 
     Notes
     -----
     :meth:`update` takes the newest batch of values per metric and returns the
     current :class:`CanaryResult`: verdict ``fail`` as soon as a metric's
-    regression is established, ``pass`` early when every critical metric (every
-    metric, if none is critical) excludes a relevant regression, otherwise
-    ``pending``. :meth:`finish` ends the analysis with one final fixed-horizon look
-    per metric (``Assessment.p_final``, Bonferroni over metrics): ``fail`` when it
-    establishes a regression, otherwise ``pass``, with ``details["inconclusive"]``
-    and a reason when a critical metric still cannot exclude one. :meth:`to_state`
-    and :meth:`restore` persist and resume it.
+    regression is established, ``pass`` early when every scored (not muted) metric
+    excludes a relevant regression, otherwise ``pending``. :meth:`finish` ends the
+    analysis with one final fixed-horizon look per metric (``Assessment.p_final``,
+    Bonferroni over metrics): ``fail`` when it establishes a regression, or when a
+    critical or must-have metric has no data; ``marginal`` when a scored metric is
+    inconclusive (its data too thin: ``Assessment.inconclusive``) or has no data;
+    otherwise ``pass``. :meth:`to_state` and :meth:`restore` persist and resume it.
+    Test: ``tests/test_sequential.py``, ``tests/test_wrong_pass.py``.
     """
 
     def __init__(
@@ -164,6 +176,7 @@ class SequentialAnalysis:
         *,
         family: Literal["bonferroni", "e-bh"] = "bonferroni",
         registry: Registry | None = None,
+        thresholds: Thresholds | None = None,
     ) -> None:
         if not 0 < alpha < 1:
             raise KayentaError(f"alpha: {alpha} is not between 0 and 1")
@@ -181,6 +194,7 @@ class SequentialAnalysis:
         )
         self.alpha = alpha
         self.family = family
+        self.thresholds = thresholds or self.config.thresholds
         scored = [m for m in self.config.metrics if not m.muted]
         self.level = alpha / max(1, len(scored))  # each metric's share under Bonferroni
         self.tracks: dict[str, _MetricTrack] = {}
@@ -280,62 +294,94 @@ class SequentialAnalysis:
             else set()
         )
         regressed |= at_end
-        safe = {n for n in scored if assessments[n].p_safe <= self.level}
-        critical = [n for n in scored if self.tracks[n].config.critical] or scored
-        results = []
-        for name, track in self.tracks.items():
-            results.append(
-                self._metric_result(
-                    track, assessments[name], name in regressed, name in safe, final_look=name in at_end
-                )
+        safe = {n for n in scored if n not in regressed and assessments[n].p_safe <= self.level}
+        results = [
+            self._metric_result(
+                track,
+                assessments[name],
+                name in regressed,
+                name in safe,
+                final_look=name in at_end,
+                final=final,
             )
-        thin = [n for n in critical if n not in safe and n not in regressed]
-        if regressed:
-            names = ", ".join(sorted(regressed))
-            verdict, score = Verdict.FAIL, 0.0
-            how = "at the final look" if regressed == at_end else "anytime-valid"
-            reason = f"fail: regression established in {names} ({how}, alpha {self.alpha:g})"
-        elif scored and not thin:
-            verdict, score = Verdict.PASS, 100.0
-            reason = (
-                f"pass: every {'critical ' if any(self.tracks[n].config.critical for n in scored) else ''}"
-                f"metric excludes a relevant regression (alpha {self.alpha:g}) after {self.looks} looks"
-            )
-        elif final:
-            verdict, score = Verdict.PASS, 100.0
-            reason = "pass: no regression established over the lifetime"
-            if thin:
-                reason += f"; inconclusive: the evidence is too thin to exclude one in {', '.join(thin)}"
-        else:
-            verdict, score = Verdict.PENDING, None
-            reason = f"pending: no decision after {self.looks} looks; waiting on {', '.join(thin) or 'data'}"
-        groups = tuple(
-            GroupScore(
-                group,
-                0.0
-                if any(
-                    r.classification is not Classification.PASS
-                    for r in results
-                    if group in r.groups and not r.muted
-                )
-                else 100.0,
-                False,
-                0.0,
-                {},
-            )
-            for group in dict.fromkeys(g for r in results for g in r.groups)
-        )
+            for name, track in self.tracks.items()
+        ]
+        verdict, reason = self._decide(results, scored, regressed, at_end, safe, final)
         return CanaryResult(
             verdict=verdict,
-            score=score,
+            score=self._score(verdict),
             reason=reason,
-            thresholds=Thresholds(),
+            thresholds=self.thresholds,
             metrics=tuple(results),
-            groups=groups,
+            groups=_group_scores(results),
             judge_name="kayenta-py-sequential",
-            warnings=tuple(self.config.warnings)
-            + ((f"inconclusive: {', '.join(thin)}",) if final and thin and not regressed else ()),
+            warnings=tuple(self.config.warnings) + ((reason,) if verdict is Verdict.MARGINAL else ()),
         )
+
+    def _decide(
+        self,
+        results: list[MetricResult],
+        scored: list[str],
+        regressed: set[str],
+        at_end: set[str],
+        safe: set[str],
+        final: bool,
+    ) -> tuple[Verdict, str]:
+        """The verdict and its reason: a pass needs every scored metric's evidence."""
+        by_name = {r.name: r for r in results}
+        missing = [n for n in scored if by_name[n].classification in _NO_DATA]
+        # A critical metric without data fails, as in fixed mode; NodataFailMetric is never a pass.
+        failing_missing = [
+            n
+            for n in missing
+            if by_name[n].classification is Classification.NODATA_FAIL_METRIC or by_name[n].critical_metric
+        ]
+        thin = [n for n in scored if by_name[n].details.get("inconclusive") and n not in missing]
+        undecided = [n for n in scored if n not in safe and n not in regressed]
+        alpha = f"alpha {self.alpha:g}"
+        if regressed:
+            how = "at the final look" if regressed == at_end else "anytime-valid"
+            return (
+                Verdict.FAIL,
+                f"fail: regression established in {', '.join(sorted(regressed))} ({how}, {alpha})",
+            )
+        if final and not scored:
+            return Verdict.FAIL, "fail: no metric was scored (all are muted), so nothing supports a pass"
+        if final and failing_missing:
+            return Verdict.FAIL, "fail: no data for " + ", ".join(
+                f"{n} ({'critical' if by_name[n].critical_metric else 'must have data'})"
+                for n in failing_missing
+            )
+        if scored and not undecided:
+            return Verdict.PASS, (
+                f"pass: every scored metric excludes a relevant regression ({alpha}) after {self.looks} looks"
+            )
+        if final and (missing or thin):
+            lacking = [f"{n}: no data" for n in missing] + [
+                f"{n}: {by_name[n].details['inconclusive']}" for n in thin
+            ]
+            return Verdict.MARGINAL, (
+                "marginal: inconclusive, a person decides; no regression established, but the evidence "
+                f"is too thin for a pass in {'; '.join(lacking)}"
+            )
+        if final:
+            return Verdict.PASS, (
+                f"pass: no regression established over the lifetime ({alpha}); every scored metric has "
+                "enough data and none points to a relevant regression"
+            )
+        return Verdict.PENDING, (
+            f"pending: no decision after {self.looks} looks; waiting on {', '.join(undecided) or 'data'}"
+        )
+
+    def _score(self, verdict: Verdict) -> float | None:
+        """100 for pass, 0 for fail, halfway between the thresholds for marginal, None while pending."""
+        if verdict is Verdict.PASS:
+            return 100.0
+        if verdict is Verdict.FAIL:
+            return 0.0
+        if verdict is Verdict.MARGINAL:
+            return round((self.thresholds.pass_ + self.thresholds.marginal) / 2.0, 2)
+        return None
 
     def _regressed(self, assessments: Mapping[str, Assessment], scored: list[str]) -> set[str]:
         if self.family == "bonferroni":
@@ -350,16 +396,28 @@ class SequentialAnalysis:
         return set(ranked[:rejected])
 
     def _metric_result(
-        self, track: _MetricTrack, assessment: Assessment, regressed: bool, safe: bool, *, final_look: bool
+        self,
+        track: _MetricTrack,
+        assessment: Assessment,
+        regressed: bool,
+        safe: bool,
+        *,
+        final_look: bool,
+        final: bool,
     ) -> MetricResult:
         metric = track.config
+        inconclusive = None
         if assessment.observations == 0:
             classification = (
                 Classification.NODATA_FAIL_METRIC
                 if metric.must_have_data and not metric.critical
                 else Classification.NODATA
             )
-            reason = "no data yet"
+            reason = "no data" if final else "no data yet"
+            if metric.critical:
+                reason += " (critical metric: the canary fails without it)"
+            elif classification is Classification.NODATA_FAIL_METRIC:
+                reason += " (the metric must have data)"
         elif regressed:
             below = assessment.estimate is not None and assessment.estimate < assessment.neutral
             lower = metric.direction is Direction.DECREASE or (metric.direction is Direction.EITHER and below)
@@ -379,7 +437,13 @@ class SequentialAnalysis:
             )
         else:
             classification = Classification.PASS
-            state = "relevant regression excluded" if safe else "no regression established yet"
+            if safe:
+                state = "relevant regression excluded"
+            elif final and assessment.inconclusive:
+                inconclusive = assessment.inconclusive
+                state = f"inconclusive ({inconclusive})"
+            else:
+                state = "no regression established" + ("" if final else " yet")
             reason = (
                 f"{state}: {assessment.effect_measure} confidence sequence {_interval(assessment.ci)} "
                 f"(anytime p {assessment.p_regression:.3g}, safe p {assessment.p_safe:.3g})"
@@ -407,9 +471,33 @@ class SequentialAnalysis:
                 "level": self.level,
                 "regression_excluded": safe,
                 "observations": assessment.observations,
+                "inconclusive": inconclusive,
                 **assessment.details,
             },
         )
+
+
+_NO_DATA = (Classification.NODATA, Classification.NODATA_FAIL_METRIC)
+
+
+def _group_scores(results: list[MetricResult]) -> tuple[GroupScore, ...]:
+    """Score each group 100 when all its scored metrics pass, else 0 (sequential verdicts have no weights)."""
+    return tuple(
+        GroupScore(
+            group,
+            0.0
+            if any(
+                r.classification is not Classification.PASS or r.details.get("inconclusive")
+                for r in results
+                if group in r.groups and not r.muted
+            )
+            else 100.0,
+            False,
+            0.0,
+            {},
+        )
+        for group in dict.fromkeys(g for r in results for g in r.groups)
+    )
 
 
 def _number(value: float | None) -> str:
@@ -484,7 +572,9 @@ def fetch_sequential_batch(
     batches_b: dict[str, Any] = {}
     batches_c: dict[str, Any] = {}
     warnings: list[str] = []
-    pairs = pair_metric_sets(replace(config, metrics=tuple(fetched)), data.baseline, data.canary)
+    pairs = pair_metric_sets(
+        replace(config, metrics=tuple(fetched)), data.baseline, data.canary, scopes=(baseline, canary)
+    )
     for metric in config.metrics:
         sides = (data.baseline.get(metric.name, []), data.canary.get(metric.name, []))
         if metric.judge_type == "sequential-count":
@@ -504,10 +594,16 @@ def fetch_sequential_batch(
             batches_b[metric.name] = _matrix(columns_b, times, len(bounds))
             batches_c[metric.name] = _matrix(columns_c, times, len(bounds))
         else:
-            if len(sides[0]) > 1 or len(sides[1]) > 1:
-                warnings.append(f"metric {metric.name!r}: several series per side; the first is judged")
-            series_b = _by_time(sides[0][0]) if sides[0] else {}
-            series_c = _by_time(sides[1][0]) if sides[1] else {}
+            mine = [p for p in pairs if p.name == metric.name]
+            warnings.extend(dict.fromkeys(p.warning for p in mine if p.warning))
+            paired = [p for p in mine if len(p.baseline) and len(p.canary)]
+            if len(paired) > 1:
+                warnings.append(
+                    f"metric {metric.name!r}: {len(paired)} pairs of series; only the first "
+                    f"({paired[0].tags or 'no labels'}) is judged (name the labels to keep in pair_on)"
+                )
+            series_b = _by_time(paired[0].baseline) if paired else {}
+            series_c = _by_time(paired[0].canary) if paired else {}
             times = _common([series_b], [series_c], after)
             batches_b[metric.name] = _at(series_b, times)
             batches_c[metric.name] = _at(series_c, times)

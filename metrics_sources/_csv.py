@@ -130,6 +130,13 @@ class CsvSource:
             return list(series)
         return [_window(s, start, end) for s in series]
 
+    def metric_names(self, scope: Scope | str) -> list[str]:
+        """Return the names of the metrics the file of ``scope`` holds (columns or ``metric`` values)."""
+        name = scope.scope if isinstance(scope, Scope) else scope
+        if name not in self._files:
+            raise InputError(f"csv source: unknown scope {name!r}")
+        return list(self._read(name))
+
     def _read(self, scope: str) -> dict[str, list[MetricSet]]:
         with self._lock:
             cached = self._cache.get(scope)
