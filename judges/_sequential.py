@@ -25,6 +25,7 @@ FloatArray = npt.NDArray[np.float64]
 # ---------------------------------------------------------------- rate ratio of counts
 
 LOG_RATIO_GRID = np.linspace(-7.0, 7.0, 1401)  # log rate ratio, steps of 0.01 (1%)
+_HUBER = 1.5  # Huber's clipping constant of the burst-robust estimate
 
 
 class RateRatioTest:
@@ -61,6 +62,12 @@ class RateRatioTest:
             "traffic": [0.0, 0.0],
             "max_log_e": {"up": 0.0, "down": 0.0, "safe_up": 0.0, "safe_down": 0.0},
             "log_e": {},
+            # Pearson's statistic of the canary's event share per step, at every grid ratio, and the
+            # number of steps with events: the overdispersion estimate (see ``dispersion``).
+            "pearson": None,
+            "steps": 0,
+            # Huber's estimating function at every grid ratio (see ``robust_estimate``).
+            "huber": None,
         }
 
     def update(
@@ -90,6 +97,17 @@ class RateRatioTest:
         log_q = np.log((1.0 - rho_c)[:, None]) - denominator
         loglik = np.asarray(state["loglik"]) + ec @ log_p + eb @ log_q
         state["loglik"] = loglik.tolist()
+        total = eb + ec
+        busy = total > 0
+        p = np.exp(log_p[busy])
+        expected = total[busy, None] * p
+        residual = (ec[busy, None] - expected) ** 2 / (expected * (1.0 - p))
+        pearson = np.asarray(state["pearson"] if state.get("pearson") is not None else 0.0)  # older states
+        state["pearson"] = (pearson + residual.sum(axis=0)).tolist()
+        state["steps"] = int(state.get("steps", 0)) + int(busy.sum())
+        z = (ec[busy, None] - expected) / np.sqrt(expected * (1.0 - p))
+        huber = np.asarray(state["huber"] if state.get("huber") is not None else 0.0)
+        state["huber"] = (huber + np.clip(z, -_HUBER, _HUBER).sum(axis=0)).tolist()
         state["events"] = [state["events"][0] + float(eb.sum()), state["events"][1] + float(ec.sum())]
         state["traffic"] = [state["traffic"][0] + float(tb.sum()), state["traffic"][1] + float(tc.sum())]
         # Running maxima of the one-sided e-processes (the running max gives anytime p-values).
@@ -111,9 +129,32 @@ class RateRatioTest:
         log_w = log_density + math.log(LOG_RATIO_GRID[1] - LOG_RATIO_GRID[0])
         return np.asarray(log_w - logsumexp(log_w), dtype=np.float64)
 
+    @staticmethod
+    def dispersion(state: Mapping[str, Any]) -> float:
+        """Overdispersion of the events' split between the arms, at least 1 (1: binomial).
+
+        Real errors come in bursts (a pod's hiccup, negative-binomial minutes), so the
+        canary's share of a step's events varies more than a binomial allows. Pearson's
+        statistic X at the maximum-likelihood ratio, chi-square with (steps with events - 1)
+        degrees of freedom under a binomial split, estimates the dispersion phi (McCullagh &
+        Nelder 1989, 4.5); we take its 95% upper confidence bound X / chi2_0.05(df), since a
+        burst lasting a few minutes looks consistent on few steps. The log-likelihood is
+        tempered by it (a quasi-likelihood: evidence counts 1/phi as much), so a burst on one
+        arm neither fails nor passes a canary by itself. Test: ``tests/test_sequential.py``.
+        """
+        pearson, steps = state.get("pearson"), int(state.get("steps", 0))
+        if pearson is None or steps < 2 or state["loglik"] is None:
+            return 1.0
+        best = int(np.argmax(state["loglik"]))
+        return max(1.0, float(pearson[best]) / float(chi2.ppf(0.05, steps - 1)))
+
+    def _loglik(self, state: Mapping[str, Any]) -> FloatArray:
+        """The log-likelihood over the ratio grid, tempered by the overdispersion."""
+        return np.asarray(state["loglik"], dtype=np.float64) / self.dispersion(state)
+
     def _log_e(self, state: Mapping[str, Any]) -> dict[str, float]:
         """One-sided mixture e-values against the boundaries r = m and r = 1/m."""
-        loglik = np.asarray(state["loglik"])
+        loglik = self._loglik(state)
         log_prior = np.asarray(state["log_prior"])
         log_m = math.log(self.min_effect)
         out = {}
@@ -132,7 +173,7 @@ class RateRatioTest:
         """Return the ratios not rejected at ``level`` by the two-sided mixture (current look)."""
         if state["loglik"] is None:
             return None
-        loglik = np.asarray(state["loglik"])
+        loglik = self._loglik(state)
         log_prior = np.asarray(state["log_prior"])
         log_e = logsumexp(log_prior + loglik) - loglik  # mixture e-value against each grid ratio
         kept = np.flatnonzero(log_e < math.log(1.0 / level))
@@ -153,11 +194,12 @@ class RateRatioTest:
         The signed root of the likelihood ratio against the boundary ``r = m``
         (``1/m`` for a decrease), ``z = sign(log r_hat - log m) sqrt(2 (l(r_hat) - l(m)))``,
         is asymptotically standard normal at the boundary (Cox & Hinkley 1974,
-        9.3); ``p = 1 - Phi(z)``. Both directions at once: twice the smaller p.
+        9.3); ``p = 1 - Phi(z)``, on the log-likelihood tempered by the
+        overdispersion (``dispersion``). Both directions at once: twice the smaller p.
         """
         if state["loglik"] is None:
             return 1.0
-        loglik = np.asarray(state["loglik"])
+        loglik = self._loglik(state)
         best = int(np.argmax(loglik))
         log_m = math.log(self.min_effect)
 
@@ -174,23 +216,49 @@ class RateRatioTest:
             return down
         return clip_p(2.0 * min(up, down))
 
-    @staticmethod
-    def expected_events(state: Mapping[str, Any]) -> float:
-        """Events the smaller arm would have had at the pooled event rate (its share of all events)."""
+    def expected_events(self, state: Mapping[str, Any]) -> float:
+        """Events the smaller arm would have had at the pooled event rate, over the dispersion.
+
+        Overdispersed events carry 1/phi of the information of as many independent ones, so
+        this counts effective events: a 10% canary of 130 events expects 13, and 4.3 when
+        bursts triple the variance.
+        """
         events, traffic = state["events"], state["traffic"]
         total = traffic[0] + traffic[1]
         if total <= 0:
             return 0.0
-        return float((events[0] + events[1]) * min(traffic) / total)
+        return float((events[0] + events[1]) * min(traffic) / total / self.dispersion(state))
 
-    def leaning(self, state: Mapping[str, Any], direction: Direction) -> bool:
-        """Whether the estimated ratio lies past the relevant effect in a direction judged bad."""
-        estimate = self.estimate(state)
-        if estimate is None:
-            return False
-        up = estimate >= self.min_effect and direction is not Direction.DECREASE
-        down = estimate <= 1.0 / self.min_effect and direction is not Direction.INCREASE
-        return up or down
+    @staticmethod
+    def robust_estimate(state: Mapping[str, Any]) -> float | None:
+        """Huber's M-estimate of the ratio: the root of sum_t psi(z_t(r)) (None before any event).
+
+        ``z_t(r)`` is step t's Pearson residual of the canary's events at ratio r and psi
+        clips it to [-1.5, 1.5] (Huber 1964), so the few minutes of a burst on one arm
+        weigh no more than any other minute; the sum decreases in r and is kept on the
+        grid. Read only to flag a canary as inconclusive, never to fail or pass one.
+        """
+        huber = state.get("huber")
+        if huber is None:
+            return None
+        below = np.flatnonzero(np.asarray(huber) <= 0.0)
+        index = int(below[0]) if below.size else LOG_RATIO_GRID.size - 1
+        return float(math.exp(LOG_RATIO_GRID[index]))
+
+    def leaning(self, state: Mapping[str, Any], direction: Direction) -> float | None:
+        """The estimated ratio when it lies past the relevant effect in a direction judged bad.
+
+        Both the maximum-likelihood and Huber's estimates are read: a burst of errors on the
+        baseline can hide a canary whose other minutes point to a regression.
+        """
+        for estimate in (self.estimate(state), self.robust_estimate(state)):
+            if estimate is None:
+                continue
+            up = estimate >= self.min_effect and direction is not Direction.DECREASE
+            down = estimate <= 1.0 / self.min_effect and direction is not Direction.INCREASE
+            if up or down:
+                return estimate
+        return None
 
     @staticmethod
     def p_values(state: Mapping[str, Any], direction: Direction) -> tuple[float, float, float]:
@@ -287,17 +355,18 @@ class SequentialCountJudge(SequentialJudge):
         inconclusive = None
         if expected < self.min_events:
             inconclusive = (
-                f"{events[0] + events[1]:g} events in all, {expected:.3g} expected on the smaller arm at the "
-                f"pooled rate, fewer than min_events {self.min_events:g}"
+                f"{events[0] + events[1]:g} events in all, {expected:.3g} effective ones expected on the "
+                f"smaller arm at the pooled rate, fewer than min_events {self.min_events:g}"
             )
-        elif self._test.leaning(test, self.direction):
+        elif (leaning := self._test.leaning(test, self.direction)) is not None:
             inconclusive = (
-                f"the error-rate ratio estimate {self._test.estimate(test):.3g} is past the relevant "
+                f"the error-rate ratio estimate {leaning:.3g} is past the relevant "
                 f"{self.min_effect:g} (or its inverse) without the regression being established"
             )
         return Assessment(
             p_regression=clip_p(p_reg / (1.0 - self.final_share)),
-            p_safe=p_safe,
+            # No pass, early or late, before min_events effective events: bursts make fewer unreliable.
+            p_safe=p_safe if expected >= self.min_events else 1.0,
             e_regression=e_reg * (1.0 - self.final_share),
             p_final=_final_share(self._test.final_p(test, self.direction), self.final_share),
             inconclusive=inconclusive,
@@ -445,21 +514,20 @@ class SequentialHistogramJudge(SequentialJudge):
         per_quantile = []
         p_reg, p_safe, e_reg, p_final = 1.0, 0.0, 0.0, 1.0
         thin: list[str] = []
+        too_few = False  # a quantile below min_events: no pass at all, early or late
         worst: tuple[tuple[float, float] | None, float | None] = (None, None)
         for q, index, test in zip(self.quantiles, state["thresholds"], state["tests"], strict=True):
             pr, ps, er = self._test.p_values(test, Direction.INCREASE)
             p_final = min(p_final, count * self._test.final_p(test, Direction.INCREASE))
             slow = self._test.expected_events(test)
             if slow < self.min_events:
+                too_few = True
                 thin.append(
                     f"p{q * 100:g}: {slow:.3g} slow requests expected on the smaller arm, "
                     f"fewer than min_events {self.min_events:g}"
                 )
-            elif self._test.leaning(test, Direction.INCREASE):
-                thin.append(
-                    f"p{q * 100:g}: slow-request ratio {self._test.estimate(test):.3g} "
-                    f"past {self.min_effect:g}"
-                )
+            elif (leaning := self._test.leaning(test, Direction.INCREASE)) is not None:
+                thin.append(f"p{q * 100:g}: slow-request ratio {leaning:.3g} past {self.min_effect:g}")
             ci = self._test.confidence_sequence(test, state["alpha"] / count)
             per_quantile.append(
                 {
@@ -479,7 +547,7 @@ class SequentialHistogramJudge(SequentialJudge):
         baseline_total, canary_total = state["counts"][0][-1], state["counts"][1][-1]
         return Assessment(
             p_regression=clip_p(p_reg / (1.0 - self.final_share)),
-            p_safe=clip_p(count * p_safe),
+            p_safe=1.0 if too_few else clip_p(count * p_safe),
             e_regression=e_reg * (1.0 - self.final_share),
             p_final=_final_share(p_final, self.final_share),
             inconclusive="; ".join(thin) or None,

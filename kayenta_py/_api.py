@@ -21,7 +21,7 @@ from kayenta_py._kayenta_api import kayenta_router
 from kayenta_py._model import Thresholds, rfc3339
 from kayenta_py._pipeline import judge as judge_canary
 from kayenta_py._report import CONTENT_SECURITY_POLICY, render_analysis_html
-from kayenta_py._service import Service
+from kayenta_py._service import ConfigNotFoundError, Service
 from kayenta_py._store import STATUSES, AnalysisRecord, ConfigVersionRecord, IntervalRecord, StoreError
 from kayenta_py._version import __version__
 
@@ -40,8 +40,8 @@ class _Body(BaseModel):
 class ThresholdsBody(_Body):
     """Score thresholds."""
 
-    pass_: float = Field(95.0, alias="pass", ge=0, le=100)
-    marginal: float = Field(75.0, ge=0, le=100)
+    pass_: float = Field(95.0, alias="pass", ge=0, le=100, description="a score at or above it passes (> 0)")
+    marginal: float = Field(75.0, ge=0, le=100, description="a score at or below it fails")
 
 
 Duration = str | StrictFloat | StrictInt
@@ -52,13 +52,17 @@ class AnalysisRequest(_Body):
 
     config: dict[str, Any] | None = Field(None, description="an inline canary config (native or Kayenta)")
     config_name: str | None = Field(None, description="the name of a stored config")
-    config_version: int | None = Field(None, ge=1, description="a stored config's version (default latest)")
+    config_version: int | None = Field(
+        None, ge=1, description="pin this stored version of config_name (default: the latest at start)"
+    )
     baseline_scope: str = Field(min_length=1)
     canary_scope: str = Field(min_length=1)
     scope_params: dict[str, str] = Field(default_factory=dict)
     location: str = ""
     source: str | None = Field(
-        None, description="metrics source (default: prometheus if configured, else demo)"
+        None,
+        description="metrics source: prometheus or demo (default: the config's, else KAYENTA_DEFAULT_SOURCE, "
+        "else prometheus when KAYENTA_PROMETHEUS_URL is set; with none, the analysis is refused)",
     )
     start: datetime | None = Field(None, description="RFC 3339; default now")
     end: datetime | None = Field(None, description="RFC 3339; a past window runs at once")
@@ -81,6 +85,7 @@ class JudgeRequest(_Body):
 
     config: dict[str, Any] | None = None
     config_name: str | None = None
+    config_version: int | None = Field(None, ge=1, description="pin this stored version of config_name")
     baseline: dict[str, list[float | None]]
     canary: dict[str, list[float | None]]
     thresholds: ThresholdsBody | None = None
@@ -134,7 +139,7 @@ def create_app(
 
     @app.exception_handler(ConfigError)
     async def _config_error(_request: Request, exc: ConfigError) -> JSONResponse:
-        detail = [{"loc": ["body", "config", *filter(None, [i.path])], "msg": i.message} for i in exc.issues]
+        detail = [{"loc": ["body", "config", *_path_parts(i.path)], "msg": i.message} for i in exc.issues]
         return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(KayentaError)
@@ -144,8 +149,12 @@ def create_app(
         loc = ["body", *parts] if message and all(p.isidentifier() for p in parts) else ["body"]
         return JSONResponse({"detail": [{"loc": loc, "msg": str(exc)}]}, status_code=422)
 
+    @app.exception_handler(ConfigNotFoundError)
+    async def _config_not_found(_request: Request, exc: ConfigNotFoundError) -> JSONResponse:
+        return JSONResponse({"detail": [{"loc": ["body", exc.field], "msg": exc.message}]}, status_code=404)
+
     compat = _compat_guard(service)
-    app.include_router(kayenta_router(service, compat))
+    app.include_router(kayenta_router(service, compat, _native_writer(service)))
     app.include_router(flagger_router(service, compat))
 
     # ------------------------------------------------------------ health
@@ -175,30 +184,28 @@ def create_app(
     @app.post("/api/v1/analyses", status_code=201, tags=["analyses"], dependencies=[Depends(write)])
     def create_analysis(body: AnalysisRequest, request: Request) -> dict[str, Any]:
         """Start a canary analysis; a window entirely in the past is judged at once."""
-        try:
-            record = service.create_analysis(
-                config=body.config,
-                config_name=body.config_name,
-                baseline_scope=body.baseline_scope,
-                canary_scope=body.canary_scope,
-                scope_params=body.scope_params,
-                location=body.location,
-                source=body.source,
-                start=_epoch(body.start),
-                end=_epoch(body.end),
-                lifetime=body.lifetime,
-                interval=body.interval,
-                warmup=body.warmup,
-                lookback=body.lookback,
-                step=body.step,
-                thresholds=body.thresholds.model_dump(by_alias=True) if body.thresholds else None,
-                fail_fast=body.fail_fast,
-                mode=body.mode,
-                alpha=body.alpha,
-                family=body.family,
-            )
-        except LookupError as exc:
-            raise _unprocessable("config_name", str(exc)) from None
+        record = service.create_analysis(
+            config=body.config,
+            config_name=body.config_name,
+            config_version=body.config_version,
+            baseline_scope=body.baseline_scope,
+            canary_scope=body.canary_scope,
+            scope_params=body.scope_params,
+            location=body.location,
+            source=body.source,
+            start=_epoch(body.start),
+            end=_epoch(body.end),
+            lifetime=body.lifetime,
+            interval=body.interval,
+            warmup=body.warmup,
+            lookback=body.lookback,
+            step=body.step,
+            thresholds=_given(body.thresholds),
+            fail_fast=body.fail_fast,
+            mode=body.mode,
+            alpha=body.alpha,
+            family=body.family,
+        )
         return {"id": record.id, "status": record.status, "links": _links(service, request, record.id)}
 
     @app.get("/api/v1/analyses", tags=["analyses"], dependencies=[Depends(read)])
@@ -266,11 +273,14 @@ def create_app(
     @app.post("/api/v1/judge", tags=["judge"], dependencies=[Depends(write)])
     def judge(body: JudgeRequest) -> dict[str, Any]:
         """Judge posted baseline and canary values with a config, synchronously."""
-        try:
-            config, _, _, _ = service.resolve_config(body.config, body.config_name)
-        except LookupError as exc:
-            raise _unprocessable("config_name", str(exc)) from None
-        thresholds = Thresholds(body.thresholds.pass_, body.thresholds.marginal) if body.thresholds else None
+        config, _, _, _ = service.resolve_config(body.config, body.config_name, body.config_version)
+        thresholds = None
+        given = _given(body.thresholds)
+        if given is not None:
+            thresholds = Thresholds(
+                float(given.get("pass", config.thresholds.pass_)),
+                float(given.get("marginal", config.thresholds.marginal)),
+            )
         result = judge_canary(
             config, _nan(body.baseline), _nan(body.canary), thresholds=thresholds, registry=service.registry
         )
@@ -411,6 +421,21 @@ def _analysis(service: Service, analysis_id: str, *, with_intervals: bool = True
     return record
 
 
+def _path_parts(path: str) -> list[str | int]:
+    """Split a config path (``metrics[2].judge.effect_size``) into loc parts, as pydantic gives them."""
+    parts: list[str | int] = []
+    for part in filter(None, path.split(".")):
+        name, _, rest = part.partition("[")
+        parts += [name] if name else []
+        parts += [int(i) if i.isdigit() else i for i in rest.rstrip("]").split("][") if i] if rest else []
+    return parts
+
+
+def _given(thresholds: ThresholdsBody | None) -> dict[str, float] | None:
+    """Return the thresholds a body gave: only its keys (a missing one is the config's, not 95 or 75)."""
+    return None if thresholds is None else thresholds.model_dump(by_alias=True, exclude_unset=True)
+
+
 def _epoch(moment: datetime | None) -> float | None:
     if moment is None:
         return None
@@ -421,10 +446,6 @@ def _epoch(moment: datetime | None) -> float | None:
 
 def _nan(values: dict[str, list[float | None]]) -> dict[str, list[float]]:
     return {name: [math.nan if v is None else v for v in series] for name, series in values.items()}
-
-
-def _unprocessable(field: str, message: str) -> HTTPException:
-    return HTTPException(422, [{"loc": ["body", field], "msg": message}])
 
 
 def _auth(service: Service, scope: str) -> Callable[..., None]:
@@ -466,6 +487,40 @@ def _compat_guard(service: Service) -> Callable[..., None]:
         if service.settings.compat_endpoints_open:
             return
         (read if request.method in ("GET", "HEAD") else write)(authorization)
+
+    return check
+
+
+def _native_writer(service: Service) -> Callable[[str, str | None], None]:
+    """Return a check that a Kayenta-compatible call may change the native config ``config_id``.
+
+    Those endpoints may be open to clients without a token (``compat_endpoints_open``); a config
+    created through the native API is changed through them only with a write token, and never
+    when no tokens are configured.
+    """
+    write = _auth(service, "write")
+
+    def check(config_id: str, authorization: str | None) -> None:
+        message = (
+            f"config {config_id!r} was created through the native API (/api/v1/configs): "
+            "the Kayenta-compatible endpoints change it only with a write token"
+        )
+        if not service.settings.tokens():
+            raise HTTPException(
+                403,
+                [
+                    {
+                        "loc": ["path", "config_id"],
+                        "msg": f"{message}, and KAYENTA_API_TOKENS is not set; "
+                        f"use /api/v1/configs/{config_id}",
+                    }
+                ],
+            )
+        try:
+            write(authorization)
+        except HTTPException as exc:
+            detail = [{"loc": ["header", "authorization"], "msg": f"{message}: {exc.detail}"}]
+            raise HTTPException(exc.status_code, detail, headers=exc.headers) from None
 
     return check
 

@@ -10,20 +10,24 @@ checksum) starts an analysis; later calls answer from it:
 * ``rollback``: 200 only when the canary failed ("roll back now"), else 409;
 * ``post-rollout``, ``event``: 200, acknowledged.
 
-Answers are short plain-text reasons, which Flagger shows in its events.
+Answers are short plain-text reasons, which Flagger shows in its events. A call that cannot
+start its analysis gets a short JSON error naming the metadata field at fault: 404 for an
+unknown config or version, 422 for anything else.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from kayenta_py._errors import ConfigError, KayentaError
-from kayenta_py._service import Service
+from kayenta_py._model import Thresholds
+from kayenta_py._service import ConfigNotFoundError, Service
 from kayenta_py._settings import parse_duration
 from kayenta_py._store import AnalysisRecord
 
@@ -42,6 +46,8 @@ _STARTING = frozenset(
 )
 _METADATA = (
     "config",
+    "config_version",
+    "thresholds",
     "baseline_scope",
     "canary_scope",
     "lifetime",
@@ -72,7 +78,7 @@ def flagger_router(service: Service, guard: Callable[..., None]) -> APIRouter:
     router = APIRouter(tags=["flagger"], dependencies=[Depends(guard)])
 
     @router.post("/api/v1/flagger/{hook}", response_class=PlainTextResponse)
-    def webhook(hook: str, payload: FlaggerPayload) -> PlainTextResponse:
+    def webhook(hook: str, payload: FlaggerPayload) -> Response:
         """Answer one Flagger webhook for a canary, starting its analysis on the first call."""
         if hook not in HOOKS:
             return _text(404, f"unknown hook {hook!r}; use one of {', '.join(HOOKS)}")
@@ -85,8 +91,17 @@ def flagger_router(service: Service, guard: Callable[..., None]) -> APIRouter:
                 return _text(200, "acknowledged")
             try:
                 record = _start(service, payload, key)
-            except (ConfigError, KayentaError, LookupError) as exc:
-                return _text(400, f"cannot start the analysis: {_short(str(exc))}")
+            except ConfigNotFoundError as exc:
+                field = "config" if exc.field == "config_name" else exc.field
+                return _error(404, f"metadata.{field}", exc.message)
+            except ConfigError as exc:  # the stored config no longer loads
+                issue = exc.issues[0] if exc.issues else None
+                return _error(422, "metadata.config", str(issue) if issue else str(exc))
+            except KayentaError as exc:  # "field: message", the field a native request's or metadata's
+                field, _, message = str(exc).partition(": ")
+                if not message or not all(p.isidentifier() for p in field.split(".")):
+                    field, message = "metadata", str(exc)
+                return _error(422, field if field.startswith("metadata") else f"metadata.{field}", message)
             if hook != "confirm-promotion":
                 return _text(200, f"analysis {record.id} started")
         return _answer(hook, record)
@@ -106,6 +121,8 @@ def _start(service: Service, payload: FlaggerPayload, key: str) -> AnalysisRecor
     return service.create_analysis(
         config=None,
         config_name=str(config_name),
+        config_version=_version(meta.get("config_version")),
+        thresholds=_thresholds(meta.get("thresholds")),
         baseline_scope=str(meta.get("baseline_scope") or f"{payload.name}-primary"),
         canary_scope=str(meta.get("canary_scope") or payload.name),
         scope_params={"namespace": payload.namespace, "name": payload.name},
@@ -124,6 +141,47 @@ def _start(service: Service, payload: FlaggerPayload, key: str) -> AnalysisRecor
             "warnings": [f"metadata.{k}: unknown field, ignored" for k in unknown],
         },
     )
+
+
+def _version(value: Any) -> int | None:
+    """Parse ``metadata.config_version`` (Flagger's metadata are strings): a stored version, 1 or more."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
+        raise KayentaError(f"metadata.config_version: {value!r} is not a version number (1, 2, ...)")
+    return int(text)
+
+
+def _thresholds(value: Any) -> dict[str, float] | None:
+    """Parse ``metadata.thresholds``: ``{"pass": 95, "marginal": 75}``, as an object or a JSON string."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise KayentaError(
+                'metadata.thresholds: not JSON; give {"pass": 95, "marginal": 75} as a string'
+            ) from None
+    if not isinstance(value, Mapping):
+        raise KayentaError('metadata.thresholds: must be {"pass": ..., "marginal": ...}')
+    limits: dict[str, float] = {}
+    for key, number in value.items():
+        if key not in ("pass", "marginal"):
+            raise KayentaError(f"metadata.thresholds.{key}: unknown field; give pass and marginal")
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            raise KayentaError(f"metadata.thresholds.{key}: {number!r} is not a number")
+        limits[key] = float(number)
+    if "pass" in limits and "marginal" in limits:
+        Thresholds(limits["pass"], limits["marginal"])  # out of range or inverted: names the key
+    return limits
+
+
+def _error(status: int, field: str, message: str) -> JSONResponse:
+    """A short JSON error naming the field (Flagger shows the body in its events)."""
+    text = _short(message if message.startswith(field) else f"{field}: {message}", 300)
+    return JSONResponse({"detail": [{"loc": ["body", *field.split(".")], "msg": text}]}, status_code=status)
 
 
 def _answer(hook: str, record: AnalysisRecord) -> PlainTextResponse:

@@ -16,21 +16,32 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Request, Response
 
 from kayenta_py._config import load_config
+from kayenta_py._errors import ThresholdsError
 from kayenta_py._model import MetricSet, MetricSetPair, Thresholds, rfc3339
 from kayenta_py._pipeline import judge_pairs
 from kayenta_py._registry import did_you_mean
-from kayenta_py._service import Service
-from kayenta_py._store import CANCELLED, COMPLETED, FAILED, AnalysisRecord, ConfigVersionRecord
+from kayenta_py._service import NO_SOURCE, Service
+from kayenta_py._store import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    KAYENTA,
+    AnalysisRecord,
+    ConfigVersionRecord,
+    OriginError,
+    StoreError,
+)
 
 CONFIG_ACCOUNT = "kayenta-py"
 KAYENTA_JUDGE = "NetflixACAJudge-v1.0"
 
 JsonBody = Annotated[dict[str, Any], Body()]
+Authorization = Annotated[str | None, Header()]
 _SCOPE_FIELDS = ("scope", "location", "region", "start", "end", "step", "extendedScopeParams", "type")
-_EXECUTION_FIELDS = ("scopes", "thresholds", "siteLocal", "mode")
+_EXECUTION_FIELDS = ("scopes", "thresholds", "scoreThresholds", "siteLocal", "mode")
 _STANDALONE_SCOPE_FIELDS = (
     "scopeName",
     "controlScope",
@@ -47,6 +58,7 @@ _STANDALONE_SCOPE_FIELDS = (
 _STANDALONE_FIELDS = (
     "scopes",
     "thresholds",
+    "scoreThresholds",
     "lifetimeDurationMins",
     "beginAfterMins",
     "lookbackMins",
@@ -56,9 +68,29 @@ _STANDALONE_FIELDS = (
 )
 
 
-def kayenta_router(service: Service, guard: Callable[..., None]) -> APIRouter:
-    """Return the router with Kayenta's endpoints; ``guard`` authorizes each call."""
+def kayenta_router(
+    service: Service, guard: Callable[..., None], native_write: Callable[[str, str | None], None]
+) -> APIRouter:
+    """Return the router with Kayenta's endpoints; ``guard`` authorizes each call.
+
+    These endpoints may be open to clients without a token. Their writes stay among the configs
+    created through them (origin ``kayenta``): changing or deleting a config created through the
+    native API also passes ``native_write(config_id, authorization)``, which demands a write token.
+    """
     router = APIRouter(tags=["kayenta"], dependencies=[Depends(guard)])
+
+    def writable(config_id: str, authorization: str | None) -> str | None:
+        """Return the origin a write to ``config_id`` is limited to (None: any, with a write token)."""
+        origin = service.store.config_origin(config_id)
+        if origin is None or origin == KAYENTA:
+            return KAYENTA
+        native_write(config_id, authorization)
+        return None
+
+    def refused(config_id: str, authorization: str | None) -> HTTPException:
+        # The config changed origin between the check and the write: check again, now it is native.
+        native_write(config_id, authorization)
+        return HTTPException(409, f"canary config {config_id!r} changed meanwhile; try again")
 
     # ------------------------------------------------------------ canary configs
 
@@ -88,11 +120,21 @@ def kayenta_router(service: Service, guard: Callable[..., None]) -> APIRouter:
     def create_canary_config(
         body: JsonBody,
         configurationAccountName: str | None = None,  # noqa: N803
+        authorization: Authorization = None,
     ) -> dict[str, str]:
         """Store a canary config; answer its id."""
-        load_config(body, registry=service.registry)
+        document = {k: v for k, v in body.items() if k != "id"}
+        load_config(document, registry=service.registry)
         config_id = str(body.get("id") or uuid.uuid4().hex)
-        service.store.create_config(config_id, {k: v for k, v in body.items() if k != "id"})
+        if not config_id.strip() or len(config_id) > 200:
+            raise _bad("id", "must be 1 to 200 characters")
+        only = writable(config_id, authorization)
+        try:
+            service.store.create_config(config_id, document, origin=KAYENTA, only_origin=only)
+        except OriginError:
+            raise refused(config_id, authorization) from None
+        except StoreError as exc:
+            raise HTTPException(409, [{"loc": ["body", "id"], "msg": f"id: {exc}"}]) from None
         return {"canaryConfigId": config_id}
 
     @router.get("/canaryConfig/{config_id}")
@@ -105,18 +147,36 @@ def kayenta_router(service: Service, guard: Callable[..., None]) -> APIRouter:
         config_id: str,
         body: JsonBody,
         configurationAccountName: str | None = None,  # noqa: N803
+        authorization: Authorization = None,
     ) -> dict[str, str]:
         """Replace a canary config (its earlier versions stay in the history)."""
-        load_config(body, registry=service.registry)
+        document = {k: v for k, v in body.items() if k != "id"}
+        load_config(document, registry=service.registry)
         _stored_config(service, config_id)
-        service.store.update_config(config_id, {k: v for k, v in body.items() if k != "id"})
+        only = writable(config_id, authorization)
+        try:
+            service.store.update_config(config_id, document, only_origin=only)
+        except OriginError:
+            raise refused(config_id, authorization) from None
+        except StoreError:  # deleted meanwhile
+            raise HTTPException(404, f"no canary config {config_id!r}") from None
         return {"canaryConfigId": config_id}
 
     @router.delete("/canaryConfig/{config_id}", status_code=204)
-    def delete_canary_config(config_id: str, configurationAccountName: str | None = None) -> Response:  # noqa: N803
+    def delete_canary_config(
+        config_id: str,
+        configurationAccountName: str | None = None,  # noqa: N803
+        authorization: Authorization = None,
+    ) -> Response:
         """Delete a canary config."""
         _stored_config(service, config_id)
-        service.store.delete_config(config_id)
+        only = writable(config_id, authorization)
+        try:
+            service.store.delete_config(config_id, only_origin=only)
+        except OriginError:
+            raise refused(config_id, authorization) from None
+        except StoreError:  # deleted meanwhile
+            raise HTTPException(404, f"no canary config {config_id!r}") from None
         return Response(status_code=204)
 
     # ------------------------------------------------------------ canary executions
@@ -127,9 +187,14 @@ def kayenta_router(service: Service, guard: Callable[..., None]) -> APIRouter:
         request: Request,
         body: JsonBody,
     ) -> dict[str, str]:
-        """Start a canary execution with a stored config (Argo Rollouts, Spinnaker)."""
-        config = dict(_stored_config(service, config_id).body)
-        return _start_execution(service, config, config_id, body, dict(request.query_params))
+        """Start a canary execution with a stored config (Argo Rollouts, Spinnaker).
+
+        The execution keeps the version stored now, whatever is stored later.
+        """
+        record = _stored_config(service, config_id)
+        return _start_execution(
+            service, dict(record.body), config_id, body, dict(request.query_params), version=record.version
+        )
 
     @router.post("/canary")
     def start_adhoc_canary(request: Request, body: JsonBody) -> dict[str, str]:
@@ -149,9 +214,11 @@ def kayenta_router(service: Service, guard: Callable[..., None]) -> APIRouter:
 
     @router.post("/standalone_canary_analysis/{config_id}")
     def start_standalone(config_id: str, request: Request, body: JsonBody) -> dict[str, str]:
-        """Start a standalone canary analysis (several intervals) with a stored config."""
-        config = dict(_stored_config(service, config_id).body)
-        return _start_standalone(service, config, config_id, body, dict(request.query_params))
+        """Start a standalone canary analysis (several intervals) with a stored config, as stored now."""
+        record = _stored_config(service, config_id)
+        return _start_standalone(
+            service, dict(record.body), config_id, body, dict(request.query_params), version=record.version
+        )
 
     @router.post("/standalone_canary_analysis")
     def start_adhoc_standalone(request: Request, body: JsonBody) -> dict[str, str]:
@@ -179,7 +246,7 @@ def kayenta_router(service: Service, guard: Callable[..., None]) -> APIRouter:
         if not isinstance(pairs_body, list):
             raise _bad("metricSetPairList", "required: a list of metric set pairs")
         config = load_config(config_body, registry=service.registry)
-        thresholds = _thresholds(body.get("scoreThresholds"), config.thresholds)
+        thresholds = _thresholds(body.get("scoreThresholds"), config.thresholds, "scoreThresholds")
         pairs = [_pair(p, i) for i, p in enumerate(pairs_body)]
         known = {m.name for m in config.metrics}
         for pair in pairs:
@@ -228,6 +295,8 @@ def _start_execution(
     execution: Mapping[str, Any],
     query: Mapping[str, str],
     warnings: list[str] | None = None,
+    *,
+    version: int | None = None,
 ) -> dict[str, str]:
     warnings = list(warnings or [])
     warnings += _unknown(execution, _EXECUTION_FIELDS, "executionRequest")
@@ -253,10 +322,9 @@ def _start_execution(
     step = _number(control.get("step", 60), f"scopes.{name}.controlScope.step")
     source, more = _source(service, query.get("metricsAccountName"))
     warnings += more
-    thresholds = _thresholds(execution.get("thresholds"), parsed.thresholds)
+    thresholds = _request_thresholds(execution, parsed.thresholds)
     record = service.create_analysis(
-        config=config,
-        config_name=None,
+        **_config_arguments(config, config_id, version),
         baseline_scope=str(control.get("scope", "")),
         canary_scope=str(experiment.get("scope", "")),
         scope_params=_params(control.get("extendedScopeParams")),
@@ -287,6 +355,8 @@ def _start_standalone(
     request: Mapping[str, Any],
     query: Mapping[str, str],
     warnings: list[str] | None = None,
+    *,
+    version: int | None = None,
 ) -> dict[str, str]:
     warnings = list(warnings or []) + _unknown(request, _STANDALONE_FIELDS, "executionRequest")
     parsed = load_config(config, registry=service.registry)
@@ -314,9 +384,9 @@ def _start_standalone(
     interval = _number(request.get("analysisIntervalMins", lifetime / 60), "analysisIntervalMins") * 60
     source, more = _source(service, query.get("metricsAccountName"))
     warnings += more
+    thresholds = _request_thresholds(request, parsed.thresholds)
     record = service.create_analysis(
-        config=config,
-        config_name=None,
+        **_config_arguments(config, config_id, version),
         baseline_scope=str(scope.get("controlScope", "")),
         canary_scope=str(scope.get("experimentScope", "")),
         scope_params=_params(scope.get("extendedScopeParams")),
@@ -328,7 +398,7 @@ def _start_standalone(
         warmup=warmup,
         lookback=lookback or None,
         step=_number(scope.get("step", 60), "scopes[0].step"),
-        thresholds=_thresholds(request.get("thresholds"), parsed.thresholds).to_dict(),
+        thresholds=thresholds.to_dict(),
         kind="kayenta-standalone",
         mode=_mode(request),
         extra={
@@ -340,6 +410,13 @@ def _start_standalone(
         },
     )
     return {"canaryAnalysisExecutionId": record.id}
+
+
+def _config_arguments(config: dict[str, Any], config_id: str | None, version: int | None) -> dict[str, Any]:
+    """Name a stored config by id and the version read at the request (it stays pinned), else inline."""
+    if version is not None and config_id is not None:
+        return {"config": None, "config_name": config_id, "config_version": version}
+    return {"config": config, "config_name": None}
 
 
 def execution_status(record: AnalysisRecord) -> dict[str, Any]:
@@ -530,27 +607,63 @@ def _number(value: Any, field: str) -> float:
     return number
 
 
-def _thresholds(value: Any, default: Thresholds) -> Thresholds:
+def _request_thresholds(request: Mapping[str, Any], default: Thresholds) -> Thresholds:
+    """Return an execution request's ``thresholds`` (Kayenta's name) or ``scoreThresholds`` (Orca's)."""
+    given = [key for key in ("thresholds", "scoreThresholds") if request.get(key) is not None]
+    if len(given) == 2 and request["thresholds"] != request["scoreThresholds"]:
+        raise _bad("scoreThresholds", "differs from thresholds; give one of them")
+    return _thresholds(request.get(given[0]) if given else None, default, given[0] if given else "thresholds")
+
+
+def _thresholds(value: Any, default: Thresholds, field: str) -> Thresholds:
+    """Return thresholds from ``{pass, marginal}`` (a missing key is the config's); errors name ``field``."""
     if value is None:
         return default
     if not isinstance(value, Mapping):
-        raise _bad("thresholds", "must be {pass, marginal}")
+        raise _bad(field, "must be {pass, marginal}")
+    for key in value:
+        if key not in ("pass", "marginal"):
+            raise _bad(f"{field}.{key}", f"unknown field{did_you_mean(str(key), ('pass', 'marginal'))}")
+    limits = {"pass": default.pass_, "marginal": default.marginal}
+    for key in limits:
+        if key in value:
+            number = value[key]
+            if isinstance(number, bool) or not isinstance(number, int | float | str):
+                raise _bad(f"{field}.{key}", f"{number!r} is not a number")
+            try:
+                limits[key] = float(number)
+            except ValueError:
+                raise _bad(f"{field}.{key}", f"{number!r} is not a number") from None
     try:
-        return Thresholds(
-            float(value.get("pass", default.pass_)), float(value.get("marginal", default.marginal))
-        )
-    except (TypeError, ValueError) as exc:
-        raise _bad("thresholds", str(exc)) from None
+        return Thresholds(limits["pass"], limits["marginal"])
+    except ThresholdsError as exc:  # "thresholds.pass: ..." names the key at fault
+        where, _, message = str(exc).partition(": ")
+        key = where.rpartition(".")[2] if where.startswith("thresholds.") else ""
+        raise _bad(f"{field}.{key}" if key in limits else field, message or str(exc)) from None
 
 
-def _source(service: Service, account: str | None) -> tuple[str, list[str]]:
-    """Map Kayenta's metrics account onto a source; an unknown account uses the default, with a warning."""
+def _source(service: Service, account: str | None) -> tuple[str | None, list[str]]:
+    """Map Kayenta's metrics account onto a source; an unknown account uses the default, with a warning.
+
+    No account: None, so the service picks the config's source or the default one (or refuses).
+    """
     names = service.source_names()
     if account in names:
         return str(account), []
-    default = service.default_source()
     if account is None:
-        return default, []
+        return None, []
+    default = service.default_source()
+    if default is None:
+        raise HTTPException(
+            422,
+            [
+                {
+                    "loc": ["query", "metricsAccountName"],
+                    "msg": f"metricsAccountName: {account!r} is not a kayenta-py source "
+                    f"(known: {', '.join(names)}), and {NO_SOURCE}",
+                }
+            ],
+        )
     return default, [f"metricsAccountName {account!r} is not a kayenta-py source; using {default!r}"]
 
 

@@ -255,6 +255,7 @@ class AnalysisRunner:
         began = time.perf_counter()
         try:
             config = load_config(analysis.config_body, registry=self.registry)
+            thresholds = Thresholds(analysis.thresholds["pass"], analysis.thresholds["marginal"])
             source = self.sources(analysis.source)
             data = fetch_metric_sets(
                 config,
@@ -273,7 +274,6 @@ class AnalysisRunner:
             )
             return True
         pairs = pair_metric_sets(config, data.baseline, data.canary, scopes=scopes(analysis))
-        thresholds = Thresholds(analysis.thresholds["pass"], analysis.thresholds["marginal"])
         result = judge_pairs(config, pairs, thresholds=thresholds, registry=self.registry)
         self.metrics.judge_seconds.observe(time.perf_counter() - began)
         final = self._final(analysis, index, result)

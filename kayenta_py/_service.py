@@ -25,6 +25,20 @@ log = logging.getLogger(__name__)
 
 MAX_INTERVALS = 10_000  # judgements per analysis
 MAX_POINTS_PER_SERIES = 1_000_000  # points a series may have over an analysis
+NO_SOURCE = (
+    "no metrics source is configured: set KAYENTA_PROMETHEUS_URL (the prometheus source) or "
+    "KAYENTA_DEFAULT_SOURCE, or name a source in the request (the demo source serves generated "
+    "data only when asked: source demo, KAYENTA_DEFAULT_SOURCE=demo or kayenta-py serve --demo)"
+)
+
+
+class ConfigNotFoundError(LookupError):
+    """A stored config (or the version of it) an analysis names does not exist; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
 
 
 class Service:
@@ -70,7 +84,12 @@ class Service:
         if self.slack is not None:
             self.slack.register(self.runner.scheduler)
         self.started = True
-        log.info("kayenta-py service started on %r; %d analyses resumed", self.store, resumed)
+        log.info(
+            "kayenta-py service started: database %s, default source %s; %d analyses resumed",
+            self.store.display_url,
+            self.default_source() or "none",
+            resumed,
+        )
 
     def stop(self) -> None:
         """Stop the scheduler and close the database."""
@@ -87,9 +106,21 @@ class Service:
             names.insert(0, "prometheus")
         return names
 
-    def default_source(self) -> str:
-        """Return the source used when an analysis names none."""
-        return self.settings.default_source or ("prometheus" if self.settings.prometheus_url else "demo")
+    def default_source(self) -> str | None:
+        """Return the source used when an analysis and its config name none (None: such are refused)."""
+        return self.settings.resolved_default_source()
+
+    def choose_source(self, requested: str | None, config: CanaryConfig | None = None) -> str:
+        """Return the source of an analysis: the request's, else its config's, else the default one.
+
+        A config's ``csv`` (the command line's file source) is not a service source and is
+        passed over. With none of them, the analysis is refused (it never falls back to demo data).
+        """
+        config_source = config.source if config is not None and config.source != "csv" else None
+        name = requested or config_source or self.default_source()
+        if not name:
+            raise KayentaError(f"source: {NO_SOURCE}")
+        return name
 
     def source(self, name: str) -> MetricsSource:
         """Return the metrics source called ``name``, built once."""
@@ -121,17 +152,28 @@ class Service:
     def resolve_config(
         self, config: Mapping[str, Any] | None, config_name: str | None, config_version: int | None = None
     ) -> tuple[CanaryConfig, dict[str, Any], str | None, int | None]:
-        """Return the validated config, its body, and the stored name and version it came from."""
+        """Return the validated config, its body, and the stored name and version it came from.
+
+        ``config_version`` pins that stored version of ``config_name`` (default: the latest);
+        an unknown config or version raises :class:`ConfigNotFoundError`.
+        """
         if (config is None) == (config_name is None):
             raise ConfigError([ConfigIssue("config", "give exactly one of config and config_name")])
         if config is not None:
+            if config_version is not None:
+                raise KayentaError("config_version: pins a stored config; give it with config_name")
             body = dict(config)
             return load_config(body, registry=self.registry), body, None, None
         assert config_name is not None
-        record = self.store.get_config(config_name, config_version)
+        latest = self.store.get_config(config_name)
+        if latest is None:  # unknown, or deleted: a deleted config starts no analysis, pinned or not
+            deleted = " (it was deleted)" if self.store.config_versions(config_name) else ""
+            raise ConfigNotFoundError("config_name", f"no config {config_name!r}{deleted}")
+        record = latest if config_version is None else self.store.get_config(config_name, config_version)
         if record is None:
-            raise LookupError(
-                f"no config {config_name!r}" + (f" version {config_version}" if config_version else "")
+            raise ConfigNotFoundError(
+                "config_version",
+                f"config {config_name!r} has no version {config_version} (latest: {latest.version})",
             )
         return (
             load_config(record.body, registry=self.registry),
@@ -182,7 +224,7 @@ class Service:
                 family=family,  # type: ignore[arg-type]
                 registry=self.registry,
             )
-        source_name = source or self.default_source()
+        source_name = self.choose_source(source, parsed)
         self.source(source_name)  # an unknown or unconfigured source fails now, not at the first interval
         now = time.time()
         start_ts = now if start is None else start

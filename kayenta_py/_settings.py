@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, tzinfo
 from pathlib import Path
@@ -29,8 +30,25 @@ from pydantic_settings import (
 )
 
 from kayenta_py._errors import ConfigError, ConfigIssue, KayentaError
+from kayenta_py._registry import did_you_mean
 
 SCOPES = ("read", "write")
+ENV_PREFIX = "KAYENTA_"
+SERVICE_SOURCES = ("prometheus", "demo")
+# KAYENTA_* variables that are not settings but are read by this project's own tooling; every
+# other unknown KAYENTA_* variable is an error at start (a misspelt setting must not be ignored).
+TOOLING_VARIABLES: dict[str, str] = {
+    "KAYENTA_SETTINGS_FILE": "the YAML settings file (like --settings)",
+    "KAYENTA_TEST_POSTGRES_URL": "the test suite's PostgreSQL",
+    "KAYENTA_CONFORMANCE_FILE": "the test suite's Kayenta conformance vectors",
+    "KAYENTA_NOTEBOOK_SMALL": "quick runs of the notebooks",
+    "KAYENTA_NAB_DIR": "the notebooks' NAB data",
+    "KAYENTA_BENCH_TOKEN": "the verdict-endpoint benchmark's token",
+}
+# Kubernetes injects <SERVICE>_SERVICE_HOST, <SERVICE>_PORT_8090_TCP... for a Service named "kayenta".
+_SERVICE_LINK = re.compile(
+    r"^KAYENTA_(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)$"
+)
 _GO_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
 _GO_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _GO_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -204,7 +222,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8090, ge=0, le=65535)
     max_body_bytes: int = Field(1_048_576, gt=0, description="largest request body accepted")
-    default_source: str | None = Field(None, description="source of analyses that name none")
+    default_source: Literal["prometheus", "demo"] | None = Field(
+        None,
+        description="source of analyses that name none (default: prometheus when prometheus_url is set, "
+        "else none: such analyses are refused); demo serves generated data",
+    )
     fetch_concurrency: int = Field(8, ge=1, le=256)
     public_url: str | None = Field(None, description="base of links in answers and reports")
     source_retry_limit: int = Field(3, ge=1, description="failed fetches of one interval before it fails")
@@ -227,10 +249,25 @@ class Settings(BaseSettings):
         30.0, gt=0, description="seconds between deliveries of pending Slack messages"
     )
 
-    @field_validator("slack_webhook_url", "slack_digest_cron", mode="before")
+    @field_validator(
+        "slack_webhook_url",
+        "slack_digest_cron",
+        "prometheus_url",
+        "default_source",
+        "database_url",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _default_source_is_set_up(self) -> Settings:
+        if self.default_source == "prometheus" and not self.prometheus_url:
+            raise ValueError(
+                "default_source: 'prometheus' needs prometheus_url (KAYENTA_PROMETHEUS_URL), which is not set"
+            )
+        return self
 
     @field_validator("slack_webhook_url")
     @classmethod
@@ -286,7 +323,13 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Read init arguments, then the environment, ``.env``, and ``$KAYENTA_SETTINGS_FILE`` (YAML)."""
+        """Read init arguments, then the environment, ``.env``, and ``$KAYENTA_SETTINGS_FILE`` (YAML).
+
+        An unknown ``KAYENTA_*`` environment variable is an error (:func:`environment_issues`).
+        """
+        issues = environment_issues(os.environ)
+        if issues:
+            raise ConfigError(issues, source="environment")
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
         yaml_file = os.environ.get("KAYENTA_SETTINGS_FILE")
         if yaml_file:
@@ -301,6 +344,37 @@ class Settings(BaseSettings):
     def tokens(self) -> list[ApiToken]:
         """Return the configured API tokens."""
         return parse_tokens(self.api_tokens.get_secret_value()) if self.api_tokens else []
+
+    def resolved_default_source(self) -> str | None:
+        """Return the source of analyses naming none: the setting, else prometheus if set up, else None."""
+        return self.default_source or ("prometheus" if self.prometheus_url else None)
+
+
+def setting_variables() -> list[str]:
+    """Return the environment variable of every setting (``KAYENTA_PROMETHEUS_URL``...)."""
+    return [ENV_PREFIX + name.upper() for name in Settings.model_fields]
+
+
+def environment_issues(environ: Mapping[str, str]) -> list[ConfigIssue]:
+    """Return a problem for every ``KAYENTA_*`` variable that is neither a setting nor a tooling variable.
+
+    Names are compared in upper case, as the settings read them case-insensitively.
+    """
+    known = set(setting_variables()) | set(TOOLING_VARIABLES)
+    issues = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known:
+            continue
+        if _SERVICE_LINK.match(upper):
+            hint = (
+                "; a Kubernetes service link (a Service named 'kayenta'): set enableServiceLinks: false "
+                "in the pod spec, or name the Service otherwise"
+            )
+        else:
+            hint = did_you_mean(upper, sorted(known))
+        issues.append(ConfigIssue(name, f"unknown environment variable (not a kayenta-py setting){hint}"))
+    return issues
 
 
 def parse_tokens(text: str) -> list[ApiToken]:
@@ -341,5 +415,8 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
 
 def _message(error: Any) -> str:
     if error["type"] == "extra_forbidden":
-        return "unknown setting"
-    return str(error["msg"])
+        key = str(error["loc"][-1]) if error["loc"] else ""
+        if key.upper().startswith(ENV_PREFIX):  # a variable of the .env file
+            return "unknown setting" + did_you_mean(key.upper(), setting_variables())
+        return "unknown setting" + did_you_mean(key, list(Settings.model_fields))
+    return str(error["msg"]).removeprefix("Value error, ")

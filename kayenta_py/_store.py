@@ -43,6 +43,13 @@ class StoreError(KayentaError):
     """A store operation was refused (a conflict, a missing record)."""
 
 
+class OriginError(StoreError):
+    """A config created through one API may not be changed through another (see ``origin``)."""
+
+
+NATIVE, KAYENTA = "native", "kayenta"  # which API created a config
+
+
 class Base(DeclarativeBase):
     """Declarative base of every table."""
 
@@ -54,6 +61,7 @@ class ConfigRecord(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    origin: Mapped[str] = mapped_column(String(20), default=NATIVE, server_default=NATIVE)
     created_ts: Mapped[float] = mapped_column(Float)
     deleted_ts: Mapped[float | None] = mapped_column(Float, nullable=True)
     versions: Mapped[list[ConfigVersionRecord]] = relationship(
@@ -78,6 +86,11 @@ class ConfigVersionRecord(Base):
     def name(self) -> str:
         """Return the config's name."""
         return self.config.name
+
+    @property
+    def origin(self) -> str:
+        """Return which API created the config (``native`` or ``kayenta``)."""
+        return self.config.origin
 
 
 class AnalysisRecord(Base):
@@ -255,7 +268,12 @@ class Store:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def __repr__(self) -> str:  # never show a password from the URL
-        return f"Store({make_url(self.url).render_as_string(hide_password=True)!r})"
+        return f"Store({self.display_url!r})"
+
+    @property
+    def display_url(self) -> str:
+        """Return the database URL with its password (also one given as a query parameter) masked."""
+        return masked_url(self.url)
 
     def migrate(self) -> None:
         """Create or upgrade the schema to the newest Alembic revision."""
@@ -284,20 +302,28 @@ class Store:
 
     # ------------------------------------------------------------ configs
 
-    def create_config(self, name: str, body: Mapping[str, Any]) -> ConfigVersionRecord:
-        """Store a new config as version 1; a live config of that name is a conflict."""
+    def create_config(
+        self, name: str, body: Mapping[str, Any], *, origin: str = NATIVE, only_origin: str | None = None
+    ) -> ConfigVersionRecord:
+        """Store a new config as version 1; a live config of that name is a conflict.
+
+        A deleted config of that name is created again, its history continuing; with
+        ``only_origin``, only when it was created through that API (else :class:`OriginError`).
+        """
         now = time.time()
         with self.session() as session:
             config = session.scalar(select(ConfigRecord).where(ConfigRecord.name == name))
             if config is not None and config.deleted_ts is None:
                 raise StoreError(f"config {name!r} already exists; PUT a new version instead")
             if config is None:
-                config = ConfigRecord(name=name, created_ts=now)
+                config = ConfigRecord(name=name, origin=origin, created_ts=now)
                 session.add(config)
                 session.flush()
                 version = 1
             else:  # re-created after deletion: its history continues
+                _check_origin(config, only_origin)
                 config.deleted_ts = None
+                config.origin = origin
                 version = self._latest_version(session, config.id) + 1
             record = ConfigVersionRecord(
                 config_id=config.id, version=version, body=dict(body), created_ts=now
@@ -307,10 +333,13 @@ class Store:
             record.config = config
             return record
 
-    def update_config(self, name: str, body: Mapping[str, Any]) -> ConfigVersionRecord:
-        """Store a new version of an existing config."""
+    def update_config(
+        self, name: str, body: Mapping[str, Any], *, only_origin: str | None = None
+    ) -> ConfigVersionRecord:
+        """Store a new version of an existing config (with ``only_origin``: only if that API made it)."""
         with self.session() as session:
             config = self._live_config(session, name)
+            _check_origin(config, only_origin)
             record = ConfigVersionRecord(
                 config_id=config.id,
                 version=self._latest_version(session, config.id) + 1,
@@ -321,6 +350,23 @@ class Store:
             session.flush()
             record.config = config
             return record
+
+    def config_origin(self, name: str) -> str | None:
+        """Return which API created the config ``name`` (live or deleted), or None if none ever existed."""
+        with self.session() as session:
+            return session.scalar(select(ConfigRecord.origin).where(ConfigRecord.name == name))
+
+    def config_versions(self, name: str) -> list[int]:
+        """Return the stored version numbers of a config, oldest first."""
+        with self.session() as session:
+            return list(
+                session.scalars(
+                    select(ConfigVersionRecord.version)
+                    .join(ConfigRecord)
+                    .where(ConfigRecord.name == name)
+                    .order_by(ConfigVersionRecord.version)
+                )
+            )
 
     def get_config(self, name: str, version: int | None = None) -> ConfigVersionRecord | None:
         """Return a config's latest (or given) version, or None."""
@@ -374,10 +420,12 @@ class Store:
                     out.append(record)
             return out
 
-    def delete_config(self, name: str) -> None:
+    def delete_config(self, name: str, *, only_origin: str | None = None) -> None:
         """Delete a config; its history is kept for the analyses that used it."""
         with self.session() as session:
-            self._live_config(session, name).deleted_ts = time.time()
+            config = self._live_config(session, name)
+            _check_origin(config, only_origin)
+            config.deleted_ts = time.time()
 
     @staticmethod
     def _live_config(session: Session, name: str) -> ConfigRecord:
@@ -623,6 +671,28 @@ class Store:
             record.status, record.last_error = status, error
             record.attempts += 1
             record.updated_ts = time.time()
+
+
+def _check_origin(config: ConfigRecord, only_origin: str | None) -> None:
+    if only_origin is not None and config.origin != only_origin:
+        raise OriginError(f"config {config.name!r} was created through the {config.origin} API")
+
+
+_SECRET_QUERY = ("password", "passwd", "secret", "token")
+
+
+def masked_url(url: str) -> str:
+    """Return a database URL fit for logs: its password, and query parameters like it, as ``***``."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # not a URL SQLAlchemy can read: show only its scheme
+        return url.partition(":")[0] + ":***"
+    query = {
+        key: "***" if any(word in key.lower() for word in _SECRET_QUERY) else value
+        for key, value in parsed.query.items()
+    }
+    rendered = parsed.set(query=query).render_as_string(hide_password=True)
+    return rendered.replace("%2A%2A%2A", "***")
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

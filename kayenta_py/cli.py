@@ -18,6 +18,7 @@ import threading
 import time
 import traceback
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -128,7 +129,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--demo",
         action="store_true",
-        help="start two live demo analyses (healthy and regressed) on the demo source",
+        help="start two live demo analyses (healthy and regressed) on the demo source, and make demo "
+        "the default source unless KAYENTA_DEFAULT_SOURCE or KAYENTA_PROMETHEUS_URL is set",
     )
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
 
@@ -232,9 +234,13 @@ def _judge(args: argparse.Namespace, registry: Registry, out: TextIO) -> int:
     source = registry.source_class("csv")(files={"baseline": args.baseline, "canary": args.canary})
     baseline: dict[str, list[MetricSet]] = {}
     canary: dict[str, list[MetricSet]] = {}
-    for metric in config.metrics:
-        baseline[metric.name] = source.fetch(metric, "baseline")
-        canary[metric.name] = source.fetch(metric, "canary")
+    for side, sets in (("baseline", baseline), ("canary", canary)):
+        # Every metric the file holds, so that judge() names a column the config does not know.
+        names = [m.name for m in config.metrics] + source.metric_names(side)
+        for name in dict.fromkeys(names):
+            series = source.fetch(replace(config.metrics[0], name=name), side)
+            if series:
+                sets[name] = series
     result = judge_canary(config, baseline, canary, thresholds=thresholds, registry=registry)
     code = _emit(config, result, args.format, out)
     if args.html is not None:
@@ -284,11 +290,12 @@ def _analyze(args: argparse.Namespace, registry: Registry, out: TextIO) -> int:
 
     recording = _RecordingSource(source)
     baseline_scope = Scope(args.baseline_scope, args.location, params)
+    canary_scope = Scope(args.canary_scope, args.location, params)
     result = analyze_canary(
         config,
         recording,
         baseline_scope,
-        Scope(args.canary_scope, args.location, params),
+        canary_scope,
         start=start,
         end=end,
         step=args.step,
@@ -307,7 +314,8 @@ def _analyze(args: argparse.Namespace, registry: Registry, out: TextIO) -> int:
             "source": _without_credentials(str(args.prometheus)),
         }
         baseline, canary = recording.split(baseline_scope)
-        _write_report(args.html, result, pair_metric_sets(config, baseline, canary), config, details)
+        pairs = pair_metric_sets(config, baseline, canary, scopes=(baseline_scope, canary_scope))
+        _write_report(args.html, result, pairs, config, details)
     return code
 
 
@@ -517,22 +525,90 @@ def _serve(args: argparse.Namespace, registry: Registry) -> int:
     if args.port is not None:
         overrides["port"] = args.port
     settings = load_settings(args.settings, **overrides)
+    if args.demo and settings.resolved_default_source() is None:
+        # --demo asks for the demo source: analyses that name none use it (never implicitly otherwise)
+        settings = settings.model_copy(update={"default_source": "demo"})
     if not _is_loopback(settings.host) and not settings.tokens() and not args.insecure:
         raise KayentaError(
             f"refusing to bind {settings.host} without API tokens: anyone who can reach it could start "
             "and cancel analyses. Set KAYENTA_API_TOKENS (e.g. 'write:<token>,read:<token>'), "
             "or pass --insecure to allow unauthenticated access."
         )
-    service = Service(settings, registry=registry)
-    app = create_app(service, on_started=start_demo if args.demo else None)
-    auth = "bearer tokens required" if settings.tokens() else "no authentication (loopback only)"
-    print(
-        f"kayenta-py {__version__} serving on http://{settings.host}:{settings.port} ({auth}); "
-        f"database {service.store!r}; API docs at /docs",
-        file=sys.stderr,
-    )
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
+    sock = _listen_socket(settings.host, settings.port)
+    try:
+        service = Service(settings, registry=registry)
+        _migrate(service)
+        app = create_app(service, on_started=start_demo if args.demo else None)
+        print(_serve_banner(service), file=sys.stderr, flush=True)
+        server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level))
+        try:
+            server.run(sockets=[sock])
+        except SystemExit as exc:  # uvicorn exits 3 (our "marginal") when the application fails to start
+            if exc.code not in (None, 0):
+                server.started = False
+    finally:
+        sock.close()
+    if not server.started:  # the database was usable (checked above): an internal error, logged above
+        print("internal error: the service did not start (see the messages above)", file=sys.stderr)
+        return EXIT_INTERNAL
     return EXIT_PASS
+
+
+def _listen_socket(host: str, port: int) -> Any:
+    """Bind ``host:port`` for the service; an address in use (or not bindable) is a usage error."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        reasons = {
+            errno.EADDRINUSE: "the address is already in use (is another kayenta-py running?); "
+            "stop it or choose another port with --port or KAYENTA_PORT",
+            errno.EACCES: "permission denied (ports below 1024 need privileges); choose another port",
+            errno.EADDRNOTAVAIL: "the address is not one of this machine's; check --host or KAYENTA_HOST",
+        }
+        reason = reasons.get(exc.errno or 0, exc.strerror or str(exc))
+        if isinstance(exc, socket.gaierror):
+            reason = f"cannot resolve the host ({exc.strerror}); check --host or KAYENTA_HOST"
+        raise KayentaError(f"cannot listen on {where}: {reason}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _migrate(service: Any) -> None:
+    """Create or upgrade the schema before serving: a database that cannot be used is a usage error."""
+    from alembic.util import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        service.store.migrate()
+    except (SQLAlchemyError, CommandError) as exc:
+        service.store.close()
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise KayentaError(f"database {service.store.display_url}: cannot be used: {first}") from None
+
+
+def _serve_banner(service: Any) -> str:
+    """Return the start line: address, authentication, default source and database (password masked)."""
+    settings = service.settings
+    auth = "bearer tokens required" if settings.tokens() else "no authentication (loopback only)"
+    default = service.default_source()
+    if default is None:
+        source = "none (analyses must name a source: set KAYENTA_PROMETHEUS_URL or KAYENTA_DEFAULT_SOURCE)"
+    elif default == "demo":
+        source = "demo (generated data)"
+    else:
+        source = f"{default} ({_without_credentials(str(settings.prometheus_url))})"
+    return (
+        f"kayenta-py {__version__} serving on http://{settings.host}:{settings.port} ({auth}); "
+        f"default source {source}; database {service.store.display_url}; API docs at /docs"
+    )
 
 
 def _is_loopback(host: str) -> bool:

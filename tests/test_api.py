@@ -88,6 +88,14 @@ def test_a_configured_metric_without_data_is_nodata_never_dropped() -> None:
     baseline, canary = sides()
     del baseline["errors"], canary["errors"]
     result = kayenta_py.judge(CONFIG, baseline, canary)
+    # A native metric must have data unless it opts out: the missing metric fails its group.
+    assert result.metric("errors").classification is Classification.NODATA_FAIL_METRIC
+    must_have = "no data for the baseline and canary, and the metric must have data"
+    assert result.metric("errors").reason == must_have
+    assert result.verdict is not kayenta_py.Verdict.PASS
+    assert any("no metric 'errors'" in w for w in result.warnings)
+    opted_out = {**CONFIG, "metrics": [{**m, "must_have_data": False} for m in CONFIG["metrics"]]}
+    result = kayenta_py.judge(opted_out, baseline, canary)
     assert result.metric("errors").classification is Classification.NODATA
     assert result.metric("errors").reason == "no data for the baseline and canary"
 
@@ -106,8 +114,10 @@ def test_series_are_paired_by_tags_and_one_sided_series_kept() -> None:
     result = kayenta_py.judge(config, baseline, canary)
     by_region = {m.tags["region"]: m for m in result.metrics}
     assert by_region["east"].classification is Classification.PASS
-    assert by_region["west"].classification is Classification.NODATA
+    assert by_region["west"].classification is Classification.NODATA_FAIL_METRIC
     assert by_region["west"].label == "latency{region=west}"
+    assert result.verdict is not kayenta_py.Verdict.PASS
+    assert any('region="west"' in w and "no baseline series" in w for w in result.warnings)
 
 
 def test_unconfigured_data_is_a_warning_and_bad_values_an_error() -> None:

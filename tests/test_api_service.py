@@ -484,7 +484,6 @@ def without(body: dict[str, Any], key: str) -> dict[str, Any]:
         ({**without(valid_body(), "baseline_scope"), "basline_scope": "baseline"}, "basline_scope"),
         ({**valid_body(), "lifetime": "thirty"}, "lifetime"),
         ({**valid_body(), "interval": "every minute"}, "interval"),
-        ({**without(valid_body(), "config"), "config_name": "no-such-config"}, "config_name"),
         ({**valid_body(), "start": "yesterday"}, "start"),
         ({**valid_body(), "thresholds": {"pass": 150}}, "thresholds"),
         ({**valid_body(), "scope_params": {"namespace": ["not", "a", "string"]}}, "scope_params"),
@@ -500,6 +499,17 @@ def test_malformed_analysis_is_422_naming_the_field(
     assert response.status_code == 422, response.text
     assert response.headers["content-type"].startswith("application/json")
     assert named(response, field_name), response.json()
+    assert client.get("/api/v1/analyses", params={"limit": 1}).json()["total"] == before
+
+
+def test_unknown_stored_config_is_404_naming_the_field(client: httpx.Client) -> None:
+    before = client.get("/api/v1/analyses", params={"limit": 1}).json()["total"]
+    response = client.post(
+        "/api/v1/analyses", json={**without(valid_body(), "config"), "config_name": "no-such-config"}
+    )
+    assert response.status_code == 404, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    assert named(response, "config_name") and "no-such-config" in response.text
     assert client.get("/api/v1/analyses", params={"limit": 1}).json()["total"] == before
 
 
@@ -595,7 +605,7 @@ def test_judge_endpoint(client: httpx.Client) -> None:
     unknown = client.post(
         "/api/v1/judge", json={"config_name": unique("none"), "baseline": baseline, "canary": canary}
     )
-    assert unknown.status_code == 422 and named(unknown, "config_name")
+    assert unknown.status_code == 404 and named(unknown, "config_name")
     missing = client.post("/api/v1/judge", json={"config": SMALL_CONFIG, "baseline": baseline})
     assert missing.status_code == 422 and named(missing, "canary")
 

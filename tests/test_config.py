@@ -275,3 +275,61 @@ def test_kayenta_unknown_judge_is_an_error() -> None:
     raw = json.loads(json.dumps(KAYENTA_CONFIG))
     raw["judge"]["name"] = "dredd-v1.0"
     assert any(i.startswith("judge.name: unknown judge 'dredd'") for i in issues_of(raw))
+
+
+# ---------------------------------------------------------------- config traps (issue 11)
+
+
+def test_scored_metric_in_a_weightless_group_is_an_error_naming_it() -> None:
+    config: dict[str, Any] = {
+        "groups": {"errors": 60, "latency": 40},  # saturation is unlisted and would weigh 0
+        "metrics": [
+            {"name": "error-ratio", "kind": "errors"},
+            {"name": "p99", "kind": "latency"},
+            {"name": "cpu", "kind": "saturation"},
+        ],
+    }
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    assert "metrics[2].group" in str(caught.value) and "'cpu'" in str(caught.value)
+    given_zero = {"groups": {"errors": 100, "saturation": 0}, "metrics": config["metrics"][::2]}
+    with pytest.raises(ConfigError, match=r"metrics\[1\]\.group"):
+        load_config(given_zero)
+    # Muted, it is reported and not scored: no error. With weights leaving a share: no error.
+    load_config({**config, "metrics": [*config["metrics"][:2], {**config["metrics"][2], "muted": True}]})
+    load_config({**config, "groups": {"errors": 60, "latency": 30}})
+
+
+def test_kayenta_config_with_a_weightless_group_warns() -> None:
+    kayenta = {
+        "name": "k",
+        "classifier": {"groupWeights": {"a": 100}},
+        "metrics": [
+            {"name": "m1", "query": {"type": "prometheus", "metricName": "x"}, "groups": ["a"]},
+            {"name": "m2", "query": {"type": "prometheus", "metricName": "y"}, "groups": ["b"]},
+        ],
+    }
+    config = load_config(kayenta)
+    assert any("'m2'" in w and "weight" in w for w in config.warnings)
+
+
+@pytest.mark.parametrize("kind", ["latency", "saturation", "errors"])
+def test_decrease_on_an_increase_kind_warns(kind: str) -> None:
+    config = load_config({"metrics": [{"name": "m", "kind": kind, "direction": "decrease"}]})
+    assert any("metrics[0].direction" in w and "'decrease'" in w for w in config.warnings)
+    assert not load_config({"metrics": [{"name": "m", "kind": kind, "direction": "either"}]}).warnings
+
+
+def test_native_metrics_must_have_data_by_default_kayenta_ones_do_not() -> None:
+    native = load_config({"metrics": [{"name": "m"}, {"name": "n", "must_have_data": False}]})
+    assert [m.must_have_data for m in native.metrics] == [True, False]
+    kayenta = load_config(
+        {"classifier": {}, "metrics": [{"name": "m", "query": {"metricName": "x"}, "groups": ["g"]}]}
+    )
+    assert kayenta.metrics[0].must_have_data is False
+
+
+@pytest.mark.parametrize("thresholds", [{"pass": 0, "marginal": 0}, {"pass": 0.0}])
+def test_thresholds_that_let_a_zero_score_pass_are_refused(thresholds: dict[str, float]) -> None:
+    with pytest.raises(ConfigError, match=r"thresholds\.pass"):
+        load_config({"thresholds": thresholds, "metrics": [{"name": "m"}]})

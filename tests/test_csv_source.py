@@ -434,7 +434,7 @@ def test_end_to_end_series_missing_on_one_side_is_nodata(tmp_path: Path) -> None
     result = kayenta_py.judge(config, read_metrics_csv(baseline), read_metrics_csv(canary))
     by_region = {r.tags["region"]: r for r in result.metrics}
     assert set(by_region) == {"us", "eu"}
-    assert by_region["eu"].classification.value == "Nodata"
+    assert by_region["eu"].classification.value == "NodataFailMetric"  # a native metric must have data
     assert by_region["eu"].baseline.count == 60
     assert by_region["eu"].canary.count == 0
     assert by_region["us"].classification.value == "Pass"

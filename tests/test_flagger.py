@@ -89,7 +89,12 @@ class Flagger:
             content=self.payload(phase),
             headers={"Content-Type": "application/json"},
         )
-        if answer.status_code != 422:  # (422 would be FastAPI's own validation answer)
+        if answer.headers["content-type"].startswith("application/json"):
+            # an analysis that cannot start: 404 (unknown config or version) or 422, naming the field
+            assert answer.status_code in (404, 422), answer.text
+            assert all(item["loc"] and item["msg"] for item in answer.json()["detail"]), answer.text
+            assert len(answer.text) <= MAX_REASON, answer.text
+        else:
             assert answer.headers["content-type"].startswith("text/plain"), answer.headers
             assert 0 < len(answer.text) <= MAX_REASON and answer.text.count("\n") <= 1, answer.text
         return answer
@@ -247,22 +252,30 @@ def test_acknowledging_hooks_and_unknown_hooks(server: LiveServer) -> None:
 
 
 @pytest.mark.parametrize(
-    ("meta", "words"),
+    ("meta", "status", "field"),
     [
-        pytest.param(None, "metadata.config", id="no-metadata"),  # omitempty: no metadata key at all
-        pytest.param({"lifetime": "PT20S"}, "metadata.config", id="no-config"),
-        pytest.param(metadata(config="no-such-config"), "no-such-config", id="unknown-config"),
-        pytest.param(metadata(lifetime="twenty seconds"), "lifetime", id="bad-lifetime"),
-        pytest.param(metadata(mode="bayesian"), "mode", id="unknown-mode"),
-        pytest.param(metadata(source="prometheus"), "prometheus", id="unconfigured-source"),
+        pytest.param(None, 422, "metadata.config", id="no-metadata"),  # omitempty: no metadata key at all
+        pytest.param({"lifetime": "PT20S"}, 422, "metadata.config", id="no-config"),
+        pytest.param(metadata(config="no-such-config"), 404, "metadata.config", id="unknown-config"),
+        pytest.param(metadata(lifetime="twenty seconds"), 422, "metadata.lifetime", id="bad-lifetime"),
+        pytest.param(metadata(mode="bayesian"), 422, "metadata.mode", id="unknown-mode"),
+        pytest.param(metadata(source="prometheus"), 422, "metadata.source", id="unconfigured-source"),
+        pytest.param(metadata(config_version="9"), 404, "metadata.config_version", id="unknown-version"),
+        pytest.param(metadata(config_version="one"), 422, "metadata.config_version", id="bad-version"),
     ],
 )
-def test_an_analysis_that_cannot_start_is_a_short_400(
-    server: LiveServer, meta: dict[str, str] | None, words: str
+def test_an_analysis_that_cannot_start_is_a_short_json_error_naming_the_field(
+    server: LiveServer, meta: dict[str, str] | None, status: int, field: str
 ) -> None:
-    answer = Flagger(server.url, "bad-" + words, meta, name="broken").call("confirm-rollout")
-    assert answer.status_code == 400, answer.text
-    assert words in answer.text
+    answer = Flagger(server.url, "bad-" + field + str(status), meta, name="broken").call("confirm-rollout")
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"].startswith("application/json")
+    detail = answer.json()["detail"]
+    assert detail[0]["loc"] == ["body", *field.split(".")], detail
+    assert field in detail[0]["msg"], detail
+    # nothing was started: a later call tries again (and fails the same way)
+    again = Flagger(server.url, "bad-" + field + str(status), meta, name="broken").call("confirm-rollout")
+    assert again.status_code == status
 
 
 MARGINAL_CONFIG: dict[str, Any] = {
@@ -324,10 +337,11 @@ def test_a_final_marginal_verdict_is_not_reported_as_not_complete(
     assert "not complete" not in answer.text, answer.text
 
 
-def test_a_non_numeric_step_is_a_short_400(server: LiveServer) -> None:
+def test_a_non_numeric_step_is_a_short_422(server: LiveServer) -> None:
     flagger = Flagger(server.url, "bad-step", metadata(step="fast"), name="broken-step")
     answer = flagger.call("confirm-rollout")
-    assert answer.status_code == 400
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == ["body", "metadata", "step"]
     assert "metadata.step" in answer.text
 
 

@@ -125,7 +125,10 @@ def test_injected_scope_cannot_change_the_query(prometheus: PrometheusServer) ->
     result = kayenta_py.analyze(
         config, source, Scope("v2-base"), hostile, start=WINDOW[0], end=WINDOW[1], step=30
     )
-    assert {m.classification for m in result.metrics} == {Classification.NODATA}
+    # No data (critical metrics Nodata, the others NodataFailMetric): the canary fails.
+    missing = {Classification.NODATA, Classification.NODATA_FAIL_METRIC}
+    assert {m.classification for m in result.metrics} <= missing
+    assert result.verdict is Verdict.FAIL
     assert result.verdict is Verdict.FAIL
 
 

@@ -257,7 +257,8 @@ def test_long_series_are_downsampled_keeping_spikes_and_gaps() -> None:
 
 
 def test_a_result_without_pairs_or_data_still_renders() -> None:
-    config = load_config({"name": "empty", "metrics": [{"name": "m", "kind": "latency"}]})
+    optional = {"name": "m", "kind": "latency", "must_have_data": False}
+    config = load_config({"name": "empty", "metrics": [optional]})
     result = judge_pairs(config, [MetricSetPair("m", MetricSet.empty("m"), MetricSet.empty("m"))])
     page = render_result_html(result, None)
     assert "No raw values were kept" in page and "<svg" not in page
