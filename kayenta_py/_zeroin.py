@@ -48,7 +48,12 @@ def zeroin(
     f_lower, f_upper : float, optional
         Known values of ``f`` at the bracket ends (as R's ``uniroot`` accepts).
     tol : float
-        Absolute tolerance; the step is never smaller than ``2 eps |b| + tol / 2``.
+        Absolute tolerance, in the unit of the bracket; the step is never smaller
+        than ``2 eps |b| + tol / 2``. A constant (R's ``uniroot`` and
+        ``wilcox.test`` use 1e-4) makes the result depend on the unit of ``x``;
+        for a scale-free root, pass a tolerance proportional to the bracket, or
+        solve on ``[0, 1]`` in the bracket's own coordinate, as the Mann-Whitney
+        judge does.
     max_iter : int
         Iteration limit; the best point so far is returned with ``converged=False``.
 
@@ -58,8 +63,11 @@ def zeroin(
     previous one and ``c`` with f(c) of opposite sign to f(b). It tries inverse
     quadratic interpolation (secant when only two points are distinct) and
     falls back to bisection when the interpolated step is not safely inside
-    the bracket or the previous step did not shrink enough.
-    Test: ``tests/test_zeroin.py`` and every Mann-Whitney conformance case.
+    the bracket or the previous step did not shrink enough. Every step is a
+    difference of points times a ratio of function values, so the iteration is
+    affine-equivariant: mapping the variable ``t`` to ``a + s t`` (tolerance ``s tol``) maps
+    every iterate the same way, up to rounding and the ``2 eps |b|`` term.
+    Test: every Mann-Whitney conformance case; ``tests/test_unit_invariance.py``.
     """
     a, b = float(lower), float(upper)
     fa = f(a) if f_lower is None else float(f_lower)
