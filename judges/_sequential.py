@@ -276,16 +276,16 @@ class RateRatioTest:
 
 
 class CountParams(BaseModel):
-    """Parameters of ``sequential-count``."""
+    """Parameters of ``sequential-count`` (and, with its buckets, ``sequential-histogram``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    min_effect: float = Field(1.2, ge=1, description="smallest relevant error-rate ratio")
+    min_effect: float = Field(1.2, ge=1, description="smallest relevant ratio of event rates")
     concentration: float = Field(100.0, gt=0, description="k of the Beta prior on the canary's event share")
     min_events: float = Field(
         20,
         ge=0,
-        description="events the smaller arm would have at the pooled rate; fewer leave the end inconclusive",
+        description="effective events the smaller arm would have at the pooled rate; fewer: inconclusive",
     )
     final_share: float = Field(
         0.5, ge=0, lt=1, description="share of the metric's alpha kept for one fixed-horizon look at the end"
@@ -323,8 +323,7 @@ class SequentialCountJudge(SequentialJudge):
         **common: Any,
     ) -> None:
         super().__init__(**common)
-        if not 0 <= final_share < 1:
-            raise KayentaError(f"final_share: {final_share} must be at least 0 and below 1")
+        _check_final_share(final_share)
         self.min_effect = min_effect
         self.concentration = concentration
         self.min_events = min_events
@@ -391,23 +390,11 @@ class SequentialCountJudge(SequentialJudge):
 # ---------------------------------------------------------------- histograms
 
 
-class HistogramParams(BaseModel):
-    """Parameters of ``sequential-histogram``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class HistogramParams(CountParams):
+    """Parameters of ``sequential-histogram``: the rate-ratio test's, per quantile of interest."""
 
     buckets: list[float] = Field(min_length=2, description="bucket upper bounds (le), the last may be inf")
     quantiles: list[float] = Field([0.5, 0.9, 0.99], min_length=1)
-    min_effect: float = Field(1.2, ge=1, description="smallest relevant ratio of slow-request rates")
-    concentration: float = Field(100.0, gt=0)
-    min_events: float = Field(
-        20,
-        ge=0,
-        description="slow requests the smaller arm would have per quantile, below which it is inconclusive",
-    )
-    final_share: float = Field(
-        0.5, ge=0, lt=1, description="share of the metric's alpha kept for one fixed-horizon look at the end"
-    )
 
 
 class SequentialHistogramJudge(SequentialJudge):
@@ -441,8 +428,7 @@ class SequentialHistogramJudge(SequentialJudge):
         **common: Any,
     ) -> None:
         super().__init__(**common)
-        if not 0 <= final_share < 1:
-            raise KayentaError(f"final_share: {final_share} must be at least 0 and below 1")
+        _check_final_share(final_share)
         self.min_events = min_events
         self.final_share = final_share
         bounds = [float(b) for b in buckets]
@@ -654,8 +640,7 @@ class SequentialRankJudge(SequentialJudge):
         super().__init__(**common)
         if not 0.5 < min_effect < 1:
             raise KayentaError(f"min_effect: {min_effect} must be a theta between 0.5 and 1")
-        if not 0 <= final_share < 1:
-            raise KayentaError(f"final_share: {final_share} must be at least 0 and below 1")
+        _check_final_share(final_share)
         self.min_effect = min_effect
         self.min_points = min_points
         self.min_effective = min_effective
@@ -861,6 +846,11 @@ class SequentialRankJudge(SequentialJudge):
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _check_final_share(share: float) -> None:
+    if not 0 <= share < 1:
+        raise KayentaError(f"final_share: {share} must be at least 0 and below 1")
 
 
 def _final_share(p: float, share: float) -> float:
