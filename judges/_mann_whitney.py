@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from enum import StrEnum
@@ -430,7 +431,35 @@ class MannWhitneyJudge(Judge):
         baseline_stats: SummaryStats,
         canary_stats: SummaryStats,
     ) -> MetricResult:
-        """Classify with the Mann-Whitney CI, the tolerance and the effect size."""
+        """Classify with the Mann-Whitney CI, the tolerance and the effect size.
+
+        A ``Pass`` on samples too small for the interval ever to exclude "no change"
+        (``decidable``) is flagged ``details["inconclusive"]``: the pipeline never lets
+        it pass the canary.
+        """
+        result = self._classify(pair, baseline, canary, baseline_stats, canary_stats)
+        if result.classification is not Classification.PASS or decidable(
+            baseline.size, canary.size, self.confidence
+        ):
+            return result
+        thin = (
+            f"{baseline.size} baseline and {canary.size} canary points: too few for a "
+            f"{self.confidence:.0%} interval ever to exclude no change"
+        )
+        return dataclasses.replace(
+            result,
+            reason=f"inconclusive ({thin}): {result.reason}",
+            details={**result.details, "inconclusive": thin},
+        )
+
+    def _classify(
+        self,
+        pair: MetricSetPair,
+        baseline: FloatArray,
+        canary: FloatArray,
+        baseline_stats: SummaryStats,
+        canary_stats: SummaryStats,
+    ) -> MetricResult:
         if np.array_equal(np.sort(baseline), np.sort(canary)):
             return self.result(
                 pair,
@@ -526,6 +555,21 @@ class MannWhitneyJudge(Judge):
 
     def _unwanted(self) -> str:
         return {"increase": "increase", "decrease": "decrease"}.get(self.direction.value, "change")
+
+
+def decidable(baseline_size: int, canary_size: int, confidence: float) -> bool:
+    """Whether samples of these sizes can ever give a Mann-Whitney interval that excludes 0.
+
+    The most extreme ranking (every canary value above every baseline value, no ties)
+    gives z = (mn/2 - 1/2) / sqrt(mn(m + n + 1)/12) with the continuity correction;
+    below the two-sided critical value no data can classify High or Low (4 points a
+    side at 98%, 3 at 95%). Test: ``tests/test_wrong_pass.py``, ``tests/test_api.py``.
+    """
+    product = baseline_size * canary_size
+    if product == 0:
+        return False
+    z = (product / 2.0 - 0.5) / math.sqrt(product * (baseline_size + canary_size + 1) / 12.0)
+    return bool(z > float(ndtri(1.0 - (1.0 - confidence) / 2.0)))
 
 
 def _at_least(effect: float, threshold: float) -> bool:

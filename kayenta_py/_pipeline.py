@@ -19,6 +19,7 @@ from kayenta_py._model import (
     MetricSet,
     MetricSetPair,
     Thresholds,
+    Verdict,
     tag_key,
 )
 from kayenta_py._registry import Registry, default_registry, did_you_mean
@@ -112,11 +113,20 @@ def judge_pairs(
     score = score_results(results, config.group_weights)
     verdict = score.verdict(limits)
     reason = verdict_reason(score, verdict, limits, results)
+    summary = score.score
+    thin = [r for r in results if not r.muted and r.details.get("inconclusive")]
+    if thin and verdict is Verdict.PASS:
+        # Evidence too thin to decide is never a pass: a person decides, and a client reading
+        # only the score (Argo's kayenta provider) sees a marginal one.
+        verdict = Verdict.MARGINAL
+        summary = min(summary, round((limits.pass_ + limits.marginal) / 2.0, 2))
+        lacking = "; ".join(f"{r.label}: {r.details['inconclusive']}" for r in thin)
+        reason = f"marginal: inconclusive, a person decides; the evidence is too thin for a pass in {lacking}"
     if unpaired:
         reason += "; warning: " + "; ".join(unpaired)
     return CanaryResult(
         verdict=verdict,
-        score=score.score,
+        score=summary,
         reason=reason,
         thresholds=limits,
         metrics=tuple(results),

@@ -164,3 +164,25 @@ def test_summary_statistics_of_huge_values_do_not_overflow() -> None:
     stats = kayenta_py.summarize([1e300, 1.2e300, 0.8e300])
     assert stats.mean == pytest.approx(1e300) and stats.std == pytest.approx(0.2e300)
     assert kayenta_py.summarize([4.0]).std == 0.0
+
+
+@pytest.mark.parametrize("points", [2, 3, 4])
+def test_samples_too_small_to_decide_are_inconclusive_not_pass(points: int) -> None:
+    """At 98% no Mann-Whitney interval on 4 or fewer points a side can be significant, so a
+    doubled latency whose samples overlap passes. The metric says so; the canary ends marginal,
+    its score in the marginal band (a client reading only the score agrees)."""
+    rng = np.random.default_rng(points)
+    errors = rng.gamma(4, 0.001, 80)
+    baseline = {"latency": np.linspace(1.0, 5.0, points), "errors": errors}
+    canary = {"latency": np.linspace(1.0, 5.0, points) * 2.0, "errors": errors}
+    result = kayenta_py.judge(CONFIG, baseline, canary)
+    latency = result.metric("latency")
+    assert latency.classification is Classification.PASS
+    assert "too few" in latency.details["inconclusive"]
+    assert result.verdict is Verdict.MARGINAL
+    assert result.score is not None and 75 < result.score < 95
+    assert "inconclusive" in result.reason and "latency" in result.reason
+    # Five points a side can decide: identical healthy samples pass without the flag.
+    five = {"latency": np.linspace(1.0, 5.0, 5), "errors": errors}
+    healthy = kayenta_py.judge(CONFIG, five, five)
+    assert healthy.verdict is Verdict.PASS and "inconclusive" not in healthy.metric("latency").details
