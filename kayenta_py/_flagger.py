@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kayenta_py._errors import ConfigError, KayentaError
 from kayenta_py._model import Thresholds
+from kayenta_py._registry import did_you_mean
 from kayenta_py._service import ConfigNotFoundError, Service
 from kayenta_py._settings import parse_duration
 from kayenta_py._store import AnalysisRecord
@@ -117,7 +118,9 @@ def _start(service: Service, payload: FlaggerPayload, key: str) -> AnalysisRecor
     mode = meta.get("mode")
     if mode is not None and mode not in ("fixed", "sequential"):
         raise KayentaError(f"metadata.mode: {mode!r} is not 'fixed' or 'sequential'")
-    unknown = sorted(set(meta) - set(_METADATA))
+    for key in sorted(set(meta) - set(_METADATA)):
+        # A misspelt key (config_versoin) must not fall back to a default silently.
+        raise KayentaError(f"metadata.{key}: unknown field{did_you_mean(str(key), _METADATA)}")
     return service.create_analysis(
         config=None,
         config_name=str(config_name),
@@ -136,10 +139,7 @@ def _start(service: Service, payload: FlaggerPayload, key: str) -> AnalysisRecor
         kind="flagger",
         mode=mode,
         external_key=key,
-        extra={
-            "flagger": payload.model_dump(),
-            "warnings": [f"metadata.{k}: unknown field, ignored" for k in unknown],
-        },
+        extra={"flagger": payload.model_dump(), "warnings": []},
     )
 
 

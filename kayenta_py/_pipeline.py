@@ -230,10 +230,10 @@ def pair_metric_sets(
             pairs.append(MetricSetPair(metric.name, empty, empty))
             continue
         several = len(base_by_key) + len(canary_by_key) > 1
-        for key in keys:
+        for position, key in enumerate(keys):
             tags = dict(key)
             found_b, found_c = base_by_key.get(key), canary_by_key.get(key)
-            note = list(notes)
+            note = list(notes) if position == 0 else []  # series dropped as duplicates: said once
             if several and (found_b is None) != (found_c is None):
                 lacking = "canary" if found_c is None else "baseline"
                 note.append(

@@ -262,6 +262,8 @@ def test_acknowledging_hooks_and_unknown_hooks(server: LiveServer) -> None:
         pytest.param(metadata(source="prometheus"), 422, "metadata.source", id="unconfigured-source"),
         pytest.param(metadata(config_version="9"), 404, "metadata.config_version", id="unknown-version"),
         pytest.param(metadata(config_version="one"), 422, "metadata.config_version", id="bad-version"),
+        # A misspelt key would silently judge with the latest version: refused, with the near match.
+        pytest.param(metadata(config_versoin="1"), 422, "metadata.config_versoin", id="misspelt-key"),
     ],
 )
 def test_an_analysis_that_cannot_start_is_a_short_json_error_naming_the_field(
