@@ -270,6 +270,10 @@ class Thresholds:
             return Verdict.MARGINAL
         return Verdict.FAIL
 
+    def marginal_score(self) -> float:
+        """Return the score halfway between the thresholds, for a marginal verdict without a score."""
+        return round((self.pass_ + self.marginal) / 2.0, 2)
+
     def to_dict(self) -> dict[str, float]:
         """Return the thresholds as ``{"pass": ..., "marginal": ...}``."""
         return {"pass": self.pass_, "marginal": self.marginal}

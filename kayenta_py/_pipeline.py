@@ -23,7 +23,7 @@ from kayenta_py._model import (
     tag_key,
 )
 from kayenta_py._registry import Registry, default_registry, did_you_mean
-from kayenta_py._scoring import score_results, verdict_reason
+from kayenta_py._scoring import inconclusive_reason, score_results, verdict_reason
 from kayenta_py._source import MetricsSource, Progress, Scope, fetch_metric_sets
 from kayenta_py._stats import summarize
 
@@ -119,9 +119,8 @@ def judge_pairs(
         # Evidence too thin to decide is never a pass: a person decides, and a client reading
         # only the score (Argo's kayenta provider) sees a marginal one.
         verdict = Verdict.MARGINAL
-        summary = min(summary, round((limits.pass_ + limits.marginal) / 2.0, 2))
-        lacking = "; ".join(f"{r.label}: {r.details['inconclusive']}" for r in thin)
-        reason = f"marginal: inconclusive, a person decides; the evidence is too thin for a pass in {lacking}"
+        summary = min(summary, limits.marginal_score())
+        reason = inconclusive_reason([f"{r.label}: {r.details['inconclusive']}" for r in thin])
     if unpaired:
         reason += "; warning: " + "; ".join(unpaired)
     return CanaryResult(

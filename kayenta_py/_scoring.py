@@ -85,6 +85,14 @@ def score_results(results: Sequence[MetricResult], group_weights: Mapping[str, f
     return Score(round(total, 2), tuple(groups), None)
 
 
+def inconclusive_reason(lacking: Sequence[str]) -> str:
+    """Explain a marginal verdict of thin evidence: each metric with what it lacked."""
+    return (
+        "marginal: inconclusive, a person decides; no regression established, but the evidence is too "
+        f"thin for a pass in {'; '.join(lacking)}"
+    )
+
+
 def verdict_reason(
     score: Score, verdict: Verdict, thresholds: Thresholds, results: Sequence[MetricResult]
 ) -> str:

@@ -46,6 +46,7 @@ from kayenta_py._model import (
 )
 from kayenta_py._pipeline import pair_metric_sets
 from kayenta_py._registry import Registry, default_registry
+from kayenta_py._scoring import inconclusive_reason
 from kayenta_py._source import MetricsSource, Scope, fetch_metric_sets
 
 SEQUENTIAL_JUDGES = ("sequential-count", "sequential-histogram", "sequential-rank")
@@ -360,10 +361,7 @@ class SequentialAnalysis:
             lacking = [f"{n}: no data" for n in missing] + [
                 f"{n}: {by_name[n].details['inconclusive']}" for n in thin
             ]
-            return Verdict.MARGINAL, (
-                "marginal: inconclusive, a person decides; no regression established, but the evidence "
-                f"is too thin for a pass in {'; '.join(lacking)}"
-            )
+            return Verdict.MARGINAL, inconclusive_reason(lacking)
         if final:
             return Verdict.PASS, (
                 f"pass: no regression established over the lifetime ({alpha}); every scored metric has "
@@ -380,7 +378,7 @@ class SequentialAnalysis:
         if verdict is Verdict.FAIL:
             return 0.0
         if verdict is Verdict.MARGINAL:
-            return round((self.thresholds.pass_ + self.thresholds.marginal) / 2.0, 2)
+            return self.thresholds.marginal_score()
         return None
 
     def _regressed(self, assessments: Mapping[str, Assessment], scored: list[str]) -> set[str]:
