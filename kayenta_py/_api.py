@@ -20,6 +20,7 @@ from kayenta_py._flagger import flagger_router
 from kayenta_py._kayenta_api import kayenta_router
 from kayenta_py._model import Thresholds, rfc3339
 from kayenta_py._pipeline import judge as judge_canary
+from kayenta_py._registry import did_you_mean
 from kayenta_py._report import CONTENT_SECURITY_POLICY, render_analysis_html
 from kayenta_py._service import ConfigNotFoundError, Service
 from kayenta_py._store import STATUSES, AnalysisRecord, ConfigVersionRecord, IntervalRecord, StoreError
@@ -281,6 +282,12 @@ def create_app(
                 float(given.get("pass", config.thresholds.pass_)),
                 float(given.get("marginal", config.thresholds.marginal)),
             )
+        known = [m.name for m in config.metrics]
+        for side, data in (("baseline", body.baseline), ("canary", body.canary)):
+            for name in data:
+                if name not in known:  # posted data that no metric would judge: a typo, never ignored
+                    message = f"the config has no metric {name!r}{did_you_mean(name, known)}"
+                    raise HTTPException(422, [{"loc": ["body", side, name], "msg": message}])
         result = judge_canary(
             config, _nan(body.baseline), _nan(body.canary), thresholds=thresholds, registry=service.registry
         )

@@ -12,16 +12,17 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Request, Response
 
-from kayenta_py._config import load_config
+from kayenta_py._config import CanaryConfig, load_config
 from kayenta_py._errors import ThresholdsError
 from kayenta_py._model import MetricSet, MetricSetPair, Thresholds, rfc3339
-from kayenta_py._pipeline import judge_pairs
+from kayenta_py._pipeline import judge_pairs, pair_metric_sets
 from kayenta_py._registry import did_you_mean
 from kayenta_py._service import NO_SOURCE, Service
 from kayenta_py._store import (
@@ -239,6 +240,12 @@ def kayenta_router(
     @router.post("/judge")
     def remote_judge(body: JsonBody) -> dict[str, Any]:
         """Kayenta's RemoteJudge contract: ``{canaryConfig, scoreThresholds, metricSetPairList}``."""
+        fields = ("canaryConfig", "scoreThresholds", "metricSetPairList")
+        for key in body:
+            # A misspelt field (scoreThreshold) must not be ignored; other extras are, as in Kayenta.
+            near = did_you_mean(str(key), fields) if key not in fields else ""
+            if near:
+                raise _bad(str(key), f"unknown field{near}")
         config_body = body.get("canaryConfig")
         pairs_body = body.get("metricSetPairList")
         if not isinstance(config_body, dict):
@@ -255,6 +262,7 @@ def kayenta_router(
                     "metricSetPairList",
                     f"metric {pair.name!r} is not in the canary config{did_you_mean(pair.name, known)}",
                 )
+        pairs = _repaired(config, pairs)
         result = judge_pairs(config, pairs, thresholds=thresholds, registry=service.registry)
         return result.to_kayenta()
 
@@ -695,6 +703,25 @@ def _pair(document: Any, index: int) -> MetricSetPair:
         return MetricSet(name, np.array(values, dtype=np.float64), tags)
 
     return MetricSetPair(name, side("control"), side("experiment"), tags)
+
+
+def _repaired(config: CanaryConfig, pairs: list[MetricSetPair]) -> list[MetricSetPair]:
+    """Pair the posted series again by the engine's rules, for the metrics the list names.
+
+    A client that pairs by full labels sends a series labelled with its own scope
+    (``version="v2"``) as two half-empty pairs; one series per side pairs (README, Pairing).
+    """
+    named = dict.fromkeys(p.name for p in pairs)
+    baseline: dict[str, list[MetricSet]] = {name: [] for name in named}
+    canary: dict[str, list[MetricSet]] = {name: [] for name in named}
+    for pair in pairs:
+        if len(pair.baseline):
+            baseline[pair.name].append(pair.baseline)
+        if len(pair.canary):
+            canary[pair.name].append(pair.canary)
+    metrics = {m.name: m for m in config.metrics}
+    listed = replace(config, metrics=tuple(metrics[name] for name in named))
+    return pair_metric_sets(listed, baseline, canary)
 
 
 def _bad(field: str, message: str) -> HTTPException:
