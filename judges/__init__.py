@@ -11,12 +11,8 @@ from judges._mann_whitney import (
     wilcoxon_interval,
 )
 from judges._mean_inequality import MeanInequalityJudge
-from judges._sequential import (
-    RateRatioTest,
-    SequentialCountJudge,
-    SequentialHistogramJudge,
-    SequentialRankJudge,
-)
+from judges._sequential_counts import RateRatioTest, SequentialCountJudge, SequentialHistogramJudge
+from judges._sequential_rank import SequentialRankJudge
 from judges._threshold import ThresholdJudge, ThresholdParams
 
 __all__ = [
