@@ -568,7 +568,9 @@ def test_sequential_demo_regressed_never_passes(client: httpx.Client, canary_sco
         )
         assert answer.status_code == 201, answer.text
         verdict = _wait_verdict(client, answer.json()["id"])
-        assert verdict["verdict"] == "fail", verdict
+        # One minute at a 60-s step is 2 points: too thin to establish anything, so marginal is right.
+        allowed = ("fail",) if step == 10 else ("fail", "marginal")
+        assert verdict["verdict"] in allowed, verdict
 
 
 def test_sequential_healthy_marginal_score_below_pass(client: httpx.Client) -> None:
