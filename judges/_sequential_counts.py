@@ -294,7 +294,28 @@ class CountParams(BaseModel):
     )
 
 
-class SequentialCountJudge(SequentialJudge):
+class _RateRatioJudge(SequentialJudge):
+    """What the two rate-ratio judges share: the test's parameters and the final-look share."""
+
+    def __init__(
+        self,
+        *,
+        min_effect: float = 1.2,
+        concentration: float = 100.0,
+        min_events: float = 20,
+        final_share: float = 0.5,
+        **common: Any,
+    ) -> None:
+        super().__init__(**common)
+        check_final_share(final_share)
+        self.min_effect = min_effect
+        self.concentration = concentration
+        self.min_events = min_events
+        self.final_share = final_share
+        self._test = RateRatioTest(min_effect, concentration)
+
+
+class SequentialCountJudge(_RateRatioJudge):
     """Error counts: anytime-valid test and confidence sequence for the error-rate ratio.
 
     A batch per side is ``(events, traffic)``: arrays aligned by time step (errors and
@@ -314,23 +335,6 @@ class SequentialCountJudge(SequentialJudge):
 
     name = "sequential-count"
     params_model = CountParams
-
-    def __init__(
-        self,
-        *,
-        min_effect: float = 1.2,
-        concentration: float = 100.0,
-        min_events: float = 20,
-        final_share: float = 0.5,
-        **common: Any,
-    ) -> None:
-        super().__init__(**common)
-        check_final_share(final_share)
-        self.min_effect = min_effect
-        self.concentration = concentration
-        self.min_events = min_events
-        self.final_share = final_share
-        self._test = RateRatioTest(min_effect, concentration)
 
     def new_state(self, alpha: float) -> dict[str, Any]:
         """Return the empty state."""
@@ -399,7 +403,7 @@ class HistogramParams(CountParams):
     quantiles: list[float] = Field([0.5, 0.9, 0.99], min_length=1)
 
 
-class SequentialHistogramJudge(SequentialJudge):
+class SequentialHistogramJudge(_RateRatioJudge):
     """Latency histograms (Prometheus ``_bucket`` counters): is the canary stochastically slower?
 
     A batch per side is a 2-D array (time steps x buckets) of counts, cumulative over
@@ -410,8 +414,9 @@ class SequentialHistogramJudge(SequentialJudge):
     (one-sided: more slow requests on the canary), Bonferroni over the quantiles.
     The shift is reported per quantile (interpolated within buckets). As in
     ``sequential-count``, ``final_share`` of the alpha is kept for one fixed-horizon
-    look at the end, and a quantile with fewer than ``min_events`` slow requests (on the smaller
-    arm at the pooled rate) or an estimate past ``min_effect`` leaves the metric inconclusive.
+    look at the end, and a quantile with fewer than ``min_events`` slow requests (on the
+    smaller arm at the pooled rate) or an estimate past ``min_effect`` leaves the metric
+    inconclusive.
     Test: ``tests/test_sequential.py``, ``tests/test_wrong_pass.py``.
     """
 
@@ -423,16 +428,9 @@ class SequentialHistogramJudge(SequentialJudge):
         *,
         buckets: Sequence[float],
         quantiles: Sequence[float] = (0.5, 0.9, 0.99),
-        min_effect: float = 1.2,
-        concentration: float = 100.0,
-        min_events: float = 20,
-        final_share: float = 0.5,
-        **common: Any,
+        **rate_ratio: Any,
     ) -> None:
-        super().__init__(**common)
-        check_final_share(final_share)
-        self.min_events = min_events
-        self.final_share = final_share
+        super().__init__(**rate_ratio)
         bounds = [float(b) for b in buckets]
         if any(b2 <= b1 for b1, b2 in itertools.pairwise(bounds)):
             raise KayentaError("buckets: bounds must increase")
@@ -440,9 +438,6 @@ class SequentialHistogramJudge(SequentialJudge):
             raise KayentaError("quantiles: each must be between 0 and 1")
         self.buckets = bounds
         self.quantiles = [float(q) for q in quantiles]
-        self.min_effect = min_effect
-        self.concentration = concentration
-        self._test = RateRatioTest(min_effect, concentration)
 
     def new_state(self, alpha: float) -> dict[str, Any]:
         """Return the empty state."""
