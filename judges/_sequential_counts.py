@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy.special import betaln, logsumexp
 from scipy.stats import chi2, norm
 
+from judges._robust_score import RobustScoreSequence
 from judges._sequential_common import check_final_share, final_share_p
 from kayenta_py import Direction, KayentaError
 from kayenta_py._sequential import Assessment, SequentialJudge, clip_p
@@ -28,6 +29,7 @@ FloatArray = npt.NDArray[np.float64]
 
 LOG_RATIO_GRID = np.linspace(-7.0, 7.0, 1401)  # log rate ratio, steps of 0.01 (1%)
 _HUBER = 1.5  # Huber's clipping constant of the burst-robust estimate
+DISPERSION_QUANTILE = 0.5
 
 
 class RateRatioTest:
@@ -46,7 +48,15 @@ class RateRatioTest:
     Shares may change between batches; the log-likelihood of every ratio on a grid
     (log r in [-7, 7], steps of 0.01) is accumulated, so each batch costs O(grid).
 
-    Test: ``tests/test_sequential.py`` (closed form, simulation of the false-alarm rate).
+    That mixture is exact for Poisson counts; real counts are overdispersed. So every
+    decision (a regression established or excluded, at any look or at the final look)
+    needs a second, overdispersion-robust test to agree: the self-normalized score
+    sequence of ``judges._robust_score`` on the same steps. The mixture keeps the
+    decisions exact on few events, the score sequence keeps them valid on bursts; the
+    confidence sequence reported is the union of both (each covers the ratio).
+
+    Test: ``tests/test_sequential.py`` (closed form, simulation of the false-alarm rate),
+    ``tests/test_sequential_real_traffic.py`` (bursty and overdispersed traffic).
     """
 
     def __init__(self, min_effect: float, concentration: float = 100.0) -> None:
@@ -54,6 +64,7 @@ class RateRatioTest:
             raise KayentaError(f"min_effect: {min_effect} must be a ratio of at least 1")
         self.min_effect = min_effect
         self.concentration = concentration
+        self._robust = RobustScoreSequence(math.log(min_effect))
 
     def new_state(self) -> dict[str, Any]:
         """Return the empty state."""
@@ -70,6 +81,8 @@ class RateRatioTest:
             "steps": 0,
             # Huber's estimating function at every grid ratio (see ``robust_estimate``).
             "huber": None,
+            # The overdispersion-robust score sequence (``judges._robust_score``).
+            "robust": self._robust.new_state(),
         }
 
     def update(
@@ -110,6 +123,9 @@ class RateRatioTest:
         z = (ec[busy, None] - expected) / np.sqrt(expected * (1.0 - p))
         huber = np.asarray(state["huber"] if state.get("huber") is not None else 0.0)
         state["huber"] = (huber + np.clip(z, -_HUBER, _HUBER).sum(axis=0)).tolist()
+        if "robust" not in state:  # a state from before the robust sequence: it starts now
+            state["robust"] = self._robust.new_state()
+        self._robust.update(state["robust"], total[busy], ec[busy], rho_c[busy])
         state["events"] = [state["events"][0] + float(eb.sum()), state["events"][1] + float(ec.sum())]
         state["traffic"] = [state["traffic"][0] + float(tb.sum()), state["traffic"][1] + float(tc.sum())]
         # Running maxima of the one-sided e-processes (the running max gives anytime p-values).
@@ -148,7 +164,7 @@ class RateRatioTest:
         if pearson is None or steps < 2 or state["loglik"] is None:
             return 1.0
         best = int(np.argmax(state["loglik"]))
-        return max(1.0, float(pearson[best]) / float(chi2.ppf(0.05, steps - 1)))
+        return max(1.0, float(pearson[best]) / float(chi2.ppf(DISPERSION_QUANTILE, steps - 1)))
 
     def _loglik(self, state: Mapping[str, Any]) -> FloatArray:
         """The log-likelihood over the ratio grid, tempered by the overdispersion."""
@@ -172,16 +188,21 @@ class RateRatioTest:
         return out
 
     def confidence_sequence(self, state: Mapping[str, Any], level: float) -> tuple[float, float] | None:
-        """Return the ratios not rejected at ``level`` by the two-sided mixture (current look)."""
+        """Return the ratios not rejected at ``level`` by either test (the union of both sequences)."""
         if state["loglik"] is None:
             return None
         loglik = self._loglik(state)
         log_prior = np.asarray(state["log_prior"])
         log_e = logsumexp(log_prior + loglik) - loglik  # mixture e-value against each grid ratio
         kept = np.flatnonzero(log_e < math.log(1.0 / level))
-        if kept.size == 0:
+        sequences = [] if kept.size == 0 else [(LOG_RATIO_GRID[kept[0]], LOG_RATIO_GRID[kept[-1]])]
+        robust = self._robust.confidence_sequence(state["robust"], level) if "robust" in state else (0.0, math.inf)
+        if robust is not None:
+            sequences.append((math.log(robust[0]), math.log(robust[1]) if robust[1] < math.inf else math.inf))
+        if not sequences:
             return None
-        return float(math.exp(LOG_RATIO_GRID[kept[0]])), float(math.exp(LOG_RATIO_GRID[kept[-1]]))
+        low, high = min(low for low, _ in sequences), max(high for _, high in sequences)
+        return float(math.exp(low)), float(math.exp(min(high, 700.0)))
 
     @staticmethod
     def estimate(state: Mapping[str, Any]) -> float | None:
@@ -197,7 +218,8 @@ class RateRatioTest:
         (``1/m`` for a decrease), ``z = sign(log r_hat - log m) sqrt(2 (l(r_hat) - l(m)))``,
         is asymptotically standard normal at the boundary (Cox & Hinkley 1974,
         9.3); ``p = 1 - Phi(z)``, on the log-likelihood tempered by the
-        overdispersion (``dispersion``). Both directions at once: twice the smaller p.
+        overdispersion (``dispersion``), and the robust score sequence's fixed-horizon
+        deviate; the larger p counts. Both directions at once: twice the smaller p.
         """
         if state["loglik"] is None:
             return 1.0
@@ -212,6 +234,9 @@ class RateRatioTest:
             return float(norm.sf(z))
 
         up, down = one_sided(log_m, True), one_sided(-log_m, False)
+        if "robust" in state:  # both tests must establish the regression
+            robust_up, robust_down = self._robust.final_p(state["robust"])
+            up, down = max(up, robust_up), max(down, robust_down)
         if direction is Direction.INCREASE:
             return up
         if direction is Direction.DECREASE:
@@ -262,12 +287,26 @@ class RateRatioTest:
                 return estimate
         return None
 
-    @staticmethod
-    def p_values(state: Mapping[str, Any], direction: Direction) -> tuple[float, float, float]:
-        """Return (p_regression, p_safe, current e-value of regression) for ``direction``."""
+    def p_values(self, state: Mapping[str, Any], direction: Direction) -> tuple[float, float, float]:
+        """Return (p_regression, p_safe, current e-value of regression) for ``direction``.
+
+        Anytime p-values from the running maxima of both tests' e-values; a decision
+        needs both, so each p is the larger of the two.
+        """
         best, now = state["max_log_e"], state.get("log_e") or {}
-        up = (_exp(-best["up"]), _exp(-best["safe_up"]), _exp(now.get("up", 0.0)))
-        down = (_exp(-best["down"]), _exp(-best["safe_down"]), _exp(now.get("down", 0.0)))
+        robust = state.get("robust") or {}
+        zero = {"up": 0.0, "down": 0.0, "safe_up": 0.0, "safe_down": 0.0}
+        robust_best, robust_now = robust.get("min_p", zero), robust.get("p", zero)
+        up = (
+            max(_exp(-best["up"]), robust_best["up"]),
+            max(_exp(-best["safe_up"]), robust_best["safe_up"]),
+            min(_exp(now.get("up", 0.0)), 1.0 / max(robust_now["up"], 1e-300)),
+        )
+        down = (
+            max(_exp(-best["down"]), robust_best["down"]),
+            max(_exp(-best["safe_down"]), robust_best["safe_down"]),
+            min(_exp(now.get("down", 0.0)), 1.0 / max(robust_now["down"], 1e-300)),
+        )
         if direction is Direction.INCREASE:
             p = up
         elif direction is Direction.DECREASE:
@@ -399,7 +438,11 @@ class SequentialCountJudge(_RateRatioJudge):
 class HistogramParams(CountParams):
     """Parameters of ``sequential-histogram``: the rate-ratio test's, per quantile of interest."""
 
-    buckets: list[float] = Field(min_length=2, description="bucket upper bounds (le), the last may be inf")
+    buckets: list[float] | None = Field(
+        None,
+        min_length=2,
+        description="bucket upper bounds (le), the last may be inf; default: the le labels of the first batch",
+    )
     quantiles: list[float] = Field([0.5, 0.9, 0.99], min_length=1)
 
 
@@ -408,7 +451,8 @@ class SequentialHistogramJudge(_RateRatioJudge):
 
     A batch per side is a 2-D array (time steps x buckets) of counts, cumulative over
     the buckets as Prometheus reports them (``increase(x_bucket[step])``), bucket
-    bounds given by ``buckets``. For each quantile of interest the threshold is the
+    bounds given by ``buckets`` (by default the ``le`` labels of the first batch, given as a
+    mapping of bound to column, kept in the state). For each quantile of interest the threshold is the
     bucket bound nearest the pooled quantile of the first batch; requests slower than
     it are events, all requests the traffic, and the rate ratio test above decides
     (one-sided: more slow requests on the canary), Bonferroni over the quantiles.
@@ -426,26 +470,35 @@ class SequentialHistogramJudge(_RateRatioJudge):
     def __init__(
         self,
         *,
-        buckets: Sequence[float],
+        buckets: Sequence[float] | None = None,
         quantiles: Sequence[float] = (0.5, 0.9, 0.99),
         **rate_ratio: Any,
     ) -> None:
         super().__init__(**rate_ratio)
-        bounds = [float(b) for b in buckets]
-        if any(b2 <= b1 for b1, b2 in itertools.pairwise(bounds)):
-            raise KayentaError("buckets: bounds must increase")
+        self.buckets = None if buckets is None else _bounds([float(b) for b in buckets])
         if any(not 0 < q < 1 for q in quantiles):
             raise KayentaError("quantiles: each must be between 0 and 1")
-        self.buckets = bounds
         self.quantiles = [float(q) for q in quantiles]
 
     def new_state(self, alpha: float) -> dict[str, Any]:
         """Return the empty state."""
-        return {"alpha": alpha, "thresholds": None, "tests": [], "counts": None, "points": 0}
+        return {
+            "alpha": alpha,
+            "thresholds": None,
+            "tests": [],
+            "counts": None,
+            "points": 0,
+            "buckets": self.buckets,
+        }
 
     def update(self, state: dict[str, Any], baseline: Any, canary: Any) -> dict[str, Any]:
         """Add a batch of bucket counts per side."""
-        cb, cc = self._counts(baseline, "baseline"), self._counts(canary, "canary")
+        if state.get("buckets") is None:
+            state["buckets"] = self.buckets or _bounds_of(baseline, canary)
+            if state["buckets"] is None:
+                return state  # no bucket series yet
+        bounds = state["buckets"]
+        cb, cc = self._counts(baseline, "baseline", bounds), self._counts(canary, "canary", bounds)
         if cb.shape[0] != cc.shape[0]:
             raise KayentaError(f"baseline has {cb.shape[0]} steps and canary {cc.shape[0]}: align them")
         if cb.shape[0] == 0:
@@ -456,7 +509,7 @@ class SequentialHistogramJudge(_RateRatioJudge):
                 return state
             state["thresholds"] = [self._threshold(pooled, q) for q in self.quantiles]
             state["tests"] = [self._test.new_state() for _ in self.quantiles]
-            state["counts"] = [[0.0] * len(self.buckets), [0.0] * len(self.buckets)]
+            state["counts"] = [[0.0] * len(bounds), [0.0] * len(bounds)]
         for i, index in enumerate(state["thresholds"]):
             slow_b = cb[:, -1] - cb[:, index]
             slow_c = cc[:, -1] - cc[:, index]
@@ -468,26 +521,33 @@ class SequentialHistogramJudge(_RateRatioJudge):
         state["points"] += int(cb.shape[0])
         return state
 
-    def _counts(self, value: Any, side: str) -> FloatArray:
+    @staticmethod
+    def _counts(value: Any, side: str, bounds: Sequence[float]) -> FloatArray:
         if isinstance(value, Mapping):
-            keys = sorted(value, key=lambda k: float(k))
-            array = np.column_stack([np.asarray(value[k], dtype=np.float64) for k in keys])
+            columns = {float(k): v for k, v in value.items()}
+            if not columns:  # no bucket series in this window
+                return np.zeros((0, len(bounds)))
+            missing = [b for b in bounds if b not in columns]
+            if missing:
+                raise KayentaError(f"{side}: no bucket column for le={missing[0]:g} (the judge's buckets)")
+            array = np.column_stack([np.asarray(columns[b], dtype=np.float64) for b in bounds])
         else:
             array = np.asarray(value, dtype=np.float64)
             if array.ndim == 1 and array.size == 0:
-                array = array.reshape(0, len(self.buckets))
-        if array.ndim != 2 or array.shape[1] != len(self.buckets):
-            raise KayentaError(f"{side}: expected a (steps x {len(self.buckets)}) array of bucket counts")
+                array = array.reshape(0, len(bounds))
+        if array.ndim != 2 or array.shape[1] != len(bounds):
+            raise KayentaError(f"{side}: expected a (steps x {len(bounds)}) array of bucket counts")
         array = np.nan_to_num(array, nan=0.0)
         if np.any(np.diff(array, axis=1) < -1e-9):
             raise KayentaError(f"{side}: bucket counts must be cumulative over the buckets (le)")
         return array
 
-    def _threshold(self, cumulative: FloatArray, q: float) -> int:
+    @staticmethod
+    def _threshold(cumulative: FloatArray, q: float) -> int:
         """Index of the bucket bound nearest the pooled q-quantile (never the last bucket)."""
         fraction = cumulative / cumulative[-1]
         index = int(np.searchsorted(fraction, q, side="left"))
-        return min(index, len(self.buckets) - 2)
+        return min(index, cumulative.size - 2)
 
     def assess(self, state: Mapping[str, Any]) -> Assessment:
         """Evidence per quantile; the metric regresses if any quantile does (Bonferroni)."""
@@ -515,12 +575,12 @@ class SequentialHistogramJudge(_RateRatioJudge):
             per_quantile.append(
                 {
                     "quantile": q,
-                    "threshold": self.buckets[index],
+                    "threshold": state["buckets"][index],
                     "ratio_ci": list(ci) if ci else None,
                     "ratio": self._test.estimate(test),
                     "p_regression": pr,
-                    "baseline_quantile": _bucket_quantile(state["counts"][0], self.buckets, q),
-                    "canary_quantile": _bucket_quantile(state["counts"][1], self.buckets, q),
+                    "baseline_quantile": _bucket_quantile(state["counts"][0], state["buckets"], q),
+                    "canary_quantile": _bucket_quantile(state["counts"][1], state["buckets"], q),
                 }
             )
             if count * pr < p_reg:
@@ -548,6 +608,29 @@ class SequentialHistogramJudge(_RateRatioJudge):
                 "final_share": self.final_share,
             },
         )
+
+
+def _bounds(bounds: list[float]) -> list[float]:
+    if len(bounds) < 2:
+        raise KayentaError(f"buckets: {len(bounds)} bucket bound(s); a histogram needs at least 2")
+    if any(b2 <= b1 for b1, b2 in itertools.pairwise(bounds)):
+        raise KayentaError("buckets: bounds must increase")
+    return bounds
+
+
+def _bounds_of(baseline: Any, canary: Any) -> list[float] | None:
+    """The bucket bounds of a first batch given as mappings of bound (le) to column."""
+    if not isinstance(baseline, Mapping) or not isinstance(canary, Mapping):
+        raise KayentaError(
+            "sequential-histogram without buckets: give each batch as a mapping of bucket bound (le) "
+            "to counts, or set buckets"
+        )
+    if not baseline or not canary:
+        return None
+    sides = [sorted(float(k) for k in side) for side in (baseline, canary)]
+    if sides[0] != sides[1]:
+        raise KayentaError(f"baseline buckets {sides[0]} differ from canary buckets {sides[1]}")
+    return _bounds(sides[0])
 
 
 def _bucket_quantile(cumulative: Sequence[float], bounds: Sequence[float], q: float) -> float | None:

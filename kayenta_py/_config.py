@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -50,7 +51,8 @@ KIND_DEFAULTS: Mapping[MetricKind, KindDefaults] = MappingProxyType(
 )
 
 DEFAULT_JUDGE = "mann-whitney"
-# In sequential mode a metric without a judge gets its kind's sequential judge.
+# In sequential mode a metric without a judge gets its kind's sequential judge
+# (``sequential_default_judge``): counts with a traffic query, histograms from ``_bucket`` series.
 SEQUENTIAL_DEFAULT_JUDGE: Mapping[MetricKind, str] = MappingProxyType(
     {
         MetricKind.ERRORS: "sequential-count",
@@ -60,6 +62,45 @@ SEQUENTIAL_DEFAULT_JUDGE: Mapping[MetricKind, str] = MappingProxyType(
         MetricKind.CUSTOM: "sequential-rank",
     }
 )
+# A Prometheus histogram's bucket series (``http_request_duration_seconds_bucket``).
+_BUCKET_SERIES = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*_bucket\b")
+# A percentile computed per step (``histogram_quantile(0.99, ...)``, ``quantile_over_time``).
+_PER_STEP_PERCENTILE = re.compile(r"\b(histogram_quantile|quantile_over_time|quantile)\s*\(")
+
+
+def sequential_default_judge(kind: MetricKind, query: str | None, traffic_query: str | None) -> str:
+    """The sequential judge of a metric that names none.
+
+    Errors are counts (``sequential-count``, batches of events and requests), unless the
+    metric queries a source without a ``traffic_query``: that query gives a ratio, judged
+    as a series (``sequential-rank``). A latency metric
+    whose query reads a histogram's ``_bucket`` series but computes no percentile is
+    judged from its bucket counts (``sequential-histogram``): per-step percentiles of
+    arms with unequal traffic are biased (README, "Latency").
+    """
+    if kind is MetricKind.ERRORS and query and not traffic_query:
+        return "sequential-rank"
+    if (
+        kind is MetricKind.LATENCY
+        and query
+        and _BUCKET_SERIES.search(query)
+        and not _PER_STEP_PERCENTILE.search(query)
+    ):
+        return "sequential-histogram"
+    return SEQUENTIAL_DEFAULT_JUDGE[kind]
+
+
+def per_step_percentile_warning(path: str, kind: MetricKind, query: str | None) -> str | None:
+    """A warning when a latency query computes a percentile per step (biased under unequal traffic)."""
+    if kind is not MetricKind.LATENCY or not query or not _PER_STEP_PERCENTILE.search(query):
+        return None
+    return (
+        f"{path}.query: a percentile computed per step is biased low on the arm with less traffic "
+        "(a 10% canary's p99 hides regressions); query the histogram's buckets, "
+        "sum by (le) (increase(..._bucket[step])), to judge them with sequential-histogram"
+    )
+
+
 Mode = Literal["fixed", "sequential"]
 KAYENTA_JUDGE_NAMES = {"NetflixACAJudge-v1.0": "mann-whitney"}
 
@@ -112,6 +153,8 @@ class CanaryConfig:
     source: str | None = None
     templates: Mapping[str, str] = field(default_factory=dict)
     mode: Mode = "fixed"
+    # Whether the config (or the caller) chose the mode; live native analyses default to sequential.
+    mode_stated: bool = True
     format: Literal["native", "kayenta"] = "native"
     warnings: tuple[str, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict)
@@ -169,7 +212,7 @@ class _NativeModel(_Strict):
     thresholds: _ThresholdsModel = _ThresholdsModel()
     groups: dict[str, float] = Field(default_factory=dict)
     templates: dict[str, str] = Field(default_factory=dict)
-    mode: Literal["fixed", "sequential"] = "fixed"
+    mode: Literal["fixed", "sequential"] | None = None
     judge: dict[str, Any] | None = None
     metrics: list[_MetricModel] = Field(min_length=1)
 
@@ -329,7 +372,8 @@ def _from_native(
         raise ConfigError(issues, source=origin) from None
     issues = []
     warnings: list[str] = []
-    mode = mode or model.mode
+    mode_stated = bool(mode or model.mode)
+    mode = mode or model.mode or "fixed"
     thresholds = _thresholds(model.thresholds, "thresholds", issues)
     metrics: list[MetricConfig] = []
     seen: set[str] = set()
@@ -362,6 +406,8 @@ def _from_native(
         if m.group is not None and m.groups is not None:
             issues.append(ConfigIssue(f"{path}.groups", "give either group or groups, not both"))
         groups = tuple(m.groups) if m.groups else (m.group or kind.value,)
+        if (percentile := per_step_percentile_warning(path, kind, m.query)) is not None:
+            warnings.append(percentile)
         judge_type, params = _judge_params(
             path,
             f"{path}.judge",
@@ -370,7 +416,9 @@ def _from_native(
             {"confidence": m.confidence, "tolerance": m.tolerance},
             registry,
             issues,
-            default_type=SEQUENTIAL_DEFAULT_JUDGE[kind] if mode == "sequential" else DEFAULT_JUDGE,
+            default_type=sequential_default_judge(kind, m.query, m.traffic_query)
+            if mode == "sequential"
+            else DEFAULT_JUDGE,
         )
         metrics.append(
             MetricConfig(
@@ -407,6 +455,7 @@ def _from_native(
         templates=MappingProxyType(dict(model.templates)),
         format="native",
         mode=mode,
+        mode_stated=mode_stated,
         warnings=tuple(warnings),
         raw=MappingProxyType(dict(raw)),
     )
@@ -443,6 +492,8 @@ def _from_kayenta(
         judge_block: dict[str, Any] = {
             "type": SEQUENTIAL_DEFAULT_JUDGE[MetricKind.CUSTOM] if sequential else judge_type
         }
+        if judge_type == DEFAULT_JUDGE and not sequential:
+            judge_block["min_effective"] = 0  # Kayenta's judge has no effective-points rule (parity)
         if canary.effectSize is not None and not sequential:
             es = canary.effectSize
             judge_block["effect_size"] = {

@@ -585,12 +585,13 @@ def fetch_sequential_batch(
             batches_b[metric.name] = (_at(counts_b[0], times), _at(counts_b[1], times))
             batches_c[metric.name] = (_at(counts_c[0], times), _at(counts_c[1], times))
         elif metric.judge_type == "sequential-histogram":
-            bounds = [float(x) for x in metric.judge_params.get("buckets", [])]
-            columns_b = _histogram(sides[0], bounds, metric.name)
-            columns_c = _histogram(sides[1], bounds, metric.name)
-            times = _common(columns_b, columns_c, after)
-            batches_b[metric.name] = _matrix(columns_b, times, len(bounds))
-            batches_c[metric.name] = _matrix(columns_c, times, len(bounds))
+            given = metric.judge_params.get("buckets")
+            columns_b = _histogram(sides[0], metric.name)
+            columns_c = _histogram(sides[1], metric.name)
+            bounds = [float(x) for x in given] if given else sorted(columns_b)
+            times = _common([columns_b[b] for b in bounds if b in columns_b], list(columns_c.values()), after)
+            batches_b[metric.name] = {b: _at(columns_b[b], times) for b in bounds if b in columns_b}
+            batches_c[metric.name] = {b: _at(column, times) for b, column in columns_c.items()}
         else:
             mine = [p for p in pairs if p.name == metric.name]
             warnings.extend(dict.fromkeys(p.warning for p in mine if p.warning))
@@ -632,23 +633,21 @@ def _summed(
     return {t: out_events.get(t, 0.0) for t in out_traffic}, out_traffic
 
 
-def _histogram(sets: list[MetricSet], bounds: list[float], name: str) -> list[dict[float, float]]:
-    """Columns of bucket counts (one per bound, in order) from series labelled ``le``."""
-    if not sets:
-        return []
+def _histogram(sets: list[MetricSet], name: str) -> dict[float, dict[float, float]]:
+    """Bucket counts by bound (``le``) and timestamp, summed over series, from series labelled ``le``."""
     by_bound: dict[float, dict[float, float]] = {}
     for metric_set in sets:
         le = metric_set.tags.get("le")
         if le is None:
             raise KayentaError(f"metric {name!r}: a histogram series has no 'le' label")
-        bound = math.inf if le in ("+Inf", "Inf", "inf") else float(le)
+        try:
+            bound = math.inf if le in ("+Inf", "Inf", "inf") else float(le)
+        except ValueError:
+            raise KayentaError(f"metric {name!r}: le={le!r} is not a bucket bound") from None
         series = by_bound.setdefault(bound, {})
         for t, v in _by_time(metric_set).items():
             series[t] = series.get(t, 0.0) + v
-    missing = [b for b in bounds if b not in by_bound]
-    if missing:
-        raise KayentaError(f"metric {name!r}: no bucket series for le={missing[0]:g} (the judge's buckets)")
-    return [by_bound[b] for b in bounds]
+    return by_bound
 
 
 def _common(
@@ -660,12 +659,6 @@ def _common(
     for series in (*baseline[1:], *canary):
         times &= set(series)
     return sorted(t for t in times if after is None or t > after)
-
-
-def _matrix(columns: list[dict[float, float]], times: list[float], width: int) -> npt.NDArray[np.float64]:
-    if not columns or not times:
-        return np.zeros((0, width))
-    return np.column_stack([_at(column, times) for column in columns])
 
 
 def _at(series: dict[float, float], times: list[float]) -> npt.NDArray[np.float64]:

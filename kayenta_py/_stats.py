@@ -188,3 +188,41 @@ def preprocess(
     data = remove_nans(values) if nan_strategy is NanStrategy.REMOVE else replace_nans(values)
     data = as_values(data[np.isfinite(data)]) if not np.isfinite(data).all() else data
     return outliers.apply(data) if outliers is not None else data
+
+
+# ---------------------------------------------------------------- serial correlation
+
+
+def lag1_autocorrelation(values: npt.ArrayLike) -> float | None:
+    """Mean-centred lag-1 autocorrelation of a time-ordered series (None: fewer than 3 points or constant).
+
+    ``r = sum_t (x_t - m)(x_{t-1} - m) / sum_t (x_t - m)^2`` with ``m`` the mean of all
+    points (Box & Jenkins, 2.1.5): invariant to shifting and scaling the series. NaNs
+    are dropped first. Test: ``tests/test_stats.py``.
+    """
+    data = np.asarray(values, dtype=np.float64).reshape(-1)
+    data = data[np.isfinite(data)]
+    if data.size < 3:
+        return None
+    centred = data - data.mean()
+    denominator = float(centred @ centred)
+    if denominator <= 1e-300 or denominator <= 1e-24 * float(data @ data):
+        return None
+    return float(centred[1:] @ centred[:-1]) / denominator
+
+
+def effective_points(values: npt.ArrayLike) -> float:
+    """Effectively independent points of a series: ``n (1 - r) / (1 + r)`` (AR(1) variance inflation).
+
+    ``r`` is the lag-1 autocorrelation (``lag1_autocorrelation``) corrected for its
+    small-sample bias, ``r + (1 + 3 r) / n`` (Kendall 1954), clipped to [0, 0.99]; a
+    constant or too short series counts its points. Used to refuse judging a fixed
+    interval on too few independent points. Test: ``tests/test_stats.py``.
+    """
+    data = np.asarray(values, dtype=np.float64).reshape(-1)
+    n = int(np.isfinite(data).sum())
+    r = lag1_autocorrelation(data)
+    if r is None:
+        return float(n)
+    r = min(max(r + (1.0 + 3.0 * r) / n, 0.0), 0.99)
+    return n * (1.0 - r) / (1.0 + r)

@@ -764,8 +764,17 @@ def test_histogram_wrong_shapes_are_errors() -> None:
         SequentialHistogramJudge(buckets=[0.1, 0.05, math.inf])
     with pytest.raises(ConfigError, match="buckets"):
         kayenta_py.load_config(
-            {"mode": "sequential", "metrics": [{"name": "h", "judge": {"type": "sequential-histogram"}}]}
+            {
+                "mode": "sequential",
+                "metrics": [{"name": "h", "judge": {"type": "sequential-histogram", "buckets": [1.0]}}],
+            }
         )
+    # Without buckets the bounds come from the first batch's le keys; plain arrays cannot say them.
+    unbounded = SequentialHistogramJudge()
+    with pytest.raises(KayentaError, match="mapping of bucket bound"):
+        unbounded.update(unbounded.new_state(ALPHA), good, good)
+    with pytest.raises(KayentaError, match="differ"):
+        unbounded.update(unbounded.new_state(ALPHA), {1.0: [1], 2.0: [2]}, {1.0: [1], 3.0: [2]})
     assert judge.assess(state).observations == 0  # nothing was folded in by the rejected batches
 
 
