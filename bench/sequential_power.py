@@ -37,6 +37,30 @@ false-fail rate. Run from the project root::
     .venv/bin/python bench/sequential_power.py --quick      # about 30 s
     .venv/bin/python bench/sequential_power.py --phi 0.98   # stronger autocorrelation in (b)
     .venv/bin/python bench/sequential_power.py --spikes 0.03  # (b) with 3% of points x3 per side
+
+Real traffic (``--suite real-traffic``, or ``--suite all`` for both): the scenarios of
+``tests/real_traffic.py`` (imported from there, one copy), one point a minute, 60 looks of one
+new minute each, then ``finish()``; 20,000 requests a minute, 0.2% errors, canary share 5%, 10%
+or 50%:
+
+(d) error counts: Poisson; negative-binomial (a Gamma(2, mean 1) factor per arm-minute); pod
+    hiccups (20 pods, the canary round(share x 20); a pod-minute x20 with probability 0.005);
+    both; doubled error rates; errors over a zero baseline;
+(e) latency gauges for ``sequential-rank`` (min_points 10): AR(1) per arm (phi 0.8-0.98, log-sd
+    0.1 or 0.2), a shared load, trend, level step and canary gaps, Pareto noise (shape 1.5, 3),
+    a family of 5 gauges judged together (Bonferroni); +25% on the canary;
+(f) requests drawn one by one (log-normal, median 80 ms): per-minute p99 (``sequential-rank``)
+    and Prometheus bucket counts (``sequential-histogram``) of the same requests, 10% or 50%
+    canary; +10%, +25% on every canary request.
+
+Each row reports the sequential fail rate (A/A: false-fail; else power), the fails decided by
+``finish()``, early passes (of a regressed canary: the worst outcome), marginal endings, and the
+re-run Mann-Whitney's fail and marginal rates on the same data (per-minute error ratios, gauges
+or p99), with the issue's target where it sets one::
+
+    .venv/bin/python bench/sequential_power.py --suite real-traffic          # 200 runs (A/A), 100 (effects)
+    .venv/bin/python bench/sequential_power.py --suite real-traffic --quick  # target rows, 8 runs, < 1 min
+    .venv/bin/python bench/sequential_power.py --suite all --runs 100        # both suites
 """
 
 from __future__ import annotations
@@ -60,6 +84,12 @@ import numpy as np
 import numpy.typing as npt
 
 import kayenta_py
+
+# The real-traffic generators live with the tests (one copy): tests/real_traffic.py.
+TESTS_DIR = Path(__file__).resolve().parents[1] / "tests"
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
+import real_traffic  # noqa: E402
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -424,6 +454,163 @@ def table(schedule: Schedule, results: Mapping[Case, list[Outcome]], alpha: floa
     return lines + notes
 
 
+# ---------------------------------------------------------------- real traffic (suite real-traffic)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A done-when target of the issue on a row's sequential fail rate."""
+
+    op: str  # "<=" (A/A: false-fail) or ">=" (power)
+    bound: float
+    no_early_pass: bool = False  # and no run may pass early
+    added: bool = False  # not the issue's own: the tests' (printed with a *)
+
+    def met(self, fail_rate: float, early_pass_rate: float) -> bool:
+        ok = fail_rate <= self.bound if self.op == "<=" else fail_rate >= self.bound
+        return ok and not (self.no_early_pass and early_pass_rate > 0.0)
+
+    def __str__(self) -> str:
+        early = ", no early" if self.no_early_pass else ""
+        return f"{self.op} {self.bound:g}{early}{' *' if self.added else ''}"
+
+
+# Rows of the real-traffic table (keys of real_traffic.SCENARIOS) and the issue's done-when target
+# of each; None: measured, no target.
+REAL_TRAFFIC_ROWS: tuple[tuple[str, Target | None], ...] = (
+    ("poisson-0.1", None),
+    ("negbin-0.05", None),
+    ("negbin-0.1", Target("<=", 0.075)),
+    ("hiccups-0.05", None),
+    ("hiccups-0.1", Target("<=", 0.075)),
+    ("combined-0.1", None),
+    ("combined-0.5", Target("<=", 0.075)),
+    ("poisson-x2-0.1", Target(">=", 0.95)),
+    ("combined-x2-0.1", Target(">=", 0.80, no_early_pass=True)),
+    ("zero-baseline-0.1", Target(">=", 0.90)),
+    ("zero-baseline-low-0.1", None),
+    ("rank-ar0.8-sd0.1", None),
+    ("rank-ar0.95-sd0.1", None),
+    ("rank-ar0.98-sd0.1", Target("<=", 0.075)),
+    ("rank-realistic", Target("<=", 0.075, added=True)),
+    ("pareto-1.5", Target("<=", 0.075)),
+    ("pareto-3", Target("<=", 0.075)),
+    ("family-5", Target("<=", 0.075)),
+    ("rank-ar0.8-sd0.1-x1.25", Target(">=", 0.80)),
+    ("rank-ar0.8-sd0.2-x1.25", None),
+    ("rank-ar0.98-sd0.1-x1.25", None),
+    ("rank-realistic-x1.25", None),
+    ("pareto-1.5-x1.25", None),
+    ("family-5-x1.25", None),
+    ("p99-0.1", Target("<=", 0.075, added=True)),
+    ("p99-0.5", None),
+    ("histogram-0.1", Target("<=", 0.075)),
+    ("histogram-0.5", None),
+    ("p99-x1.1", None),
+    ("p99-x1.25", Target(">=", 0.80, added=True)),
+    ("histogram-x1.1", None),
+    ("histogram-x1.25", Target(">=", 0.80, added=True)),
+)
+# --quick: the rows with a target of the issue, few runs.
+QUICK_ROWS = frozenset(key for key, target in REAL_TRAFFIC_ROWS if target is not None and not target.added)
+REAL_TRAFFIC_CHUNK = 4  # runs per worker task
+
+
+@dataclass(frozen=True)
+class RealRow:
+    """One row of the real-traffic table: the outcomes of both methods on the same runs."""
+
+    scenario: real_traffic.Scenario
+    target: Target | None
+    sequential: tuple[real_traffic.Outcome, ...]
+    mann_whitney: tuple[real_traffic.Outcome, ...]
+
+    def rate(self, attribute: str, mann_whitney: bool = False) -> float:
+        outcomes = self.mann_whitney if mann_whitney else self.sequential
+        return sum(bool(getattr(o, attribute)) for o in outcomes) / len(outcomes)
+
+    @property
+    def at_finish(self) -> float:
+        return sum(o.fail_look == real_traffic.FINISH for o in self.sequential) / len(self.sequential)
+
+    def verdict(self) -> str:
+        """Whether the sequential rates meet the row's target ("" without one)."""
+        if self.target is None:
+            return ""
+        return "met" if self.target.met(self.rate("failed"), self.rate("passed_early")) else "MISSED"
+
+
+def real_traffic_table(rows: Sequence[RealRow], alpha: float) -> list[str]:
+    """The printed real-traffic table."""
+    width = max(len("scenario"), *(len(row.scenario.label) for row in rows))
+    header = (
+        f"{'scenario':<{width}} {'runs':>4} {'what':<10} {'seq':>6} {'s.e.':>6} {'finish':>6} "
+        f"{'early':>6} {'marg':>6} | {'m-w':>6} {'m-w marg':>8} | {'target':<8} {'':<6}"
+    )
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        n = len(row.sequential)
+        rate = row.rate("failed")
+        se = math.sqrt(rate * (1.0 - rate) / n)
+        what = "false-fail" if row.scenario.healthy else "power"
+        target = "" if row.target is None else str(row.target)
+        lines.append(
+            f"{row.scenario.label:<{width}} {n:>4} {what:<10} {rate:>6.3f} {se:>6.3f} {row.at_finish:>6.3f} "
+            f"{row.rate('passed_early'):>6.3f} {row.rate('marginal'):>6.3f} | "
+            f"{row.rate('failed', True):>6.3f} {row.rate('marginal', True):>8.3f} | {target:<18} "
+            f"{row.verdict():<6}".rstrip()
+        )
+    lines.append("")
+    lines.append(
+        "seq: sequential fail rate (at a look or at finish()); finish: of which decided by finish(); "
+        "early: early pass rate (a regressed canary passing early is the worst outcome); marg: ended "
+        "marginal (not a fail; a person decides); m-w / m-w marg: re-run Mann-Whitney (all points so "
+        "far at every look, fail at the first fail) on the same runs: fail rate and marginal last "
+        f"look; target: the issue's done-when bound on seq (* the tests' own, tests/"
+        f"test_sequential_real_traffic.py), met or MISSED (alpha {alpha:g})"
+    )
+    return lines
+
+
+def run_real_traffic(args: argparse.Namespace) -> list[str]:
+    """Run the real-traffic suite; return its printed lines."""
+    keys = [(k, t) for k, t in REAL_TRAFFIC_ROWS if not args.quick or k in QUICK_ROWS]
+    lines = [
+        "real traffic (tests/real_traffic.py): one-hour canary, one point a minute, 60 looks of 1 new "
+        f"minute, then finish(); alpha {args.alpha:g}, seed {args.seed}; sequential-rank with "
+        "min_points 10; re-run mann-whitney judges per-minute error ratios, gauges or p99"
+    ]
+    futures: dict[str, list[Future[list[tuple[real_traffic.Outcome, real_traffic.Outcome | None]]]]] = {}
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        for key, _ in keys:
+            scenario = real_traffic.SCENARIOS[key]
+            runs = args.real_runs if scenario.healthy else args.real_runs_effect
+            futures[key] = [
+                pool.submit(
+                    real_traffic.simulate_runs,
+                    scenario,
+                    args.seed,
+                    range(start, min(start + REAL_TRAFFIC_CHUNK, runs)),
+                    True,
+                    args.alpha,
+                )
+                for start in range(0, runs, REAL_TRAFFIC_CHUNK)
+            ]
+        rows = []
+        for key, target in keys:
+            pairs = [pair for f in futures[key] for pair in f.result()]
+            rows.append(
+                RealRow(
+                    real_traffic.SCENARIOS[key],
+                    target,
+                    tuple(seq for seq, _ in pairs),
+                    tuple(mw for _, mw in pairs if mw is not None),
+                )
+            )
+    runs_note = f"{args.real_runs} runs per A/A row, {args.real_runs_effect} per effect row"
+    return [*lines, runs_note, "", *real_traffic_table(rows, args.alpha)]
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -450,13 +637,28 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--nab", type=Path, default=DEFAULT_NAB, help="NAB data directory (read in place)")
     parser.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)), help="worker processes")
+    parser.add_argument(
+        "--suite",
+        choices=("classic", "real-traffic", "all"),
+        default="classic",
+        help="classic: (a)-(c), 10 s points (default); real-traffic: (d)-(f), tests/real_traffic.py; all",
+    )
+    parser.add_argument(
+        "--real-runs",
+        type=int,
+        default=None,
+        help="real-traffic runs per A/A row (--runs, else 200; --quick 8); effect rows get half",
+    )
     args = parser.parse_args(argv)
+    if args.real_runs is None:
+        args.real_runs = args.runs if args.runs is not None else (8 if args.quick else 200)
+    args.real_runs_effect = max(1, args.real_runs // 2) if not args.quick else args.real_runs
     if args.runs is None:
         args.runs = 20 if args.quick else 200
     if args.runs_10s is None:
         args.runs_10s = 8 if args.quick else max(1, 2 * args.runs // 5)
-    if args.runs < 1 or args.runs_10s < 1 or args.jobs < 1:
-        parser.error("--runs, --runs-10s and --jobs must be at least 1")
+    if args.runs < 1 or args.runs_10s < 1 or args.jobs < 1 or args.real_runs < 1:
+        parser.error("--runs, --runs-10s, --real-runs and --jobs must be at least 1")
     if not 0 < args.alpha < 1:
         parser.error("--alpha must be between 0 and 1")
     if not 0 <= args.spikes < 1:
@@ -469,6 +671,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
+    status = 0
+    if args.suite in ("classic", "all"):
+        status = run_classic(args)
+    if args.suite in ("real-traffic", "all"):
+        if args.suite == "all":
+            print()
+        print("\n".join(run_real_traffic(args)))
+    print(f"elapsed {time.perf_counter() - started:.1f} s")
+    return status
+
+
+def run_classic(args: argparse.Namespace) -> int:
+    """Run the classic suite, (a)-(c) at 10 s points; print its tables."""
     nab: list[NabSeries] = []
     if args.trend != "generated":
         nab = load_nab(args.nab) if args.nab.is_dir() else []
@@ -550,7 +765,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"judgement before minute {WARMUP_MINUTES} (Kayenta's beginCanaryAnalysisAfterMins; extra row, "
         "same runs)"
     )
-    print(f"elapsed {time.perf_counter() - started:.1f} s")
     return 0
 
 

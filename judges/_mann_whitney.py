@@ -25,6 +25,7 @@ from kayenta_py import (
     mean_ratio,
     zeroin,
 )
+from kayenta_py._stats import effective_points
 
 R_ROOT_TOLERANCE = 1e-4
 """R's ``wilcox.test`` root tolerance (``tol.root``): absolute, in the data's unit."""
@@ -334,6 +335,12 @@ class MannWhitneyParams(BaseModel):
     tolerance: float = Field(0.25, ge=0)
     effect_size: EffectSizeParams = EffectSizeParams()
     estimate: Literal["r", "kayenta"] = "r"
+    min_effective: float | None = Field(
+        None,
+        ge=0,
+        description="effectively independent points a side needs for a conclusive judgement "
+        "(0: no such rule, as in Kayenta; unset: 8 in live fixed-mode analyses of native configs, else 0)",
+    )
 
 
 NON_POSITIVE_FALLBACK = "mean ratio undefined for non-positive data; effect size is CLES"
@@ -357,9 +364,33 @@ class MannWhitneyJudge(Judge):
     estimate : {"r", "kayenta"}
         How the location estimate is found: as R's ``wilcox.test`` (no
         continuity correction; default) or as Kayenta's port (with it).
+    min_effective : float
+        Effectively independent points each side needs for a conclusive
+        judgement. The class's default is 0 (no such rule: Kayenta's judge);
+        unset in a native config, it is 8 in the intervals of a live fixed-mode
+        analysis (``kayenta_py._runner.LIVE_MIN_EFFECTIVE``) and 0 elsewhere; a
+        Kayenta config's is 0 (parity).
 
     Notes
     -----
+    Too few effectively independent points is inconclusive. The test assumes
+    independent points; metric series are autocorrelated (a 10 s rate window
+    sampled every second shares 90% of its requests with the next point), and
+    15 such points carry the information of one or two, so the interval is far
+    too narrow and a chance difference looks significant. When either side has
+    fewer than ``min_effective`` effective points, ``n (1 - r) / (1 + r)`` with
+    ``r`` the side's bias-corrected lag-1 autocorrelation
+    (:func:`kayenta_py._stats.effective_points`, Bayley & Hammersley 1946), the
+    judgement -- High, Low or Pass alike -- is reported as ``Pass`` flagged
+    ``details["inconclusive"]`` (its reason names both counts) and the
+    classification the interval alone gives is kept in ``details["indicated"]``:
+    no regression is established, and the pipeline caps the canary's verdict at
+    ``marginal`` (its score in the marginal band), so that a person decides and a
+    live analysis does not fail fast on it. Samples too small for the interval
+    ever to exclude "no change" (:func:`decidable`: 4 points a side or fewer at
+    98%) are inconclusive the same way. Test: ``tests/test_fixed_effective_points.py``,
+    ``tests/test_wrong_pass.py``.
+
     Identical samples, or one distinct value overall, pass. When both samples
     are constant but different, Kayenta adds Gaussian noise (sd 1e-5 times the
     constant) and runs the test; the outcome is the same for every noise draw,
@@ -411,12 +442,17 @@ class MannWhitneyJudge(Judge):
         tolerance: float = 0.25,
         effect_size: EffectSizeParams | dict[str, Any] | None = None,
         estimate: Literal["r", "kayenta"] = "r",
+        min_effective: float | None = 0.0,
         **common: Any,
     ) -> None:
         super().__init__(**common)
+        min_effective = min_effective or 0.0
+        if not min_effective >= 0:
+            raise ValueError(f"min_effective must be >= 0, not {min_effective!r}")
         self.confidence = confidence
         self.tolerance = tolerance
         self.estimate = estimate
+        self.min_effective = min_effective
         self.effect_size = (
             effect_size
             if isinstance(effect_size, EffectSizeParams)
@@ -433,23 +469,52 @@ class MannWhitneyJudge(Judge):
     ) -> MetricResult:
         """Classify with the Mann-Whitney CI, the tolerance and the effect size.
 
-        A ``Pass`` on samples too small for the interval ever to exclude "no change"
-        (``decidable``) is flagged ``details["inconclusive"]``: the pipeline never lets
-        it pass the canary.
+        Evidence too thin to decide is flagged ``details["inconclusive"]`` and never
+        passes the canary: a side with fewer than ``min_effective`` effectively
+        independent points (whatever the interval says: the classification it
+        indicates is kept in ``details["indicated"]`` and the result is a Pass, so no
+        regression is established), or a ``Pass`` on samples too small for the
+        interval ever to exclude "no change" (``decidable``).
         """
         result = self._classify(pair, baseline, canary, baseline_stats, canary_stats)
-        if result.classification is not Classification.PASS or decidable(
+        thin: str | None
+        if result.classification is Classification.PASS and not decidable(
             baseline.size, canary.size, self.confidence
         ):
+            thin = (
+                f"{baseline.size} baseline and {canary.size} canary points: too few for a "
+                f"{self.confidence:.0%} interval ever to exclude no change"
+            )
+        else:
+            thin = self._too_few_effective(baseline, canary)
+        if thin is None:
             return result
-        thin = (
-            f"{baseline.size} baseline and {canary.size} canary points: too few for a "
-            f"{self.confidence:.0%} interval ever to exclude no change"
-        )
+        if result.classification is Classification.PASS:
+            return dataclasses.replace(
+                result,
+                reason=f"inconclusive ({thin}): {result.reason}",
+                details={**result.details, "inconclusive": thin},
+            )
+        indicated = result.classification.value
         return dataclasses.replace(
             result,
-            reason=f"inconclusive ({thin}): {result.reason}",
-            details={**result.details, "inconclusive": thin},
+            classification=Classification.PASS,
+            critical=False,
+            reason=f"inconclusive ({thin}); the interval alone would say {indicated}: {result.reason}",
+            details={**result.details, "inconclusive": thin, "indicated": indicated},
+        )
+
+    def _too_few_effective(self, baseline: FloatArray, canary: FloatArray) -> str | None:
+        """Why the sides have too few effectively independent points (None: enough, or no rule)."""
+        if self.min_effective <= 0 or baseline.size == 0 or canary.size == 0:
+            return None
+        counts = effective_points(baseline), effective_points(canary)
+        if min(counts) >= self.min_effective:
+            return None
+        return (
+            f"{counts[0]:.1f} baseline and {counts[1]:.1f} canary effectively independent points "
+            f"(of {baseline.size} and {canary.size} points, discounted for their autocorrelation); "
+            f"at least {self.min_effective:g} a side are needed (min_effective)"
         )
 
     def _classify(

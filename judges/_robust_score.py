@@ -66,7 +66,9 @@ class RobustScoreSequence:
             "min_p": {"up": 1.0, "down": 1.0, "safe_up": 1.0, "safe_down": 1.0},
         }
 
-    def update(self, state: dict[str, Any], events: FloatArray, canary_events: FloatArray, rho_c: FloatArray) -> None:
+    def update(
+        self, state: dict[str, Any], events: FloatArray, canary_events: FloatArray, rho_c: FloatArray
+    ) -> None:
         """Add steps with events: all events ``events``, the canary's, and the canary's traffic share."""
         if events.size == 0:
             return
@@ -75,7 +77,8 @@ class RobustScoreSequence:
         d = canary_events[:, None] - events[:, None] * p
         state["score"] = (np.asarray(state["score"]) + d.sum(axis=0)).tolist()
         state["squares"] = (np.asarray(state["squares"]) + (d * d).sum(axis=0)).tolist()
-        state["binomial"] = (np.asarray(state["binomial"]) + (events[:, None] * p * (1.0 - p)).sum(axis=0)).tolist()
+        binomial = (events[:, None] * p * (1.0 - p)).sum(axis=0)
+        state["binomial"] = (np.asarray(state["binomial"]) + binomial).tolist()
         open_sum, open_steps = np.asarray(state["open"]), int(state["open_steps"])
         block_squares, blocks = np.asarray(state["block_squares"]), int(state["blocks"])
         for row in d:  # steps in time order fill blocks of BLOCK

@@ -196,7 +196,9 @@ class RateRatioTest:
         log_e = logsumexp(log_prior + loglik) - loglik  # mixture e-value against each grid ratio
         kept = np.flatnonzero(log_e < math.log(1.0 / level))
         sequences = [] if kept.size == 0 else [(LOG_RATIO_GRID[kept[0]], LOG_RATIO_GRID[kept[-1]])]
-        robust = self._robust.confidence_sequence(state["robust"], level) if "robust" in state else (0.0, math.inf)
+        robust = (
+            self._robust.confidence_sequence(state["robust"], level) if "robust" in state else (0.0, math.inf)
+        )
         if robust is not None:
             sequences.append((math.log(robust[0]), math.log(robust[1]) if robust[1] < math.inf else math.inf))
         if not sequences:
@@ -441,7 +443,7 @@ class HistogramParams(CountParams):
     buckets: list[float] | None = Field(
         None,
         min_length=2,
-        description="bucket upper bounds (le), the last may be inf; default: the le labels of the first batch",
+        description="bucket upper bounds (le), the last may be inf; default: the first batch's le labels",
     )
     quantiles: list[float] = Field([0.5, 0.9, 0.99], min_length=1)
 

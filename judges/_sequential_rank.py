@@ -18,6 +18,7 @@ from scipy.stats import chi2, norm
 from judges._sequential_common import check_final_share, final_share_p
 from kayenta_py import Direction, KayentaError
 from kayenta_py._sequential import Assessment, SequentialJudge, clip_p
+from kayenta_py._stats import AR1_MAX, ar1_upper_bound
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -30,13 +31,13 @@ class RankParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     min_effect: float = Field(0.56, gt=0.5, lt=1, description="smallest relevant theta, P(canary > baseline)")
-    min_points: int = Field(60, ge=10, description="aligned points before any decision")
+    min_points: int = Field(10, ge=10, description="aligned points before any decision")
     min_effective: float = Field(
         3.0, ge=1, description="effectively independent points (points / correlation inflation) to decide"
     )
     tuning: int = Field(100, ge=10, description="points at which the confidence sequence is tightest")
     final_share: float = Field(
-        0.5, ge=0, lt=1, description="share of the metric's alpha kept for one fixed-horizon look at the end"
+        0.7, ge=0, lt=1, description="share of the metric's alpha kept for one fixed-horizon look at the end"
     )
 
 
@@ -77,10 +78,10 @@ class SequentialRankJudge(SequentialJudge):
         self,
         *,
         min_effect: float = 0.56,
-        min_points: int = 60,
+        min_points: int = 10,
         min_effective: float = 3.0,
         tuning: int = 100,
-        final_share: float = 0.5,
+        final_share: float = 0.7,
         **common: Any,
     ) -> None:
         super().__init__(**common)
@@ -105,8 +106,9 @@ class SequentialRankJudge(SequentialJudge):
             "min_p": {"up": 1.0, "down": 1.0, "safe_up": 1.0, "safe_down": 1.0},
             "baseline": [0, 0.0, 0.0, None, None],
             "canary": [0, 0.0, 0.0, None, None],
-            # paired differences: count, sum, sum of squares, lag pairs, last, sum of lag products
-            "diff": [0, 0.0, 0.0, 0, None, 0.0],
+            # paired differences less the first one (a shift-free origin): count, sum, sum of squares,
+            # lag pairs, last, sum of lag products, the origin (see ``_lag_correlation``)
+            "lag": [0, 0.0, 0.0, 0, 0.0, 0.0, None],
             # relative differences' signs about their running mean: count, sum, lag pairs, same-sign
             # pairs, last sign
             "centred": [0, 0.0, 0, 0.0, 0.0],
@@ -123,7 +125,7 @@ class SequentialRankJudge(SequentialJudge):
         _moments(state["baseline"], b)
         _moments(state["canary"], c)
         scores = (c > b).astype(np.float64) + 0.5 * (c == b)
-        _lag_moments(state["diff"], c - b)
+        _lag_moments(state.setdefault("lag", [0, 0.0, 0.0, 0, 0.0, 0.0, None]), c - b)  # older states lack it
         _centred_signs(state.setdefault("centred", [0, 0.0, 0, 0.0, 0.0]), c, b)  # older states lack it
         for x in scores.tolist():
             state["n"] += 1
@@ -144,22 +146,20 @@ class SequentialRankJudge(SequentialJudge):
         return state
 
     def _sd(self, state: Mapping[str, Any]) -> float:
-        """Long-run standard deviation of the scores, estimated conservatively.
+        """Long-run standard deviation of the scores at the null, estimated conservatively.
 
-        Two estimates, the larger wins. (1) The scores' variance (never below the
-        Wilson-smoothed p(1 - p), so a run of identical scores is not mistaken for
-        certainty) times the variance inflation (1 + r) / (1 - r) of an AR(1) whose
-        lag-1 autocorrelation ``r`` is an upper bound of the paired differences'
-        (see ``_inflation``; the differences vary even when the scores do not).
-        (2) Batch means of the scores: size x variance of the batch
-        means for the largest batch size with at least 6 batches, at its 95%
-        chi-square upper confidence bound.
+        Two estimates, the larger wins. (1) The scores' variance at the boundary of the
+        null, ``m (1 - m)`` with m = ``min_effect`` (never the sample's: a persistent series
+        whose canary stays above its baseline for an hour has scores all 1 and a sample
+        variance of 0), or the sample's if larger, times the long-run factor of the
+        indicators of a Gaussian AR(1) (``_inflation``). (2) Batch means of the scores:
+        size x variance of the batch means for the largest batch size with at least 6
+        batches, at its 95% chi-square upper confidence bound.
         """
         n = state["n"]
         mean = state["sum"] / n
         plain = max(0.0, state["sum_sq"] / n - mean * mean)
-        smoothed = (state["sum"] + 1.0) / (n + 2.0)
-        variance = max(plain, smoothed * (1.0 - smoothed))
+        variance = max(plain, self.min_effect * (1.0 - self.min_effect))
         long_run = variance * _inflation(state)
         for level in range(1, _LEVELS):
             closed, total, total_sq = state["levels"][level][2:]
@@ -295,44 +295,60 @@ class SequentialRankJudge(SequentialJudge):
 
 
 def _lag_correlation(acc: Sequence[Any]) -> float | None:
-    """Lag-1 autocorrelation of a series streamed by ``_lag_moments`` (None: too short or constant)."""
-    count, total, total_sq, lag_pairs, lag_sum = acc[0], acc[1], acc[2], acc[3], acc[5]
-    if count < 3 or lag_pairs < 2:
+    """Mean-centred lag-1 autocorrelation of a series streamed by ``_lag_moments`` (None: too short).
+
+    ``sum (y_t - m)(y_{t-1} - m) / sum (y_t - m)^2`` from running sums, the series taken
+    less its first value so that no large level cancels (the same value as
+    ``kayenta_py._stats.lag1_autocorrelation`` on the whole series, whatever its level).
+    """
+    count, total, total_sq, pairs, last, lag_sum = acc[:6]
+    if count < 3 or pairs < 2:
         return None
     mean = total / count
-    variance = total_sq / count - mean * mean
-    if variance <= 1e-18:
+    denominator = total_sq - count * mean * mean
+    if denominator <= 1e-24 * max(total_sq, 1e-300):
         return None
-    return float((lag_sum / lag_pairs - mean * mean) / variance)
+    # Pairs cover every point but the first as "current" and every point but the last as "previous";
+    # the first point is 0 in these coordinates.
+    numerator = lag_sum - mean * ((total - 0.0) + (total - last)) + pairs * mean * mean
+    return float(numerator / denominator)
 
 
 def _inflation(state: Mapping[str, Any]) -> float:
-    """AR(1) variance inflation (1 + r) / (1 - r), r an upper bound of the latent lag-1 correlation.
+    """Variance inflation of the mean of the scores over n points: n Var(mean) / Var(score).
 
-    Two estimates of the latent correlation, the larger wins: the paired differences'
-    lag-1 correlation, and a robust one from the signs of the relative differences
-    (c - b) / (|c| + |b|) about their running mean: for a Gaussian process the signs
-    about its centre agree on consecutive points with probability 1/2 + arcsin(r) / pi.
-    The second keeps the estimate honest when a few spikes dominate the differences'
-    variance (3% of points x3 on each side make the first one look uncorrelated).
+    The scores are indicators ``1{c_t > b_t}`` of the paired differences; for a Gaussian
+    AR(1) difference with coefficient phi, Sheppard's formula gives their lag-k
+    correlation ``(2 / pi) arcsin(phi^k)`` (at the median), so the inflation of their
+    mean over n points is ``1 + 2 sum_{k<n} (1 - k/n) (2 / pi) arcsin(phi^k)``.
+
+    phi is the larger of two estimates: an Andrews-style upper bound of the AR(1)
+    coefficient (``kayenta_py._stats.ar1_upper_bound``) from the paired differences'
+    mean-centred lag-1 autocorrelation (a short stretch of a persistent series looks far less
+    correlated than it is: 10 points of an AR(1) 0.98 have a median lag-1 of 0.47), and a
+    robust one from the signs of the relative differences (c - b) / (|c| + |b|) about
+    their running mean: for a Gaussian process the signs about its centre agree on
+    consecutive points with probability 1/2 + arcsin(r) / pi. The second keeps the
+    estimate honest when a few spikes dominate the differences' variance (3% of points
+    x3 on each side make the first one look uncorrelated).
     """
-    count = int(state["diff"][0])
-    estimates = [_lag_correlation(state["diff"])]
+    lag = state.get("lag")
+    n = int(lag[0]) if lag else int(state.get("n", 0))
+    estimates = []
+    if lag and (r := _lag_correlation(lag)) is not None:
+        estimates.append(ar1_upper_bound(r, n))
     centred = state.get("centred")
     if centred and centred[2] >= 2:
         robust = math.sin(math.pi * (centred[3] / centred[2] - 0.5))
         # Less precise than the first, it counts from its 95% lower bound: on a clean series the larger
         # of two noisy estimates would inflate the variance by itself and cost power.
         estimates.append(robust - 1.645 * math.sqrt(max(0.0, 1.0 - robust * robust) / centred[2]))
-    known = [r for r in estimates if r is not None]
-    if not known:
+    if not estimates or n < 2:
         return 1.0
-    r = max(known)
-    r = r + (1.0 + 3.0 * r) / count  # Kendall's small-sample bias correction
-    r = min(max(r, 0.0), 0.99)
-    r += 1.645 * math.sqrt((1.0 - r * r) / count)  # its 95% upper bound: short series look less correlated
-    r = min(r, 0.995)
-    return (1.0 + r) / (1.0 - r)
+    phi = min(max(max(estimates), 0.0), AR1_MAX)
+    lags = np.arange(1, min(n, 5000), dtype=np.float64)
+    correlation = (2.0 / math.pi) * np.arcsin(phi**lags)
+    return float(1.0 + 2.0 * np.sum((1.0 - lags / n) * correlation))
 
 
 def _centred_signs(acc: list[Any], canary: FloatArray, baseline: FloatArray) -> None:
@@ -354,17 +370,20 @@ def _centred_signs(acc: list[Any], canary: FloatArray, baseline: FloatArray) -> 
 
 
 def _lag_moments(acc: list[Any], values: FloatArray) -> None:
-    """Stream count, sum, sum of squares and lag-1 products of a series across batches."""
+    """Stream count, sum, sum of squares and lag-1 products of a series less its first value."""
     if values.size == 0:
         return
-    acc[0] += int(values.size)
-    acc[1] += float(values.sum())
-    acc[2] += float((values**2).sum())
-    previous = np.concatenate([[acc[4]], values[:-1]]) if acc[4] is not None else values[:-1]
-    current = values if acc[4] is not None else values[1:]
+    if acc[6] is None:
+        acc[6] = float(values[0])
+    y = values - acc[6]
+    previous = np.concatenate([[acc[4]], y[:-1]]) if acc[0] else y[:-1]
+    current = y if acc[0] else y[1:]
     acc[3] += int(current.size)
     acc[5] += float((previous * current).sum())
-    acc[4] = float(values[-1])
+    acc[0] += int(y.size)
+    acc[1] += float(y.sum())
+    acc[2] += float((y**2).sum())
+    acc[4] = float(y[-1])
 
 
 def _moments(acc: list[Any], values: FloatArray) -> None:

@@ -75,7 +75,10 @@ class AnalysisRequest(_Body):
     thresholds: ThresholdsBody | None = None
     fail_fast: bool = Field(True, description="end with fail at the first failing interval")
     mode: Literal["fixed", "sequential"] | None = Field(
-        None, description="sequential: anytime-valid judges that may decide early (default: the config's)"
+        None,
+        description="sequential: anytime-valid judges that may decide early; fixed: Kayenta's test re-run "
+        "each interval (default: the config's mode:, else sequential for a native config whose metrics "
+        "all have sequential judges, else fixed; answers say which and why in mode, mode_reason)",
     )
     alpha: float = Field(0.05, gt=0, lt=1, description="sequential mode: the canary's false-fail rate")
     family: Literal["bonferroni", "e-bh"] = Field("bonferroni", description="sequential mode: metric family")
@@ -207,7 +210,13 @@ def create_app(
             alpha=body.alpha,
             family=body.family,
         )
-        return {"id": record.id, "status": record.status, "links": _links(service, request, record.id)}
+        return {
+            "id": record.id,
+            "status": record.status,
+            "mode": record.mode,
+            "mode_reason": record.extra.get("mode_reason"),
+            "links": _links(service, request, record.id),
+        }
 
     @app.get("/api/v1/analyses", tags=["analyses"], dependencies=[Depends(read)])
     def list_analyses(
@@ -377,6 +386,8 @@ def analysis_summary(service: Service, request: Request, record: AnalysisRecord)
         "step_s": record.step_s,
         "thresholds": record.thresholds,
         "fail_fast": record.fail_fast,
+        "mode": record.mode,
+        "mode_reason": record.extra.get("mode_reason"),
         "intervals_total": record.intervals_total,
         "error": record.error,
         "created": rfc3339(record.created_ts),

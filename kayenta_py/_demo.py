@@ -14,7 +14,11 @@ DEMO_CANARIES = {"healthy": "canary-healthy", "regressed": "canary-regressed"}
 
 
 def start_demo(service: Service) -> None:
-    """Start the demo analyses (1-minute lifetime, an interval every 10 s) and say where to look."""
+    """Start the demo analyses (1-minute lifetime, an interval every 10 s) and say where to look.
+
+    They state no mode, so the service's default applies (``choose_mode``): the example config
+    names fixed judges (``mann-whitney``, ``threshold``), so they run in fixed mode, as the banner says.
+    """
     config = yaml.safe_load((EXAMPLES_DIR / "checkout.yaml").read_text(encoding="utf-8"))
     base = (service.settings.public_url or f"http://{service.settings.host}:{service.settings.port}").rstrip(
         "/"
@@ -47,7 +51,8 @@ def start_demo(service: Service) -> None:
         )
         print(
             f"demo {label} canary: verdict {base}/api/v1/analyses/{record.id}/verdict, "
-            f"report {base}/api/v1/analyses/{record.id}/report",
+            f"report {base}/api/v1/analyses/{record.id}/report "
+            f"(mode {record.mode}: {record.extra.get('mode_reason', 'stated')})",
             file=sys.stderr,
             flush=True,
         )

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from kayenta_py._config import load_config
+from kayenta_py._config import CanaryConfig, load_config
 from kayenta_py._errors import KayentaError
 from kayenta_py._model import CanaryResult, Thresholds, Verdict
 from kayenta_py._pipeline import judge_pairs, pair_metric_sets
@@ -188,7 +190,7 @@ class AnalysisRunner:
                 family=analysis.extra.get("family", "bonferroni"),
                 registry=self.registry,
                 thresholds=Thresholds(analysis.thresholds["pass"], analysis.thresholds["marginal"]),
-            ).restore(analysis.state or {})
+            ).restore(json_state_decode(analysis.state or {}))
             batch = fetch_sequential_batch(
                 config,
                 self.sources(analysis.source),
@@ -236,7 +238,7 @@ class AnalysisRunner:
                 result,
                 batch.pairs,
                 final=final,
-                state=sequential.to_state(),
+                state=json_state_encode(sequential.to_state()),
             )
         self._failures.pop((analysis.id, index), None)
         if not stored:
@@ -254,7 +256,9 @@ class AnalysisRunner:
         window = analysis.window(index)
         began = time.perf_counter()
         try:
-            config = load_config(analysis.config_body, registry=self.registry)
+            # The mode is the analysis' (a config may state another one that the request overrode).
+            loaded = load_config(analysis.config_body, registry=self.registry, mode="fixed")
+            config = live_fixed_config(loaded)
             thresholds = Thresholds(analysis.thresholds["pass"], analysis.thresholds["marginal"])
             source = self.sources(analysis.source)
             data = fetch_metric_sets(
@@ -373,8 +377,60 @@ def scopes(analysis: AnalysisRecord) -> tuple[Scope, Scope]:
     )
 
 
+LIVE_MIN_EFFECTIVE = 8.0
+"""Effectively independent points a side a live fixed-mode interval needs to be judged (native configs)."""
+
+
+def live_fixed_config(config: CanaryConfig) -> CanaryConfig:
+    """Return ``config`` with the live rule: an interval on too few independent points is inconclusive.
+
+    A native config's ``mann-whitney`` metric that leaves ``min_effective`` unset gets
+    ``LIVE_MIN_EFFECTIVE``: 15 points of a 10-s rate window sampled each second hold the
+    information of one or two, so the interval is inconclusive (marginal) rather than a
+    fail-fast. Kayenta configs keep Kayenta's behaviour. Test: ``tests/test_live_service.py``.
+    """
+    if config.format != "native":
+        return config
+    metrics = tuple(
+        dataclasses.replace(m, judge_params={**m.judge_params, "min_effective": LIVE_MIN_EFFECTIVE})
+        if m.judge_type == "mann-whitney" and m.judge_params.get("min_effective") is None
+        else m
+        for m in config.metrics
+    )
+    return dataclasses.replace(config, metrics=metrics)
+
+
 def interval_count(lifetime_s: float, interval_s: float) -> int:
     """Return how many intervals a lifetime holds (at least one)."""
     if interval_s <= 0:
         raise KayentaError("interval must be positive")
     return max(1, int(lifetime_s // interval_s + 1e-9))
+
+
+_FLOAT_KEY = "__float__"  # {"__float__": "inf"}: a non-finite number in a JSON state
+
+
+def json_state_encode(value: Any) -> Any:
+    """Return ``value`` as strict JSON: non-finite floats (a histogram's ``+Inf`` bound) become markers.
+
+    PostgreSQL's JSON type refuses ``Infinity`` and ``NaN`` (SQLite stores them as Python
+    writes them); :func:`json_state_decode` turns the markers back into floats.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return {_FLOAT_KEY: repr(value)}
+    if isinstance(value, dict):
+        return {key: json_state_encode(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_state_encode(item) for item in value]
+    return value
+
+
+def json_state_decode(value: Any) -> Any:
+    """Undo :func:`json_state_encode` (a state stored without markers comes back unchanged)."""
+    if isinstance(value, dict):
+        if len(value) == 1 and isinstance(value.get(_FLOAT_KEY), str):
+            return float(value[_FLOAT_KEY])
+        return {key: json_state_decode(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_state_decode(item) for item in value]
+    return value

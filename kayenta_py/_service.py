@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ from kayenta_py._store import STATUSES, AnalysisRecord, Store
 
 log = logging.getLogger(__name__)
 
+KAYENTA_API_KINDS = ("kayenta", "kayenta-standalone")  # analyses started through Kayenta's API
 MAX_INTERVALS = 10_000  # judgements per analysis
 MAX_POINTS_PER_SERIES = 1_000_000  # points a series may have over an analysis
 NO_SOURCE = (
@@ -30,6 +32,73 @@ NO_SOURCE = (
     "KAYENTA_DEFAULT_SOURCE, or name a source in the request (the demo source serves generated "
     "data only when asked: source demo, KAYENTA_DEFAULT_SOURCE=demo or kayenta-py serve --demo)"
 )
+
+
+def choose_mode(
+    requested: str | None,
+    config: CanaryConfig,
+    body: Mapping[str, Any],
+    *,
+    kind: str = "native",
+    registry: Registry | None = None,
+) -> tuple[str, str]:
+    """Return a live analysis' mode and why: the request's, else the config's, else the default.
+
+    The default is ``sequential`` for a native config started through the native API, Flagger
+    or the demo, when every metric's judge resolves to a sequential one under mode sequential
+    (a metric naming a fixed judge, ``mann-whitney`` or ``threshold``, keeps the config fixed:
+    explicit judges win; so does one whose sequential judge cannot run on it, an errors metric
+    without a ``traffic_query`` for ``sequential-count``). Kayenta configs and every analysis
+    of Kayenta's API default to ``fixed`` (Kayenta's re-run test, for parity). Test:
+    ``tests/test_live_sequential_default.py``.
+    """
+    if requested is not None:
+        return requested, "stated in the request"
+    if config.mode == "sequential" or (config.format == "native" and config.mode_stated):
+        return config.mode, "stated in the config"  # a Kayenta config's mode is fixed unless it says so
+    if kind in KAYENTA_API_KINDS:
+        return "fixed", "the default of Kayenta's API (Kayenta's re-run test)"
+    if config.format != "native":
+        return "fixed", "the default for Kayenta configs (Kayenta's re-run test)"
+    why = _not_sequential(body, registry or default_registry())
+    if why is not None:
+        return "fixed", f"fixed by default because {why}"
+    return "sequential", "the default for native configs (every metric has a sequential judge)"
+
+
+def _not_sequential(body: Mapping[str, Any], registry: Registry) -> str | None:
+    """Why a native config cannot be judged sequentially as it is (None: it can)."""
+    default = body.get("judge")
+    if isinstance(default, Mapping) and _fixed_judge(default.get("type"), registry):
+        return f"its default judge is the fixed judge {default['type']}"
+    for metric in body.get("metrics") or ():
+        if not isinstance(metric, Mapping):
+            continue
+        name, judge = metric.get("name"), metric.get("judge")
+        if isinstance(judge, Mapping) and _fixed_judge(judge.get("type"), registry):
+            return f"metric {name!r} names the fixed judge {judge['type']}"
+        for key in ("tolerance", "confidence"):
+            if metric.get(key) is not None:
+                return f"metric {name!r} sets {key}, a parameter of the fixed judge mann-whitney"
+    try:
+        sequential = load_config(body, registry=registry, mode="sequential")
+    except ConfigError as exc:  # a parameter only the fixed judges take, say
+        issue = exc.issues[0] if exc.issues else None
+        return f"it does not load in sequential mode ({issue or exc})"
+    for metric in sequential.metrics:
+        if not getattr(registry.judge_class(metric.judge_type), "sequential", False):
+            return f"metric {metric.name!r} names the fixed judge {metric.judge_type}"
+        if metric.judge_type == "sequential-count" and not metric.traffic_query:
+            return f"metric {metric.name!r} has no traffic_query for sequential-count"
+    return None
+
+
+def _fixed_judge(name: Any, registry: Registry) -> bool:
+    """Whether ``name`` is a registered judge without a sequential form."""
+    try:
+        return isinstance(name, str) and not getattr(registry.judge_class(name), "sequential", False)
+    except Exception:  # an unknown judge: the config's own validation says so
+        return False
 
 
 class ConfigNotFoundError(LookupError):
@@ -211,9 +280,9 @@ class Service:
     ) -> AnalysisRecord:
         """Validate and store a new analysis, then schedule it."""
         parsed, body, name, version = self.resolve_config(config, config_name, config_version)
-        mode = mode or parsed.mode
-        if mode not in ("fixed", "sequential"):
+        if mode is not None and mode not in ("fixed", "sequential"):
             raise KayentaError(f"mode: {mode!r} is not 'fixed' or 'sequential'")
+        mode, mode_reason = choose_mode(mode, parsed, body, kind=kind, registry=self.registry)
         if family not in ("bonferroni", "e-bh"):
             raise KayentaError(f"family: {family!r} is not 'bonferroni' or 'e-bh'")
         if mode == "sequential":
@@ -224,10 +293,21 @@ class Service:
                 family=family,  # type: ignore[arg-type]
                 registry=self.registry,
             )
+        else:
+            for metric in load_config(body, registry=self.registry, mode="fixed").metrics:
+                if getattr(self.registry.judge_class(metric.judge_type), "sequential", False):
+                    raise KayentaError(
+                        f"mode: metric {metric.name!r} names the sequential judge {metric.judge_type}, "
+                        "which runs only in mode sequential"
+                    )
         source_name = self.choose_source(source, parsed)
         self.source(source_name)  # an unknown or unconfigured source fails now, not at the first interval
         now = time.time()
         start_ts = now if start is None else start
+        if start is None and mode == "sequential" and step > 0:
+            # On the step grid: each interval then fetches whole steps, and the first point of a window
+            # is never the last of the previous one (a source rounds a fractional start to its grid).
+            start_ts = math.floor(now / step) * step
         warmup_s = parse_duration(warmup or 0, "warmup")
         if end is not None:
             if lifetime is not None:
@@ -281,6 +361,7 @@ class Service:
             mode=mode,
             extra={
                 **dict(extra or {}),
+                "mode_reason": mode_reason,
                 **({"alpha": alpha, "family": family} if mode == "sequential" else {}),
             },
         )

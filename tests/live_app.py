@@ -41,15 +41,20 @@ __all__ = [
     "PROFILES",
     "QUERIES",
     "QUERY_CPU",
+    "QUERY_ERRORS_PER_STEP",
     "QUERY_ERROR_RATIO",
+    "QUERY_LATENCY_BUCKETS_PER_STEP",
     "QUERY_P50_LATENCY",
     "QUERY_P99_LATENCY",
+    "QUERY_REQUESTS_PER_STEP",
     "REGRESSED",
+    "SEQUENTIAL_QUERIES",
     "FakeApp",
     "Forwarder",
     "LivePrometheus",
     "TrafficProfile",
     "live_canary_config",
+    "live_sequential_config",
 ]
 
 # --------------------------------------------------------------------------------------------------
@@ -229,6 +234,24 @@ QUERY_P50_LATENCY = (
 )
 QUERY_CPU = 'avg(process_cpu_utilization{version="${scope}"})'
 
+# Per-step counts for the sequential judges, at a 1 s step over 1 s scrapes: idelta over a 2 s
+# range is the increase between the last two scrapes, so consecutive steps count each request
+# once (increase()[1s] would hold a single sample and answer nothing; a longer range would count
+# every request at several steps).
+QUERY_ERRORS_PER_STEP = 'sum(idelta(http_requests_total{version="${scope}",code=~"5.."}[2s]))'
+QUERY_REQUESTS_PER_STEP = 'sum(idelta(http_requests_total{version="${scope}"}[2s]))'
+QUERY_LATENCY_BUCKETS_PER_STEP = (
+    'sum by (le) (idelta(http_request_duration_seconds_bucket{version="${scope}"}[2s]))'
+)
+
+SEQUENTIAL_QUERIES: dict[str, str] = {
+    "errors": QUERY_ERRORS_PER_STEP,
+    "requests": QUERY_REQUESTS_PER_STEP,
+    "latency-buckets": QUERY_LATENCY_BUCKETS_PER_STEP,
+    "cpu": QUERY_CPU,
+}
+"""The per-step queries of :func:`live_sequential_config` (a 1 s step)."""
+
 QUERIES: dict[str, str] = {
     "error-ratio": QUERY_ERROR_RATIO,
     "p99-latency": QUERY_P99_LATENCY,
@@ -238,21 +261,33 @@ QUERIES: dict[str, str] = {
 """The config's metric names and their queries (``${scope}`` is substituted by the engine)."""
 
 
-def _mann_whitney(allowed_increase: float, critical_increase: float | None = None) -> dict[str, Any]:
+def _mann_whitney(
+    allowed_increase: float, critical_increase: float | None = None, min_effective: float | None = 0
+) -> dict[str, Any]:
     effect: dict[str, Any] = {"measure": "meanRatio", "allowed_increase": allowed_increase}
     if critical_increase is not None:
         effect["critical_increase"] = critical_increase
-    return {"type": "mann-whitney", "effect_size": effect}
+    judge: dict[str, Any] = {"type": "mann-whitney", "effect_size": effect}
+    if min_effective is not None:
+        judge["min_effective"] = min_effective
+    return judge
 
 
-def live_canary_config(name: str = "live-web-app") -> dict[str, Any]:
+def live_canary_config(name: str = "live-web-app", *, min_effective: float | None = 0) -> dict[str, Any]:
     """A native canary config over the fake app's metrics: errors (critical), two latencies, CPU.
 
     Each metric names the smallest effect that counts (a mean ratio), as a
     production config does: points 2 s apart over 10 s rate windows overlap,
     so the Mann-Whitney interval alone is too eager on a healthy pair. The
     regressed pair's effects (errors 50x, latency 1.8x, CPU 1.3x) are far
-    beyond them.
+    beyond them. Its judges are fixed ones, so its analyses run in fixed mode.
+
+    Such overlapping points carry far fewer effectively independent ones than
+    their count, and a native ``mann-whitney`` then calls its judgement
+    inconclusive (``min_effective``, default 8 a side). The service tests that
+    use this config check scheduling, restarts and verdicts, so by default it
+    turns that rule off (``min_effective: 0``, Kayenta's judge); pass
+    ``min_effective=None`` to keep the native default.
     """
     return {
         "name": name,
@@ -265,25 +300,61 @@ def live_canary_config(name: str = "live-web-app") -> dict[str, Any]:
                 "kind": "errors",
                 "critical": True,
                 "query": QUERIES["error-ratio"],
-                "judge": _mann_whitney(2.5, critical_increase=2.5),
+                "judge": _mann_whitney(2.5, 2.5, min_effective),
             },
             {
                 "name": "p99-latency",
                 "kind": "latency",
                 "query": QUERIES["p99-latency"],
-                "judge": _mann_whitney(1.25),
+                "judge": _mann_whitney(1.25, min_effective=min_effective),
             },
             {
                 "name": "p50-latency",
                 "kind": "latency",
                 "query": QUERIES["p50-latency"],
-                "judge": _mann_whitney(1.25),
+                "judge": _mann_whitney(1.25, min_effective=min_effective),
             },
             {
                 "name": "cpu",
                 "kind": "saturation",
                 "query": QUERIES["cpu"],
-                "judge": _mann_whitney(1.15),
+                "judge": _mann_whitney(1.15, min_effective=min_effective),
+            },
+        ],
+    }
+
+
+def live_sequential_config(name: str = "live-web-app-default-mode") -> dict[str, Any]:
+    """A native config over the fake app's metrics that names no judge and no mode (1 s step).
+
+    Every metric gets its kind's default: errors with a ``traffic_query`` are counts
+    (``sequential-count``), latency from ``_bucket`` series without a percentile is a
+    histogram (``sequential-histogram``, buckets from the ``le`` labels), CPU a series
+    (``sequential-rank``). A live analysis of it runs in sequential mode by default.
+    Errors and CPU name their relevant effects (an error-rate ratio of 1.5, theta 0.65),
+    as a production config does: with the defaults (1.2, 0.56) a healthy one-minute
+    canary's estimate lands past them by chance in about one run in five, and such a
+    canary ends ``marginal`` ("data that point to a regression are no evidence for a pass").
+    """
+    return {
+        "name": name,
+        "description": "Live fake web app, judged with the default mode and judges.",
+        "thresholds": {"pass": 95, "marginal": 75},
+        "groups": {"errors": 50, "latency": 30, "saturation": 20},
+        "metrics": [
+            {
+                "name": "errors",
+                "kind": "errors",
+                "query": SEQUENTIAL_QUERIES["errors"],
+                "traffic_query": SEQUENTIAL_QUERIES["requests"],
+                "judge": {"type": "sequential-count", "min_effect": 1.5},
+            },
+            {"name": "latency", "kind": "latency", "query": SEQUENTIAL_QUERIES["latency-buckets"]},
+            {
+                "name": "cpu",
+                "kind": "saturation",
+                "query": SEQUENTIAL_QUERIES["cpu"],
+                "judge": {"type": "sequential-rank", "min_effect": 0.65},
             },
         ],
     }

@@ -34,6 +34,8 @@ NATIVE_CONFIG: dict[str, Any] = {
             "judge": {
                 "type": "mann-whitney",
                 "effect_size": {"measure": "meanRatio", "allowed_increase": 1.5},
+                # About Flagger's hooks, not thin intervals (test_fixed_effective_points.py)
+                "min_effective": 0,
             },
         },
         {
@@ -42,6 +44,7 @@ NATIVE_CONFIG: dict[str, Any] = {
             "judge": {
                 "type": "mann-whitney",
                 "effect_size": {"measure": "meanRatio", "allowed_increase": 1.2},
+                "min_effective": 0,
             },
         },
     ],
@@ -285,7 +288,8 @@ MARGINAL_CONFIG: dict[str, Any] = {
     "thresholds": {"pass": 95, "marginal": 75},
     "groups": {"latency": 10, "throughput": 90},
     "metrics": [
-        {"name": "p99-latency", "kind": "latency"},
+        # min_effective 0: a weighted-score marginal, not the live rule's inconclusive interval
+        {"name": "p99-latency", "kind": "latency", "judge": {"type": "mann-whitney", "min_effective": 0}},
         {
             "name": "widgets",  # not a kind the demo source regresses
             "kind": "custom",
@@ -294,6 +298,7 @@ MARGINAL_CONFIG: dict[str, Any] = {
             "judge": {
                 "type": "mann-whitney",
                 "effect_size": {"measure": "meanRatio", "allowed_increase": 1.5},
+                "min_effective": 0,
             },
         },
     ],

@@ -6,7 +6,9 @@ Everything goes through the HTTP API of a service started as its own process
 writes traffic while Prometheus scrapes it every second and the analyses judge it.
 
 - A regressed canary ends ``fail`` (failing fast at its first interval), a
-  healthy one ``pass`` after all its intervals.
+  healthy one ``pass`` after all its intervals (fixed mode: the config names its judges). With
+  a native judge's default ``min_effective`` the regressed canary's first interval, 5
+  overlapping points a side, is inconclusive: marginal, not a fail fast.
 - Killed with SIGKILL after its first interval and started again later on the
   same database, the service completes the analysis: every interval judged
   exactly once, those that fell due while it was down judged late, the one
@@ -318,7 +320,10 @@ def test_live_regressed_canary_fails_and_healthy_canary_passes(
         posted = time.time()
         regressed = post_analysis(client, REGRESSED)
         healthy = post_analysis(client, HEALTHY)
-        for analysis_id in (regressed, healthy):
+        # The same regressed canary with a native judge's default rule (min_effective 8): at its first
+        # interval 5 overlapping points a side are too few effectively independent ones to decide.
+        thin = post_analysis(client, REGRESSED, config=live_canary_config(min_effective=None))
+        for analysis_id in (regressed, healthy, thin):
             pending = get_verdict(client, analysis_id)
             assert (pending["verdict"], pending["score"], pending["complete"]) == ("pending", None, False)
 
@@ -358,8 +363,23 @@ def test_live_regressed_canary_fails_and_healthy_canary_passes(
             for result in interval["metrics"]:
                 assert result["classification"] == "Pass", result
 
+        # Thin evidence does not fail fast: the first interval is marginal (every metric inconclusive,
+        # the error ratio's interval alone saying High); later intervals decide on more points.
+        wait_complete(client, thin, 30.0, service)
+        document = get_analysis(client, thin)
+        assert document["mode"] == "fixed" and "fixed judge mann-whitney" in document["mode_reason"]
+        assert "failed fast at interval 1" not in document["reason"], document["reason"]
+        first = document["intervals"][0]
+        assert first["verdict"] == "marginal", first["reason"]
+        assert "inconclusive" in first["reason"] and "effectively independent points" in first["reason"]
+        for result in first["metrics"]:
+            assert result["classification"] == "Pass" and result["details"]["inconclusive"], result
+        assert metric(first, "error-ratio")["details"]["indicated"] == "High"
+        assert len(document["intervals"]) >= 2
+        assert document["verdict"] != "pass", document["reason"]
+
         listed = _json(client.get("/api/v1/analyses", params={"status": "completed"}))
-        assert {item["id"] for item in listed["items"]} == {regressed, healthy}
+        assert {item["id"] for item in listed["items"]} == {regressed, healthy, thin}
 
 
 def test_kill_9_mid_analysis_then_restart_judges_every_interval_once(

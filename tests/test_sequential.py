@@ -320,9 +320,11 @@ def test_count_fails_canary_with_errors_where_baseline_has_none() -> None:
         median_canary_errors_at_fail=float(np.median(errors_needed)),
         max_canary_errors_at_fail=max(errors_needed),
     )
-    assert float(np.median(looks_used)) <= 5
-    assert max(looks_used) <= 15
-    assert max(errors_needed) <= 40  # about 20 canary errors against none suffice (k = 100, share ~0.2)
+    # The overdispersion-robust score sequence must agree: it needs a dozen steps of evidence that the
+    # canary's errors are steady, not one burst (about 50 canary errors against none).
+    assert float(np.median(looks_used)) <= 12
+    assert max(looks_used) <= 25
+    assert max(errors_needed) <= 80
 
 
 def test_count_detects_doubled_low_error_rate() -> None:

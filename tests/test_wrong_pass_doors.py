@@ -701,7 +701,10 @@ def _flagger_until_decided(client: httpx.Client, hook: str, payload: Json, secon
 @pytest.mark.parametrize(
     ("scope", "metadata"),
     [
-        ("v2-regressed", {"lifetime": "PT6S", "interval": "PT3S", "step": "1"}),
+        # Enough evidence to fail: fixed mode (DEMO_NATIVE's metrics all have sequential judges, so
+        # sequential is its default, which needs 60 points) and up to 31 points a side (a native
+        # mann-whitney needs 8 effectively independent points a side to decide).
+        ("v2-regressed", {"lifetime": "PT30S", "interval": "PT10S", "step": "1", "mode": "fixed"}),
         # Lenient but valid thresholds: a pass threshold of 10 lets a score of 50 pass by the user's own
         # choice (only a forced 0 fails whatever the thresholds), so the bound here is 80.
         ("regressed", {"lifetime": "PT6S", "step": "1", "thresholds": '{"pass": 80, "marginal": 5}'}),
@@ -720,9 +723,9 @@ def test_flagger_regressed_and_thin_never_promote(client: httpx.Client, scope: s
         "metadata": {"config": "demo-doors", "canary_scope": scope, "baseline_scope": "v1", "source": "demo"}
         | metadata,
     }
-    answer = _flagger_until_decided(client, "confirm-promotion", payload, 10)
+    answer = _flagger_until_decided(client, "confirm-promotion", payload, 45)
     assert answer.status_code != 200, answer.text
-    if "regressed" in scope and metadata["lifetime"] == "PT6S" and "thresholds" not in metadata:
+    if "regressed" in scope and metadata.get("mode") == "fixed":
         assert answer.status_code == 409, answer.text
         assert client.post("/api/v1/flagger/rollback", json=payload).status_code == 200
 
