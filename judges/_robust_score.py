@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import norm, t
+from scipy.special import ndtr, ndtri, stdtr
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -148,7 +148,7 @@ class RobustScoreSequence:
         z, _ = self.deviates(state)
         if int(state["steps"]) < 3:
             return 1.0, 1.0
-        return float(norm.sf(z[self.up])), float(norm.cdf(z[self.down]))
+        return float(ndtr(-z[self.up])), float(ndtr(z[self.down]))
 
     def confidence_sequence(self, state: Mapping[str, Any], level: float) -> tuple[float, float] | None:
         """Ratios not rejected at ``level`` (grid steps of 0.1 in log r); None before three steps."""
@@ -168,7 +168,9 @@ def _more_cautious(
     estimate = np.maximum(estimate, 1e-12)
     t_stat = score / np.sqrt(estimate)
     # The normal deviate with the same tail probability as t on df degrees of freedom.
-    tail = t.sf(np.abs(t_stat), df)
-    deviate = np.sign(t_stat) * norm.isf(np.maximum(tail, 1e-300))
+    tail = stdtr(df, -np.abs(t_stat))  # Student's t upper tail (scipy.special: no rv overhead)
+    deviate = -np.sign(t_stat) * ndtri(np.maximum(tail, 1e-300))
     smaller = np.abs(deviate) < np.abs(z)
-    return np.where(smaller, deviate, z), np.where(smaller, estimate, variance)
+    # The variance that deviate implies for S (S / sqrt(V) = deviate): what the mixture boundary reads.
+    implied = np.divide(score * score, deviate * deviate, out=estimate.copy(), where=np.abs(deviate) > 1e-12)
+    return np.where(smaller, deviate, z), np.where(smaller, implied, variance)

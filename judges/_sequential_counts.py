@@ -490,16 +490,16 @@ class SequentialHistogramJudge(_RateRatioJudge):
             "tests": [],
             "counts": None,
             "points": 0,
-            "buckets": self.buckets,
+            "buckets": _json_bounds(self.buckets),
         }
 
     def update(self, state: dict[str, Any], baseline: Any, canary: Any) -> dict[str, Any]:
         """Add a batch of bucket counts per side."""
         if state.get("buckets") is None:
-            state["buckets"] = self.buckets or _bounds_of(baseline, canary)
+            state["buckets"] = _json_bounds(self.buckets or _bounds_of(baseline, canary))
             if state["buckets"] is None:
                 return state  # no bucket series yet
-        bounds = state["buckets"]
+        bounds = [float(b) for b in state["buckets"]]
         cb, cc = self._counts(baseline, "baseline", bounds), self._counts(canary, "canary", bounds)
         if cb.shape[0] != cc.shape[0]:
             raise KayentaError(f"baseline has {cb.shape[0]} steps and canary {cc.shape[0]}: align them")
@@ -555,6 +555,7 @@ class SequentialHistogramJudge(_RateRatioJudge):
         """Evidence per quantile; the metric regresses if any quantile does (Bonferroni)."""
         if state["thresholds"] is None:
             return Assessment(1.0, 1.0, 1.0, None, None, "slow-request ratio", 0)
+        bounds = [float(b) for b in state["buckets"] or self.buckets or []]
         count = len(self.quantiles)
         per_quantile = []
         p_reg, p_safe, e_reg, p_final = 1.0, 0.0, 0.0, 1.0
@@ -577,12 +578,12 @@ class SequentialHistogramJudge(_RateRatioJudge):
             per_quantile.append(
                 {
                     "quantile": q,
-                    "threshold": state["buckets"][index],
+                    "threshold": float(state["buckets"][index]),
                     "ratio_ci": list(ci) if ci else None,
                     "ratio": self._test.estimate(test),
                     "p_regression": pr,
-                    "baseline_quantile": _bucket_quantile(state["counts"][0], state["buckets"], q),
-                    "canary_quantile": _bucket_quantile(state["counts"][1], state["buckets"], q),
+                    "baseline_quantile": _bucket_quantile(state["counts"][0], bounds, q),
+                    "canary_quantile": _bucket_quantile(state["counts"][1], bounds, q),
                 }
             )
             if count * pr < p_reg:
@@ -610,6 +611,11 @@ class SequentialHistogramJudge(_RateRatioJudge):
                 "final_share": self.final_share,
             },
         )
+
+
+def _json_bounds(bounds: list[float] | None) -> list[float | str] | None:
+    """Bucket bounds as strict JSON: the infinite last bound as Prometheus writes it, "+Inf"."""
+    return None if bounds is None else [b if math.isfinite(b) else "+Inf" for b in bounds]
 
 
 def _bounds(bounds: list[float]) -> list[float]:

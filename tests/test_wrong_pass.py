@@ -422,7 +422,7 @@ def test_sequential_doubled_error_rate_never_ends_pass(variant: str) -> None:
 def test_sequential_inconclusive_metric_ends_marginal_naming_it(variant: str) -> None:
     """Rule 1(g): an analysis ending with an inconclusive metric ends ``marginal``, its reason naming it.
 
-    Thin evidence: a latency of only 10 points (healthy), or an errors metric with 100 requests a
+    Thin evidence: a latency of only 8 points (healthy, under min_points 10), or an errors metric with 100 requests a
     minute (about 6 errors in an hour), beside an otherwise well-evidenced healthy metric.
     """
     rng = rng_for(17, len(variant))
