@@ -31,6 +31,10 @@ from dataclasses import dataclass
 import pytest
 from real_traffic import FINISH, SCENARIOS, Outcome, Scenario, simulate_runs
 
+# About 200 s on 2 cores: kept out of the 15-minute suite; run with
+# `.venv/bin/pytest -m slow tests/test_sequential_real_traffic.py -s`.
+pytestmark = pytest.mark.slow
+
 SEED = 20_240_611
 AA_BOUND = 0.075  # the most false fails allowed on a healthy canary (alpha 0.05 plus slack)
 CHUNK = 2  # runs per worker task (small: little idle tail per test)

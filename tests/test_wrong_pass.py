@@ -422,13 +422,14 @@ def test_sequential_doubled_error_rate_never_ends_pass(variant: str) -> None:
 def test_sequential_inconclusive_metric_ends_marginal_naming_it(variant: str) -> None:
     """Rule 1(g): an analysis ending with an inconclusive metric ends ``marginal``, its reason naming it.
 
-    Thin evidence: a latency of only 8 points (healthy, under min_points 10), or an errors metric with 100 requests a
-    minute (about 6 errors in an hour), beside an otherwise well-evidenced healthy metric.
+    Thin evidence: a latency of only 8 points (healthy, under min_points 10), or an errors metric
+    with 100 requests a minute (about 6 errors in an hour), beside an otherwise well-evidenced
+    healthy metric.
     """
     rng = rng_for(17, len(variant))
     thin_latency = variant in ("short-latency", "both-thin")
     thin_errors = variant in ("thin-errors", "both-thin")
-    steps = 10 if thin_latency else 240
+    steps = 8 if thin_latency else 240  # fewer than min_points (10)
     counts = count_pair(
         rng, steps, rpm=100.0 if thin_errors else 60000.0, baseline_rate=1e-3 if thin_errors else 5e-3
     )
