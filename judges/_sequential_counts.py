@@ -196,11 +196,9 @@ class RateRatioTest:
         log_e = logsumexp(log_prior + loglik) - loglik  # mixture e-value against each grid ratio
         kept = np.flatnonzero(log_e < math.log(1.0 / level))
         sequences = [] if kept.size == 0 else [(LOG_RATIO_GRID[kept[0]], LOG_RATIO_GRID[kept[-1]])]
-        robust = (
-            self._robust.confidence_sequence(state["robust"], level) if "robust" in state else (0.0, math.inf)
-        )
-        if robust is not None:
-            sequences.append((math.log(robust[0]), math.log(robust[1]) if robust[1] < math.inf else math.inf))
+        robust = self._robust.confidence_sequence(state["robust"], level) if "robust" in state else None
+        if robust is not None:  # grid ratios: positive and finite
+            sequences.append((math.log(robust[0]), math.log(robust[1])))
         if not sequences:
             return None
         low, high = min(low for low, _ in sequences), max(high for _, high in sequences)
