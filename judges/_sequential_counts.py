@@ -29,7 +29,7 @@ FloatArray = npt.NDArray[np.float64]
 
 LOG_RATIO_GRID = np.linspace(-7.0, 7.0, 1401)  # log rate ratio, steps of 0.01 (1%)
 _HUBER = 1.5  # Huber's clipping constant of the burst-robust estimate
-DISPERSION_QUANTILE = 0.5
+DISPERSION_QUANTILE = 0.5  # the chi-square quantile dividing Pearson's X (see RateRatioTest.dispersion)
 
 
 class RateRatioTest:
@@ -155,10 +155,11 @@ class RateRatioTest:
         canary's share of a step's events varies more than a binomial allows. Pearson's
         statistic X at the maximum-likelihood ratio, chi-square with (steps with events - 1)
         degrees of freedom under a binomial split, estimates the dispersion phi (McCullagh &
-        Nelder 1989, 4.5); we take its 95% upper confidence bound X / chi2_0.05(df), since a
-        burst lasting a few minutes looks consistent on few steps. The log-likelihood is
-        tempered by it (a quasi-likelihood: evidence counts 1/phi as much), so a burst on one
-        arm neither fails nor passes a canary by itself. Test: ``tests/test_sequential.py``.
+        Nelder 1989, 4.5); we take X over the chi-square median, X / chi2_0.5(df)
+        (``DISPERSION_QUANTILE``): a point estimate, since every decision also needs the
+        robust score sequence (``judges._robust_score``), which is the conservative bound. The
+        log-likelihood is tempered by it (a quasi-likelihood: evidence counts 1/phi as much).
+        Test: ``tests/test_sequential.py``.
         """
         pearson, steps = state.get("pearson"), int(state.get("steps", 0))
         if pearson is None or steps < 2 or state["loglik"] is None:
