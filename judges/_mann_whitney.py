@@ -379,7 +379,7 @@ class MannWhitneyJudge(Judge):
     15 such points carry the information of one or two, so the interval is far
     too narrow and a chance difference looks significant. When either side has
     fewer than ``min_effective`` effective points, ``n (1 - r) / (1 + r)`` with
-    ``r`` the side's bias-corrected lag-1 autocorrelation
+    ``r`` the bias-corrected lag-1 autocorrelation pooled over both sides
     (:func:`kayenta_py._stats.effective_points`, Bayley & Hammersley 1946), the
     judgement -- High, Low or Pass alike -- is reported as ``Pass`` flagged
     ``details["inconclusive"]`` (its reason names both counts) and the
@@ -508,7 +508,7 @@ class MannWhitneyJudge(Judge):
         """Why the sides have too few effectively independent points (None: enough, or no rule)."""
         if self.min_effective <= 0 or baseline.size == 0 or canary.size == 0:
             return None
-        counts = effective_points(baseline), effective_points(canary)
+        counts = effective_points(baseline, canary)  # one process under the null: pooled lag-1
         if min(counts) >= self.min_effective:
             return None
         return (

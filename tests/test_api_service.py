@@ -35,6 +35,7 @@ from prometheus_harness import free_port
 
 import kayenta_py
 from kayenta_py import Scope, default_registry, fetch_metric_sets, judge_pairs, load_config, pair_metric_sets
+from kayenta_py._runner import live_fixed_config
 from kayenta_py._service import Service
 from kayenta_py._settings import Settings
 from kayenta_py.examples import EXAMPLES_DIR
@@ -181,8 +182,12 @@ def named(response: httpx.Response, name: str) -> bool:
 
 
 def local_judgements(canary: str, start: float) -> list[kayenta_py.CanaryResult]:
-    """Judge the demo source's data for each cumulative interval, as the service should."""
-    config = load_config(CHECKOUT)
+    """Judge the demo source's data for each cumulative interval, as the service should.
+
+    A live fixed-mode interval of a native config applies the effective-points rule
+    (``live_fixed_config``), so the library judges with it too.
+    """
+    config = live_fixed_config(load_config(CHECKOUT))
     source = default_registry().source_class("demo")()
     results = []
     for index in range(INTERVALS):

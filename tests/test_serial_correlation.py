@@ -85,8 +85,28 @@ def test_ar1_upper_bound_is_monotone_and_bounded() -> None:
 
 def test_effective_points_counts_independent_points_and_discounts_persistent_ones() -> None:
     rng = np.random.default_rng(5)
-    iid = [effective_points(rng.normal(size=60)) for _ in range(200)]
-    persistent = [effective_points(ar1(rng, 15, 0.9)) for _ in range(200)]
+    iid = [effective_points(rng.normal(size=60))[0] for _ in range(200)]
+    persistent = [effective_points(ar1(rng, 15, 0.9))[0] for _ in range(200)]
     assert np.median(iid) >= 40
     assert np.median(persistent) < 3  # 15 points of an AR(1) 0.9 hold about one independent point
-    assert effective_points([1.0, 1.0, 1.0]) == 3.0  # constant: nothing to estimate, count them
+    assert effective_points([1.0, 1.0, 1.0]) == (3.0,)  # constant: nothing to estimate, count them
+
+
+def test_pooled_sides_are_each_centred_and_estimate_the_process_better() -> None:
+    rng = np.random.default_rng(8)
+    # A level difference between the sides (a shifted canary) is not autocorrelation.
+    a, b = rng.normal(size=15), rng.normal(size=15)
+    assert lag1_autocorrelation(a, b + 50.0) == pytest.approx(lag1_autocorrelation(a, b))
+    assert effective_points(a, b + 50.0) == pytest.approx(effective_points(a, b))
+    # Each side keeps its own length; one series pools with nothing.
+    assert len(effective_points(a, b[:9])) == 2 and effective_points(a)[0] == effective_points(a, a)[0]
+    # 15 iid points a side: one side's estimate alone counts fewer than 8 points far more often
+    # than the pooled estimate does, and an AR(1) 0.9 pair is still counted as about one point.
+    single = pooled = persistent = 0
+    for _ in range(2000):
+        x, y = rng.normal(size=15), rng.normal(size=15)
+        single += min(effective_points(x)[0], effective_points(y)[0]) < 8
+        pooled += min(effective_points(x, y)) < 8
+        persistent += max(effective_points(ar1(rng, 15, 0.9), ar1(rng, 15, 0.9))) < 8
+    assert pooled < 0.1 * 2000 < single, (pooled, single)
+    assert persistent > 0.95 * 2000, persistent
