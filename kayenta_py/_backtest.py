@@ -431,7 +431,7 @@ def load_stored_canaries(
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-    from kayenta_py._store import Store, pairs_from_json
+    from kayenta_py._store import Store, StoreError, pairs_from_json
 
     registry = registry or default_registry()
     labels = read_labels(Path(labels_path)) if labels_path is not None else {}
@@ -461,7 +461,14 @@ def load_stored_canaries(
             if summary.mode == "sequential":
                 skipped.append(f"{summary.id}: sequential analysis (its intervals hold only new points)")
                 continue
-            record = store.get_analysis(summary.id)
+            try:
+                record = store.get_analysis(summary.id)
+                last_pairs = (
+                    pairs_from_json(record.intervals[-1].pairs) if record and record.intervals else []
+                )
+            except (StoreError, KeyError, TypeError, ValueError) as exc:  # a row that cannot be read
+                skipped.append(f"{summary.id}: unreadable stored analysis: {exc}")
+                continue
             if record is None or not record.intervals:
                 skipped.append(f"{summary.id}: no stored interval")
                 continue
@@ -482,7 +489,7 @@ def load_stored_canaries(
                     raise KayentaError(f"analysis {record.id}: its stored config: {exc}") from None
             baseline: dict[str, list[MetricSet]] = {}
             canary: dict[str, list[MetricSet]] = {}
-            for pair in pairs_from_json(record.intervals[-1].pairs):
+            for pair in last_pairs:  # the last interval's full pairs (IntervalRecord.pairs joins deltas)
                 baseline.setdefault(pair.name, []).append(pair.baseline)
                 canary.setdefault(pair.name, []).append(pair.canary)
             canaries.append(

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kayenta_py._errors import ConfigError, ConfigIssue, KayentaError
+from kayenta_py._limits import Limits, check_config_document
 from kayenta_py._model import Direction, Thresholds
 from kayenta_py._registry import Registry, default_registry, did_you_mean
 from kayenta_py._stats import NanStrategy, Outliers, OutlierStrategy
@@ -294,7 +295,11 @@ class _KayentaModel(_Lenient):
 
 
 def load_config(
-    source: str | Path | Mapping[str, Any], *, registry: Registry | None = None, mode: Mode | None = None
+    source: str | Path | Mapping[str, Any],
+    *,
+    registry: Registry | None = None,
+    mode: Mode | None = None,
+    limits: Limits | None = None,
 ) -> CanaryConfig:
     """Load and validate a canary config: a path to YAML/JSON, or a mapping.
 
@@ -303,7 +308,8 @@ def load_config(
     recognised by their shape and accepted as Kayenta accepts them: unknown
     fields become warnings on the returned config. ``mode`` overrides the
     config's own (``sequential`` gives metrics without a judge their kind's
-    sequential judge).
+    sequential judge). A config that could not be stored as JSON (nested deeper or
+    larger than ``limits`` allow, holding a NUL or a non-finite number) is refused first.
 
     Raises
     ------
@@ -323,6 +329,8 @@ def load_config(
         raw = _parse_text(text, origin)
     if not isinstance(raw, Mapping):
         raise ConfigError([ConfigIssue("", "the config must be a mapping of keys")], source=origin)
+    if limits is not None:  # a door of the service: the document is stored as strict JSON
+        check_config_document(raw, limits)
     registry = registry or default_registry()
     if is_kayenta_config(raw):
         return _from_kayenta(raw, registry, origin, mode)

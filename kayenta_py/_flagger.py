@@ -23,9 +23,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from kayenta_py._errors import ConfigError, KayentaError
+from kayenta_py._limits import JsonSafeErrors, check_text, json_issue
 from kayenta_py._model import Thresholds
 from kayenta_py._registry import did_you_mean
 from kayenta_py._service import ConfigNotFoundError, Service
@@ -62,15 +63,19 @@ _METADATA = (
 )
 
 
-class FlaggerPayload(BaseModel):
-    """Flagger's webhook payload (unknown fields are accepted, as Flagger adds some over time)."""
+class FlaggerPayload(JsonSafeErrors):
+    """Flagger's webhook payload (unknown fields are accepted, as Flagger adds some over time).
+
+    The lengths are Kubernetes' (a name of 253 characters, a namespace of 63), so that the
+    analysis' key ``namespace/name/checksum`` fits the store's column.
+    """
 
     model_config = ConfigDict(extra="allow")
 
-    name: str = Field(min_length=1)
-    namespace: str = Field(min_length=1)
-    phase: str = ""
-    checksum: str = ""
+    name: str = Field(min_length=1, max_length=253)
+    namespace: str = Field(min_length=1, max_length=63)
+    phase: str = Field("", max_length=100)
+    checksum: str = Field("", max_length=128)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -83,7 +88,17 @@ def flagger_router(service: Service, guard: Callable[..., None]) -> APIRouter:
         """Answer one Flagger webhook for a canary, starting its analysis on the first call."""
         if hook not in HOOKS:
             return _text(404, f"unknown hook {hook!r}; use one of {', '.join(HOOKS)}")
+        for field in ("name", "namespace", "phase", "checksum"):
+            try:
+                check_text(getattr(payload, field), field, 253)
+            except KayentaError as exc:
+                return _error(422, field, str(exc))
+        issue = json_issue(payload.model_dump(), service.limits)
+        if issue is not None:
+            return _error(422, issue.path or "body", issue.message)
         key = f"{payload.namespace}/{payload.name}/{payload.checksum}"
+        # A fast path only: two first calls at once both start, and the store's unique key
+        # (kind, external_key) gives the second the analysis the first stored.
         record = service.store.find_analysis("flagger", key)
         if record is None:
             if hook not in _STARTING:
@@ -115,6 +130,9 @@ def _start(service: Service, payload: FlaggerPayload, key: str) -> AnalysisRecor
     config_name = meta.get("config")
     if not config_name:
         raise KayentaError("metadata.config: name a stored canary config")
+    for field in ("config", "baseline_scope", "canary_scope", "location", "source", "mode"):
+        if meta.get(field) is not None and not isinstance(meta[field], str):
+            raise KayentaError(f"metadata.{field}: {_short(repr(meta[field]), 100)} is not a string")
     mode = meta.get("mode")
     if mode is not None and mode not in ("fixed", "sequential"):
         raise KayentaError(f"metadata.mode: {mode!r} is not 'fixed' or 'sequential'")
@@ -148,7 +166,7 @@ def _version(value: Any) -> int | None:
     if value is None or value == "":
         return None
     text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
+    if isinstance(value, bool) or not text.isdigit() or len(text) > 10 or int(text) < 1:
         raise KayentaError(f"metadata.config_version: {value!r} is not a version number (1, 2, ...)")
     return int(text)
 
@@ -181,7 +199,9 @@ def _thresholds(value: Any) -> dict[str, float] | None:
 def _error(status: int, field: str, message: str) -> JSONResponse:
     """A short JSON error naming the field (Flagger shows the body in its events)."""
     text = _short(message if message.startswith(field) else f"{field}: {message}", 300)
-    return JSONResponse({"detail": [{"loc": ["body", *field.split(".")], "msg": text}]}, status_code=status)
+    kind = "not_found" if status == 404 else "value_error"
+    item = {"type": kind, "loc": ["body", *field.split(".")], "msg": text}
+    return JSONResponse({"detail": [item]}, status_code=status)
 
 
 def _answer(hook: str, record: AnalysisRecord) -> PlainTextResponse:

@@ -10,6 +10,7 @@ is reported in the execution's ``warnings``.
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -20,9 +21,11 @@ import numpy as np
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Request, Response
 
 from kayenta_py._config import CanaryConfig, load_config
-from kayenta_py._errors import ThresholdsError
+from kayenta_py._errors import KayentaError, ThresholdsError
+from kayenta_py._limits import Limits, check_duration, check_text, check_time, json_issue
 from kayenta_py._model import MetricSet, MetricSetPair, Thresholds, rfc3339
 from kayenta_py._pipeline import judge_pairs, pair_metric_sets
+from kayenta_py._redact import redact_json
 from kayenta_py._registry import did_you_mean
 from kayenta_py._service import NO_SOURCE, Service
 from kayenta_py._store import (
@@ -37,6 +40,7 @@ from kayenta_py._store import (
 )
 
 CONFIG_ACCOUNT = "kayenta-py"
+CONFIG_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")  # a config id is a path segment
 KAYENTA_JUDGE = "NetflixACAJudge-v1.0"
 
 JsonBody = Annotated[dict[str, Any], Body()]
@@ -125,10 +129,14 @@ def kayenta_router(
     ) -> dict[str, str]:
         """Store a canary config; answer its id."""
         document = {k: v for k, v in body.items() if k != "id"}
-        load_config(document, registry=service.registry)
+        load_config(document, registry=service.registry, limits=service.limits)
         config_id = str(body.get("id") or uuid.uuid4().hex)
-        if not config_id.strip() or len(config_id) > 200:
-            raise _bad("id", "must be 1 to 200 characters")
+        if len(config_id) > service.limits.max_name_chars or not CONFIG_ID.match(config_id):
+            raise _bad(
+                "id",
+                f"{config_id[:100]!r} is not a config id: 1 to {service.limits.max_name_chars} letters, "
+                "digits, '.', '_', ':' or '-', starting with a letter or digit",
+            )
         only = writable(config_id, authorization)
         try:
             service.store.create_config(config_id, document, origin=KAYENTA, only_origin=only)
@@ -152,7 +160,7 @@ def kayenta_router(
     ) -> dict[str, str]:
         """Replace a canary config (its earlier versions stay in the history)."""
         document = {k: v for k, v in body.items() if k != "id"}
-        load_config(document, registry=service.registry)
+        load_config(document, registry=service.registry, limits=service.limits)
         _stored_config(service, config_id)
         only = writable(config_id, authorization)
         try:
@@ -192,6 +200,7 @@ def kayenta_router(
 
         The execution keeps the version stored now, whatever is stored later.
         """
+        _check_body(body, service.limits)
         record = _stored_config(service, config_id)
         return _start_execution(
             service, dict(record.body), config_id, body, dict(request.query_params), version=record.version
@@ -200,6 +209,7 @@ def kayenta_router(
     @router.post("/canary")
     def start_adhoc_canary(request: Request, body: JsonBody) -> dict[str, str]:
         """Start a canary execution with an inline config: ``{canaryConfig, executionRequest}``."""
+        _check_body(body, service.limits)
         config, execution, warnings = _adhoc(body)
         return _start_execution(service, config, None, execution, dict(request.query_params), warnings)
 
@@ -216,6 +226,7 @@ def kayenta_router(
     @router.post("/standalone_canary_analysis/{config_id}")
     def start_standalone(config_id: str, request: Request, body: JsonBody) -> dict[str, str]:
         """Start a standalone canary analysis (several intervals) with a stored config, as stored now."""
+        _check_body(body, service.limits)
         record = _stored_config(service, config_id)
         return _start_standalone(
             service, dict(record.body), config_id, body, dict(request.query_params), version=record.version
@@ -224,6 +235,7 @@ def kayenta_router(
     @router.post("/standalone_canary_analysis")
     def start_adhoc_standalone(request: Request, body: JsonBody) -> dict[str, str]:
         """Start a standalone canary analysis with an inline config."""
+        _check_body(body, service.limits)
         config, execution, warnings = _adhoc(body)
         return _start_standalone(service, config, None, execution, dict(request.query_params), warnings)
 
@@ -283,12 +295,12 @@ def kayenta_router(
                 "supportedTypes": ["CONFIGURATION_STORE", "OBJECT_STORE"],
             }
         )
-        return accounts
+        return list(redact_json(accounts))  # a source URL's credentials are masked
 
     @router.get("/metricsServices")
     def metrics_services() -> list[dict[str, Any]]:
-        """The metrics services, as Kayenta lists them."""
-        return [_source_account(service, name) for name in service.source_names()]
+        """The metrics services, as Kayenta lists them (a URL's credentials masked)."""
+        return list(redact_json([_source_account(service, name) for name in service.source_names()]))
 
     return router
 
@@ -308,7 +320,7 @@ def _start_execution(
 ) -> dict[str, str]:
     warnings = list(warnings or [])
     warnings += _unknown(execution, _EXECUTION_FIELDS, "executionRequest")
-    parsed = load_config(config, registry=service.registry)
+    parsed = load_config(config, registry=service.registry, limits=service.limits)
     warnings += list(parsed.warnings)
     scopes = execution.get("scopes")
     if not isinstance(scopes, Mapping) or not scopes:
@@ -321,22 +333,30 @@ def _start_execution(
         warnings += _unknown(scope, _SCOPE_FIELDS, f"scopes.{name}.{side}")
     start = _time(control.get("start"), f"scopes.{name}.controlScope.start")
     end = _time(control.get("end"), f"scopes.{name}.controlScope.end")
-    if (_time(experiment.get("start"), "s"), _time(experiment.get("end"), "e")) != (start, end):
+    experiment_window = (
+        _time(experiment.get("start"), f"scopes.{name}.experimentScope.start"),
+        _time(experiment.get("end"), f"scopes.{name}.experimentScope.end"),
+    )
+    if end <= start:
+        raise _bad(f"scopes.{name}.controlScope.end", "must come after start")
+    _limited(check_duration, end - start, f"scopes.{name}.controlScope.end", service.limits.max_lifetime_s)
+    if experiment_window != (start, end):
         raise _bad(
             f"scopes.{name}.experimentScope",
             "start and end must equal the controlScope's "
             "(kayenta-py compares both scopes over the same window)",
         )
-    step = _number(control.get("step", 60), f"scopes.{name}.controlScope.step")
+    step = _step(control.get("step", 60), f"scopes.{name}.controlScope.step", service.limits)
+    limits, where = service.limits, f"scopes.{name}"
     source, more = _source(service, query.get("metricsAccountName"))
     warnings += more
     thresholds = _request_thresholds(execution, parsed.thresholds)
     record = service.create_analysis(
         **_config_arguments(config, config_id, version),
-        baseline_scope=str(control.get("scope", "")),
-        canary_scope=str(experiment.get("scope", "")),
-        scope_params=_params(control.get("extendedScopeParams")),
-        location=_location(control),
+        baseline_scope=_text(control.get("scope"), f"{where}.controlScope.scope", limits.max_scope_chars),
+        canary_scope=_text(experiment.get("scope"), f"{where}.experimentScope.scope", limits.max_scope_chars),
+        scope_params=_params(control.get("extendedScopeParams"), f"{where}.controlScope", limits),
+        location=_location(control, f"{where}.controlScope", limits),
         source=source,
         start=start,
         end=end,
@@ -345,8 +365,10 @@ def _start_execution(
         kind="kayenta",
         mode=_mode(execution),
         extra={
-            "canary_location": _location(experiment),
-            "canary_scope_params": _params(experiment.get("extendedScopeParams")),
+            "canary_location": _location(experiment, f"{where}.experimentScope", limits),
+            "canary_scope_params": _params(
+                experiment.get("extendedScopeParams"), f"{where}.experimentScope", limits
+            ),
             "request": dict(execution),
             "query": dict(query),
             "config_id": config_id,
@@ -367,7 +389,8 @@ def _start_standalone(
     version: int | None = None,
 ) -> dict[str, str]:
     warnings = list(warnings or []) + _unknown(request, _STANDALONE_FIELDS, "executionRequest")
-    parsed = load_config(config, registry=service.registry)
+    parsed = load_config(config, registry=service.registry, limits=service.limits)
+    limits = service.limits
     scopes = request.get("scopes")
     if not isinstance(scopes, list) or not scopes or not isinstance(scopes[0], Mapping):
         raise _bad("scopes", "required: a list of {controlScope, experimentScope, ...}")
@@ -375,42 +398,50 @@ def _start_standalone(
         warnings.append(f"scopes: {len(scopes)} given; kayenta-py analyzes the first only")
     scope = scopes[0]
     warnings += _unknown(scope, _STANDALONE_SCOPE_FIELDS, "scopes[0]")
-    warmup = _number(request.get("beginAfterMins", 0), "beginAfterMins") * 60
-    lookback = _number(request.get("lookbackMins", 0), "lookbackMins") * 60
-    start = _time(scope.get("startTimeIso") or scope.get("startTimeMillis"), "scopes[0].startTimeIso", True)
+    warmup = _minutes(request.get("beginAfterMins", 0), "beginAfterMins", limits, positive=False)
+    lookback = _minutes(request.get("lookbackMins", 0), "lookbackMins", limits, positive=False)
+    start_field = "scopes[0].startTimeIso" if scope.get("startTimeIso") else "scopes[0].startTimeMillis"
+    start = _time(scope.get("startTimeIso") or scope.get("startTimeMillis"), start_field, True)
+    _limited(check_time, start, start_field, ahead=limits.max_start_ahead_s)
     # As Kayenta's calculateLifetime: an end time, when given, wins over lifetimeDurationMins.
     end_value = scope.get("endTimeIso") or scope.get("endTimeMillis")
     if end_value:
-        end = _time(end_value, "scopes[0].endTimeIso")
+        end_field = "scopes[0].endTimeIso" if scope.get("endTimeIso") else "scopes[0].endTimeMillis"
+        end = _time(end_value, end_field)
         if request.get("lifetimeDurationMins") is not None:
             warnings.append("lifetimeDurationMins: ignored, scopes[0].endTimeIso gives the lifetime")
         lifetime = end - start - warmup
         if lifetime <= 0:
-            raise _bad("scopes[0].endTimeIso", "must come after startTimeIso (and beginAfterMins)")
+            raise _bad(end_field, "must come after startTimeIso (and beginAfterMins)")
+        _limited(check_duration, lifetime, end_field, limits.max_lifetime_s)
     else:
-        lifetime = _number(request.get("lifetimeDurationMins"), "lifetimeDurationMins") * 60
-    interval = _number(request.get("analysisIntervalMins", lifetime / 60), "analysisIntervalMins") * 60
+        lifetime = _minutes(request.get("lifetimeDurationMins"), "lifetimeDurationMins", limits)
+    interval = _minutes(request.get("analysisIntervalMins", lifetime / 60), "analysisIntervalMins", limits)
     source, more = _source(service, query.get("metricsAccountName"))
     warnings += more
     thresholds = _request_thresholds(request, parsed.thresholds)
     record = service.create_analysis(
         **_config_arguments(config, config_id, version),
-        baseline_scope=str(scope.get("controlScope", "")),
-        canary_scope=str(scope.get("experimentScope", "")),
-        scope_params=_params(scope.get("extendedScopeParams")),
-        location=str(scope.get("controlLocation", "")),
+        baseline_scope=_text(scope.get("controlScope"), "scopes[0].controlScope", limits.max_scope_chars),
+        canary_scope=_text(scope.get("experimentScope"), "scopes[0].experimentScope", limits.max_scope_chars),
+        scope_params=_params(scope.get("extendedScopeParams"), "scopes[0]", limits),
+        location=_text(scope.get("controlLocation"), "scopes[0].controlLocation", limits.max_name_chars),
         source=source,
         start=start,
         lifetime=lifetime,
         interval=interval,
         warmup=warmup,
         lookback=lookback or None,
-        step=_number(scope.get("step", 60), "scopes[0].step"),
+        step=_step(scope.get("step", 60), "scopes[0].step", limits),
         thresholds=thresholds.to_dict(),
         kind="kayenta-standalone",
         mode=_mode(request),
         extra={
-            "canary_location": str(scope.get("experimentLocation", scope.get("controlLocation", ""))),
+            "canary_location": _text(
+                scope.get("experimentLocation", scope.get("controlLocation")),
+                "scopes[0].experimentLocation",
+                limits.max_name_chars,
+            ),
             "request": dict(request),
             "query": dict(query),
             "config_id": config_id,
@@ -578,17 +609,64 @@ def _unknown(document: Mapping[str, Any], known: tuple[str, ...], path: str) -> 
     ]
 
 
-def _location(scope: Mapping[str, Any]) -> str:
+def _location(scope: Mapping[str, Any], where: str, limits: Limits) -> str:
     # Argo Rollouts' kayenta provider sends the location as "region".
-    return str(scope.get("location") or scope.get("region") or "")
+    key = "location" if scope.get("location") else "region"
+    return _text(scope.get(key), f"{where}.{key}", limits.max_name_chars)
 
 
-def _params(value: Any) -> dict[str, str]:
+def _params(value: Any, where: str, limits: Limits) -> dict[str, str]:
+    field = f"{where}.extendedScopeParams"
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise _bad("extendedScopeParams", "must be an object of strings")
-    return {str(k): str(v) for k, v in value.items()}
+        raise _bad(field, "must be an object of strings")
+    params = {}
+    for key, item in value.items():
+        if isinstance(item, Mapping | list) or item is None:
+            raise _bad(f"{field}.{key}", f"{_short(item)} is not a string")
+        _limited(check_text, key, field, limits.max_name_chars)
+        params[key] = _limited(check_text, str(item), f"{field}.{key}", limits.max_scope_chars)
+    return params
+
+
+def _text(value: Any, field: str, maximum: int) -> str:
+    """Return a string field (absent: empty) if short and free of control characters."""
+    if value is None:
+        return ""
+    if isinstance(value, Mapping | list | bool):
+        raise _bad(field, f"{_short(value)} is not a string")
+    return str(_limited(check_text, str(value), field, maximum))
+
+
+def _step(value: Any, field: str, limits: Limits) -> float:
+    return float(_limited(check_duration, _number(value, field), field, limits.max_step_s))
+
+
+def _minutes(value: Any, field: str, limits: Limits, *, positive: bool = True) -> float:
+    """Return a ``*Mins`` field in seconds, finite and at most ``max_lifetime``."""
+    seconds = _number(value, field) * 60
+    return float(_limited(check_duration, seconds, field, limits.max_lifetime_s, positive=positive))
+
+
+def _limited(check: Callable[..., Any], value: Any, field: str, *args: Any, **kwargs: Any) -> Any:
+    """Run a check of :mod:`kayenta_py._limits`, answering its error as a 422 naming ``field``."""
+    try:
+        return check(value, field, *args, **kwargs)
+    except KayentaError as exc:
+        raise _bad(field, str(exc).removeprefix(f"{field}: ")) from None
+
+
+def _check_body(body: Mapping[str, Any], limits: Limits) -> None:
+    """Refuse a request body that could not be stored as JSON (it is kept with the execution)."""
+    issue = json_issue(body, limits)
+    if issue is not None:
+        raise _bad(issue.path or "body", issue.message)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 100 else text[:99] + "…"
 
 
 def _time(value: Any, field: str, optional: bool = False) -> float:
@@ -597,15 +675,20 @@ def _time(value: Any, field: str, optional: bool = False) -> float:
             return datetime.now(UTC).timestamp()
         raise _bad(field, "required: an RFC 3339 time")
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value) / 1000.0  # Kayenta's *Millis fields
+        return float(_limited(check_time, float(value) / 1000.0, field))  # Kayenta's *Millis fields
+    if not isinstance(value, str) or len(value) > 64:
+        raise _bad(field, f"{_short(value)} is not an RFC 3339 time")
     try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise _bad(field, f"{value!r} is not an RFC 3339 time") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+        raise _bad(field, f"{_short(value)} is not an RFC 3339 time") from None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return float(_limited(check_time, moment.timestamp(), field))
 
 
 def _number(value: Any, field: str) -> float:
+    if isinstance(value, bool) or (isinstance(value, str) and len(value) > 64):
+        raise _bad(field, f"{_short(value)} is not a number")
     try:
         number = float(value)
     except (TypeError, ValueError):

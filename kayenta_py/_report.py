@@ -187,9 +187,9 @@ def render_analysis_html(record: AnalysisRecord, *, links: Mapping[str, str] | N
             f"({_when(last.window_start_ts)} to {_when(last.window_end_ts)})"
         )
         if record.mode == "sequential":  # each interval holds only its new points: plot them all
-            pairs = _merged_pairs([_stored_pairs(i.pairs) for i in intervals])
-        else:  # each interval's window holds everything it judged
-            pairs = _stored_pairs(last.pairs)
+            pairs = _merged_pairs([_stored_pairs(i) for i in intervals])
+        else:  # each interval's window holds everything it judged (rebuilt from stored deltas)
+            pairs = _stored_pairs(last)
         sections = [_metrics_section(metrics, heading), _plots_section(metrics, pairs)]
     sections.append(_history_section(intervals, record.intervals_total))
     title = f"Canary analysis {record.id}"
@@ -394,12 +394,13 @@ def _history_section(intervals: Sequence[Any], total: int) -> str:
     )
 
 
-def _stored_pairs(document: Any) -> list[MetricSetPair] | None:
-    from kayenta_py._store import pairs_from_json
+def _stored_pairs(interval: Any) -> list[MetricSetPair] | None:
+    """Return an interval's full stored pairs (its ``pairs``: deltas joined), None if unreadable."""
+    from kayenta_py._store import StoreError, pairs_from_json
 
     try:
-        return pairs_from_json(document or [])
-    except (KeyError, TypeError, ValueError):  # an unreadable stored document: report without plots
+        return pairs_from_json(interval.pairs or [])
+    except (KeyError, TypeError, ValueError, StoreError):  # an unreadable stored document: no plots
         return None
 
 

@@ -18,8 +18,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from apscheduler.executors.pool import ThreadPoolExecutor as JobThreadPool
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -27,10 +28,14 @@ from kayenta_py._config import CanaryConfig, load_config
 from kayenta_py._errors import KayentaError
 from kayenta_py._model import CanaryResult, Thresholds, Verdict
 from kayenta_py._pipeline import judge_pairs, pair_metric_sets
+from kayenta_py._redact import redact
 from kayenta_py._registry import Registry
 from kayenta_py._sequential import SequentialAnalysis, fetch_sequential_batch
 from kayenta_py._source import MetricsSource, Scope, SourceError, fetch_metric_sets
 from kayenta_py._store import CANCELLED, COMPLETED, FAILED, AnalysisRecord, Store
+
+if TYPE_CHECKING:
+    from kayenta_py._settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +70,42 @@ class RunnerMetrics:
         )
 
 
+@dataclass
+class _Trouble:
+    """Failed attempts of an analysis since it last stored an interval."""
+
+    first_ts: float
+    attempts: int = 0
+    logged_trace: bool = False
+    unrecorded: tuple[str, str] | None = None  # a failure (reason, error) the store could not take yet
+    record_attempts: int = 0
+
+
+def runner_options(settings: Settings) -> dict[str, Any]:
+    """The runner's keyword arguments from the service settings."""
+    return {
+        "concurrency": settings.fetch_concurrency,
+        "retry_limit": settings.source_retry_limit,
+        "retry_backoff": settings.retry_backoff,
+        "retry_max_delay": settings.retry_max_delay,
+        "retry_max_seconds": settings.retry_max_seconds,
+        "source_workers": settings.source_workers,
+        "fetch_deadline": settings.fetch_deadline,
+    }
+
+
 class AnalysisRunner:
-    """Schedules and runs the intervals of live analyses."""
+    """Schedules and runs the intervals of live analyses.
+
+    Each source's analyses run on that source's own pool of ``source_workers`` threads, so a
+    slow source delays only its own analyses (other sources and the notifier keep theirs), and
+    an interval's fetch is cut off after ``fetch_deadline`` seconds. A permanent error (a
+    refusal such as HTTP 400, a config that cannot work, an invalid step) fails the analysis at
+    once; a transient one (connection, timeout, 429, 5xx, an unexpected error such as a busy or
+    full database) is tried again after ``retry_backoff`` seconds, doubling up to
+    ``retry_max_delay``, and fails the analysis after ``retry_limit`` attempts or
+    ``retry_max_seconds``, naming the last error. Test: ``tests/test_runner_bounded.py``.
+    """
 
     def __init__(
         self,
@@ -77,19 +116,42 @@ class AnalysisRunner:
         metrics: RunnerMetrics,
         concurrency: int = 8,
         retry_limit: int = 3,
+        retry_backoff: float = 2.0,
+        retry_max_delay: float = 60.0,
+        retry_max_seconds: float = 600.0,
+        source_workers: int = 4,
+        fetch_deadline: float = 120.0,
         on_finish: Callable[[AnalysisRecord], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        if retry_limit < 1 or source_workers < 1:
+            raise KayentaError("retry_limit and source_workers must be at least 1")
+        for name, value in (
+            ("retry_backoff", retry_backoff),
+            ("retry_max_delay", retry_max_delay),
+            ("retry_max_seconds", retry_max_seconds),
+            ("fetch_deadline", fetch_deadline),
+        ):
+            if not (math.isfinite(value) and value > 0):
+                raise KayentaError(f"{name} must be a positive number of seconds, got {value!r}")
         self.store = store
         self.sources = sources
         self.registry = registry
         self.metrics = metrics
         self.concurrency = concurrency
         self.retry_limit = retry_limit
+        self.retry_backoff = retry_backoff
+        self.retry_max_delay = retry_max_delay
+        self.retry_max_seconds = retry_max_seconds
+        self.source_workers = source_workers
+        self.fetch_deadline = fetch_deadline
         self.on_finish = on_finish
         self.clock = clock
-        self._failures: dict[tuple[str, int], int] = {}
+        self._trouble: dict[str, _Trouble] = {}
+        self._source_of: dict[str, str] = {}
+        self._executors: set[str] = set()
         self._lock = threading.Lock()
+        self._executors_lock = threading.Lock()
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -115,12 +177,16 @@ class AnalysisRunner:
         analysis = self.store.get_analysis(analysis_id, with_intervals=False)
         if analysis is None or analysis.complete:
             return
+        self._source_of[analysis_id] = analysis.source
         judged = self.store.judged_indices(analysis_id)
         pending = [i for i in range(analysis.intervals_total) if i not in judged]
         if not pending:  # every interval stored but not finished: finish from the last one
             self._run(analysis_id)
             return
-        when = max(self.clock() + delay, analysis.due_ts(pending[0]))
+        self._at(analysis_id, max(self.clock() + delay, analysis.due_ts(pending[0])))
+
+    def _at(self, analysis_id: str, when: float) -> None:
+        """Run the analysis at ``when`` on its source's pool (no store access: works when it is down)."""
         self.scheduler.add_job(
             self._run,
             "date",
@@ -128,32 +194,44 @@ class AnalysisRunner:
             args=[analysis_id],
             id=analysis_id,
             replace_existing=True,
+            executor=self._executor(self._source_of.get(analysis_id)),
         )
 
+    def _executor(self, source: str | None) -> str:
+        """The scheduler executor of ``source``'s analyses, added on first use."""
+        if source is None:
+            return "default"
+        alias = f"source:{source}"
+        with self._executors_lock:
+            if alias not in self._executors:
+                self.scheduler.add_executor(JobThreadPool(self.source_workers), alias)
+                self._executors.add(alias)
+        return alias
+
     def cancel(self, analysis_id: str, reason: str = "cancelled") -> AnalysisRecord | None:
-        """Cancel a running analysis: no further interval is judged."""
-        with self._lock:
-            record = self.store.finish_analysis(
-                analysis_id,
-                CANCELLED,
-                Verdict.FAIL.value,
-                None,
-                f"{reason}: the analysis was stopped before its end, so it has no passing verdict",
-            )
+        """Cancel a running analysis: no further interval is judged (a finished one is left as it is)."""
+        self._finish(
+            analysis_id,
+            CANCELLED,
+            Verdict.FAIL.value,
+            None,
+            f"{reason}: the analysis was stopped before its end, so it has no passing verdict",
+        )
         if self.scheduler.get_job(analysis_id) is not None:
             self.scheduler.remove_job(analysis_id)
-        if record is not None:
-            self._notify(analysis_id)
-        return record
+        return self.store.get_analysis(analysis_id, with_intervals=False)
 
     def _run(self, analysis_id: str) -> None:
         """Judge every due, unjudged interval in order, then schedule the next one."""
+        trouble = self._trouble.get(analysis_id)
+        if trouble is not None and trouble.unrecorded is not None:
+            self._fail(analysis_id, *trouble.unrecorded)  # the store could not take the failure yet
+            return
         try:
             if self._judge_due_intervals(analysis_id):
                 self.schedule(analysis_id)
-        except Exception:  # keep the scheduler alive; the analysis is retried shortly
-            log.exception("analysis %s: unexpected error; retrying in 5 s", analysis_id)
-            self.schedule(analysis_id, delay=5.0)
+        except Exception as exc:  # keep the scheduler alive; the error decides: fail now or retry
+            self._on_error(analysis_id, None, exc)
 
     def _judge_due_intervals(self, analysis_id: str) -> bool:
         """Return True when the analysis goes on (more intervals to judge)."""
@@ -164,51 +242,108 @@ class AnalysisRunner:
         last = analysis.intervals_total - 1
         if len(judged) == analysis.intervals_total:
             final = judged[last]
-            self._finish(analysis, COMPLETED, final.verdict, final.score, final.reason)
+            self._finish(analysis.id, COMPLETED, final.verdict, final.score, final.reason)
             return False
         for index in range(analysis.intervals_total):
             if index in judged:
                 continue
             if analysis.due_ts(index) > self.clock():
                 return True
-            outcome = self._judge_interval(analysis, index)
-            if outcome is None:  # the source failed; its retry is already scheduled, with a delay
+            try:
+                ended = self._judge_interval(analysis, index)
+            except Exception as exc:
+                self._on_error(analysis_id, index, exc)
                 return False
-            if outcome:
+            self._trouble.pop(analysis_id, None)
+            if ended:
                 return False
         return False
 
-    def _judge_sequential(self, analysis: AnalysisRecord, index: int) -> bool | None:
+    def _on_error(self, analysis_id: str, index: int | None, exc: Exception) -> None:
+        """Fail the analysis at once on a permanent error; retry a transient one with backoff, bounded."""
+        at = "" if index is None else f" at interval {index + 1}"
+        if isinstance(exc, SourceError):
+            self.metrics.source_errors.labels(self._source_of.get(analysis_id, "unknown")).inc()
+            what, text, transient = "metrics source", str(exc), exc.transient
+        elif isinstance(exc, KayentaError):  # a config, query or step that cannot work
+            what, text, transient = "analysis", str(exc), False
+        else:  # a judge or store that raised: perhaps a busy or full database, perhaps a bug
+            what, text, transient = "internal error", f"{type(exc).__name__}: {exc}"[:500], True
+        text = redact(text)
+        if not transient:
+            self._fail(analysis_id, f"{what} failed{at}: {text}", text)
+            return
+        trouble = self._trouble.setdefault(analysis_id, _Trouble(self.clock()))
+        trouble.attempts += 1
+        elapsed = self.clock() - trouble.first_ts
+        if trouble.attempts >= self.retry_limit or elapsed >= self.retry_max_seconds:
+            reason = f"{what} failed {trouble.attempts} times{at} over {elapsed:.0f} s; last error: {text}"
+            self._fail(analysis_id, reason, text)
+            return
+        delay = self._backoff(trouble.attempts)
+        if what == "internal error" and not trouble.logged_trace:  # the trace once, then one line a try
+            trouble.logged_trace = True
+            log.error("analysis %s%s: unexpected error", analysis_id, at, exc_info=exc)
+        log.warning(
+            "analysis %s%s: %s: %s; attempt %d of %d, next in %.0f s",
+            analysis_id,
+            at,
+            what,
+            text,
+            trouble.attempts,
+            self.retry_limit,
+            delay,
+        )
+        self._at(analysis_id, self.clock() + delay)
+
+    def _backoff(self, attempt: int) -> float:
+        return float(min(self.retry_max_delay, self.retry_backoff * 2 ** min(attempt - 1, 30)))
+
+    def _fail(self, analysis_id: str, reason: str, error: str) -> None:
+        """Store the analysis as failed; if the store cannot take it (disk full), try again with backoff."""
+        reason, error = redact(reason), redact(error)
+        try:
+            if self._finish(analysis_id, FAILED, Verdict.FAIL.value, None, reason, error=error):
+                log.warning("analysis %s failed: %s", analysis_id, reason)
+        except Exception as exc:
+            trouble = self._trouble.setdefault(analysis_id, _Trouble(self.clock()))
+            trouble.unrecorded = (reason, error)
+            trouble.record_attempts += 1
+            delay = self._backoff(trouble.record_attempts)
+            log.error(
+                "analysis %s: cannot store its failure (%s); trying again in %.0f s",
+                analysis_id,
+                redact(f"{type(exc).__name__}: {exc}"[:300]),
+                delay,
+            )
+            self._at(analysis_id, self.clock() + delay)
+            return
+        self._trouble.pop(analysis_id, None)
+
+    def _judge_sequential(self, analysis: AnalysisRecord, index: int) -> bool:
         """Sequential mode: fold the new points into the persisted state; decide when it can."""
         window = analysis.window(index)
         began = time.perf_counter()
-        try:
-            config = load_config(analysis.config_body, registry=self.registry, mode="sequential")
-            sequential = SequentialAnalysis(
-                config,
-                analysis.extra.get("alpha", 0.05),
-                family=analysis.extra.get("family", "bonferroni"),
-                registry=self.registry,
-                thresholds=Thresholds(analysis.thresholds["pass"], analysis.thresholds["marginal"]),
-            ).restore(json_state_decode(analysis.state or {}))
-            batch = fetch_sequential_batch(
-                config,
-                self.sources(analysis.source),
-                *scopes(analysis),
-                start=window[0],
-                end=window[1],
-                step=analysis.step_s,
-                after=window[0] if index else None,
-                concurrency=self.concurrency,
-                registry=self.registry,
-            )
-        except SourceError as exc:
-            return self._source_failed(analysis, index, exc)
-        except KayentaError as exc:
-            self._finish(
-                analysis, FAILED, Verdict.FAIL.value, None, f"analysis failed: {exc}", error=str(exc)
-            )
-            return True
+        config = load_config(analysis.config_body, registry=self.registry, mode="sequential")
+        sequential = SequentialAnalysis(
+            config,
+            analysis.extra.get("alpha", 0.05),
+            family=analysis.extra.get("family", "bonferroni"),
+            registry=self.registry,
+            thresholds=Thresholds(analysis.thresholds["pass"], analysis.thresholds["marginal"]),
+        ).restore(json_state_decode(analysis.state or {}))
+        batch = fetch_sequential_batch(
+            config,
+            self.sources(analysis.source),
+            *scopes(analysis),
+            start=window[0],
+            end=window[1],
+            step=analysis.step_s,
+            after=window[0] if index else None,
+            concurrency=self.concurrency,
+            registry=self.registry,
+            deadline=self.fetch_deadline,
+        )
         result = sequential.update(batch.baseline, batch.canary)
         last = index == analysis.intervals_total - 1
         if result.verdict is Verdict.PENDING and last:
@@ -240,43 +375,31 @@ class AnalysisRunner:
                 final=final,
                 state=json_state_encode(sequential.to_state()),
             )
-        self._failures.pop((analysis.id, index), None)
-        if not stored:
-            return True
-        self.metrics.judgements.labels(result.verdict.value).inc()
-        if final is not None:
-            self._notify(analysis.id)
-            return True
-        return False
+        return self._judged(analysis, index, result, stored, final is not None, began)
 
-    def _judge_interval(self, analysis: AnalysisRecord, index: int) -> bool | None:
-        """Fetch, judge and store one interval; True if it ended the analysis, None on a source error."""
+    def _judge_interval(self, analysis: AnalysisRecord, index: int) -> bool:
+        """Fetch, judge and store one interval; True if it ended the analysis (errors are raised)."""
+        step = analysis.step_s
+        if not (isinstance(step, int | float) and math.isfinite(step) and step > 0):
+            raise KayentaError(f"step: {step!r} is not a positive, finite number of seconds")
         if analysis.mode == "sequential":
             return self._judge_sequential(analysis, index)
         window = analysis.window(index)
         began = time.perf_counter()
-        try:
-            # The mode is the analysis' (a config may state another one that the request overrode).
-            loaded = load_config(analysis.config_body, registry=self.registry, mode="fixed")
-            config = live_fixed_config(loaded)
-            thresholds = Thresholds(analysis.thresholds["pass"], analysis.thresholds["marginal"])
-            source = self.sources(analysis.source)
-            data = fetch_metric_sets(
-                config,
-                source,
-                *scopes(analysis),
-                start=window[0],
-                end=window[1],
-                step=analysis.step_s,
-                concurrency=self.concurrency,
-            )
-        except SourceError as exc:
-            return self._source_failed(analysis, index, exc)
-        except KayentaError as exc:  # a config or source that cannot work: fail now, clearly
-            self._finish(
-                analysis, FAILED, Verdict.FAIL.value, None, f"analysis failed: {exc}", error=str(exc)
-            )
-            return True
+        # The mode is the analysis' (a config may state another one that the request overrode).
+        loaded = load_config(analysis.config_body, registry=self.registry, mode="fixed")
+        config = live_fixed_config(loaded)
+        thresholds = Thresholds(analysis.thresholds["pass"], analysis.thresholds["marginal"])
+        data = fetch_metric_sets(
+            config,
+            self.sources(analysis.source),
+            *scopes(analysis),
+            start=window[0],
+            end=window[1],
+            step=step,
+            concurrency=self.concurrency,
+            deadline=self.fetch_deadline,
+        )
         pairs = pair_metric_sets(config, data.baseline, data.canary, scopes=scopes(analysis))
         result = judge_pairs(config, pairs, thresholds=thresholds, registry=self.registry)
         self.metrics.judge_seconds.observe(time.perf_counter() - began)
@@ -285,22 +408,25 @@ class AnalysisRunner:
             stored = self.store.record_interval(
                 analysis.id, index, window, analysis.due_ts(index), result, pairs, final=final
             )
-        self._failures.pop((analysis.id, index), None)
+        return self._judged(analysis, index, result, stored, final is not None, began)
+
+    def _judged(
+        self,
+        analysis: AnalysisRecord,
+        index: int,
+        result: CanaryResult,
+        stored: bool,
+        final: bool,
+        began: float,
+    ) -> bool:
+        """After an interval's store: count, log one line, notify if it ended; True if the analysis ended."""
         if not stored:  # cancelled meanwhile, or judged by another replica
             return True
         self.metrics.judgements.labels(result.verdict.value).inc()
-        log.info(
-            "analysis %s interval %d/%d: %s (score %s)",
-            analysis.id,
-            index + 1,
-            analysis.intervals_total,
-            result.verdict.value,
-            result.score,
-        )
-        if final is not None:
+        log_judged(analysis, index, result, time.perf_counter() - began)
+        if final:
             self._notify(analysis.id)
-            return True
-        return False
+        return final
 
     @staticmethod
     def _final(
@@ -323,36 +449,27 @@ class AnalysisRunner:
             )
         return None
 
-    def _source_failed(self, analysis: AnalysisRecord, index: int, exc: SourceError) -> bool | None:
-        self.metrics.source_errors.labels(analysis.source).inc()
-        key = (analysis.id, index)
-        self._failures[key] = self._failures.get(key, 0) + 1
-        attempts = self._failures[key]
-        if attempts >= self.retry_limit:
-            self._failures.pop(key, None)
-            reason = f"metrics source failed {attempts} times at interval {index + 1}: {exc}"
-            self._finish(analysis, FAILED, Verdict.FAIL.value, None, reason, error=str(exc))
-            return True
-        delay = min(30.0, max(2.0, analysis.interval_s / 4))
-        log.warning(
-            "analysis %s interval %d: %s; retry %d in %.0f s", analysis.id, index + 1, exc, attempts, delay
-        )
-        self.schedule(analysis.id, delay=delay)
-        return None
-
     def _finish(
         self,
-        analysis: AnalysisRecord,
+        analysis_id: str,
         status: str,
         verdict: str,
         score: float | None,
         reason: str,
         *,
         error: str | None = None,
-    ) -> None:
+    ) -> bool:
+        """End a running analysis and notify; True if it ended now (a finished one is left unchanged)."""
         with self._lock:
-            self.store.finish_analysis(analysis.id, status, verdict, score, reason, error=error)
-        self._notify(analysis.id)
+            before = self.store.get_analysis(analysis_id, with_intervals=False)
+            if before is None or before.complete:
+                return False
+            record = self.store.finish_analysis(analysis_id, status, verdict, score, reason, error=error)
+        self._trouble.pop(analysis_id, None)
+        if record is None or record.status != status:
+            return False
+        self._notify(analysis_id)
+        return True
 
     def _notify(self, analysis_id: str) -> None:
         if self.on_finish is None:
@@ -363,6 +480,23 @@ class AnalysisRunner:
                 self.on_finish(record)
             except Exception:  # a notification must never change or delay a verdict
                 log.exception("analysis %s: on_finish hook failed", analysis_id)
+
+
+def log_judged(analysis: AnalysisRecord, index: int, result: CanaryResult, seconds: float) -> None:
+    """Log the one structured line of a judged interval (fixed and sequential mode alike)."""
+    metrics = ",".join(f"{m.name.replace(' ', '_')}:{m.classification.value}" for m in result.metrics)
+    score = "none" if result.score is None else f"{result.score:.2f}"
+    log.info(
+        "interval judged analysis=%s index=%d/%d mode=%s verdict=%s score=%s metrics=%s seconds=%.3f",
+        analysis.id,
+        index + 1,
+        analysis.intervals_total,
+        analysis.mode,
+        result.verdict.value,
+        score,
+        metrics or "-",
+        seconds,
+    )
 
 
 def scopes(analysis: AnalysisRecord) -> tuple[Scope, Scope]:

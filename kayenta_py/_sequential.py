@@ -553,6 +553,7 @@ def fetch_sequential_batch(
     after: float | None = None,
     concurrency: int = 8,
     registry: Registry | None = None,
+    deadline: float | None = None,
 ) -> SequentialBatch:
     """Fetch the newest window from ``source`` and shape it as batches for :meth:`SequentialAnalysis.update`.
 
@@ -561,6 +562,7 @@ def fetch_sequential_batch(
     metrics fetch bucket series labelled ``le``; ``sequential-rank`` metrics one series
     per side. Baseline and canary are aligned on common timestamps; points at or
     before ``after`` (the previous window's end) are dropped, so no point counts twice.
+    ``deadline`` bounds the whole fetch (see :func:`fetch_metric_sets`).
     """
     registry = registry or default_registry()
     fetched: list[MetricConfig] = []
@@ -579,6 +581,7 @@ def fetch_sequential_batch(
         end=end,
         step=step,
         concurrency=concurrency,
+        deadline=deadline,
     )
     batches_b: dict[str, Any] = {}
     batches_c: dict[str, Any] = {}

@@ -13,9 +13,17 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from kayenta_py._config import CanaryConfig, load_config
 from kayenta_py._errors import ConfigError, ConfigIssue, KayentaError
+from kayenta_py._limits import (
+    DEFAULT_LIMITS,
+    check_duration,
+    check_json,
+    check_params,
+    check_text,
+    check_time,
+)
 from kayenta_py._model import Thresholds
 from kayenta_py._registry import Registry, default_registry
-from kayenta_py._runner import AnalysisRunner, RunnerMetrics, interval_count
+from kayenta_py._runner import AnalysisRunner, RunnerMetrics, interval_count, runner_options
 from kayenta_py._sequential import SequentialAnalysis
 from kayenta_py._settings import Settings, parse_duration
 from kayenta_py._slack import SlackNotifier
@@ -25,8 +33,9 @@ from kayenta_py._store import STATUSES, AnalysisRecord, Store
 log = logging.getLogger(__name__)
 
 KAYENTA_API_KINDS = ("kayenta", "kayenta-standalone")  # analyses started through Kayenta's API
-MAX_INTERVALS = 10_000  # judgements per analysis
-MAX_POINTS_PER_SERIES = 1_000_000  # points a series may have over an analysis
+MAX_INTERVALS = DEFAULT_LIMITS.max_intervals  # judgements per analysis (KAYENTA_MAX_INTERVALS)
+MAX_POINTS_PER_SERIES = DEFAULT_LIMITS.max_points_per_series  # KAYENTA_MAX_POINTS_PER_SERIES
+MAX_VERSION = 2**31 - 1  # a config version fits the store's integer column
 NO_SOURCE = (
     "no metrics source is configured: set KAYENTA_PROMETHEUS_URL (the prometheus source) or "
     "KAYENTA_DEFAULT_SOURCE, or name a source in the request (the demo source serves generated "
@@ -115,6 +124,7 @@ class Service:
 
     def __init__(self, settings: Settings, *, registry: Registry | None = None) -> None:
         self.settings = settings
+        self.limits = settings.limits
         self.registry = registry or default_registry()
         self.store = Store(settings.resolved_database_url)
         self.metrics_registry = CollectorRegistry()
@@ -129,8 +139,7 @@ class Service:
             self.source,
             registry=self.registry,
             metrics=self.runner_metrics,
-            concurrency=settings.fetch_concurrency,
-            retry_limit=settings.source_retry_limit,
+            **runner_options(settings),
         )
         # Slack: a finished analysis queues a message (after its verdict is stored); a scheduler
         # job delivers it. None when no channel is configured: then nothing is ever queued.
@@ -208,6 +217,7 @@ class Service:
                 bearer_token=token.get_secret_value() if token else None,
                 timeout=self.settings.prometheus_timeout,
                 retries=self.settings.prometheus_retries,
+                deadline=self.settings.prometheus_deadline,
                 pool_size=max(32, self.settings.fetch_concurrency),
             )
             return source
@@ -232,8 +242,11 @@ class Service:
             if config_version is not None:
                 raise KayentaError("config_version: pins a stored config; give it with config_name")
             body = dict(config)
-            return load_config(body, registry=self.registry), body, None, None
+            return load_config(body, registry=self.registry, limits=self.limits), body, None, None
         assert config_name is not None
+        check_text(config_name, "config_name", self.limits.max_name_chars, required=True)
+        if config_version is not None and not 1 <= config_version <= MAX_VERSION:
+            raise KayentaError(f"config_version: {config_version!r} is not a version (1 to {MAX_VERSION})")
         latest = self.store.get_config(config_name)
         if latest is None:  # unknown, or deleted: a deleted config starts no analysis, pinned or not
             deleted = " (it was deleted)" if self.store.config_versions(config_name) else ""
@@ -245,7 +258,7 @@ class Service:
                 f"config {config_name!r} has no version {config_version} (latest: {latest.version})",
             )
         return (
-            load_config(record.body, registry=self.registry),
+            load_config(record.body, registry=self.registry, limits=self.limits),
             dict(record.body),
             config_name,
             record.version,
@@ -278,7 +291,23 @@ class Service:
         external_key: str | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> AnalysisRecord:
-        """Validate and store a new analysis, then schedule it."""
+        """Validate and store a new analysis, then schedule it.
+
+        Every field is checked against :attr:`limits` before anything is stored. With an
+        ``external_key`` the store returns the analysis already stored under it, if any (the
+        unique key (kind, external_key) settles concurrent first calls).
+        """
+        limits = self.limits
+        check_text(baseline_scope, "baseline_scope", limits.max_scope_chars, required=True)
+        check_text(canary_scope, "canary_scope", limits.max_scope_chars, required=True)
+        check_text(location, "location", limits.max_name_chars)
+        scope_params = check_params(scope_params or {}, "scope_params", limits)
+        if source is not None:
+            check_text(source, "source", limits.max_name_chars)
+        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
+            raise KayentaError(f"alpha: {alpha!r} is not between 0 and 1")
+        step = check_duration(step, "step", limits.max_step_s)
+        check_json(dict(extra or {}), "extra", limits)
         parsed, body, name, version = self.resolve_config(config, config_name, config_version)
         if mode is not None and mode not in ("fixed", "sequential"):
             raise KayentaError(f"mode: {mode!r} is not 'fixed' or 'sequential'")
@@ -303,38 +332,45 @@ class Service:
         source_name = self.choose_source(source, parsed)
         self.source(source_name)  # an unknown or unconfigured source fails now, not at the first interval
         now = time.time()
+        if start is not None:
+            check_time(start, "start", ahead=limits.max_start_ahead_s, now=now)
+        if end is not None:
+            check_time(end, "end")
         start_ts = now if start is None else start
-        if start is None and mode == "sequential" and step > 0:
+        if start is None and mode == "sequential":
             # On the step grid: each interval then fetches whole steps, and the first point of a window
             # is never the last of the previous one (a source rounds a fractional start to its grid).
             start_ts = math.floor(now / step) * step
-        warmup_s = parse_duration(warmup or 0, "warmup")
+        longest = limits.max_lifetime_s
+        warmup_s = check_duration(parse_duration(warmup or 0, "warmup"), "warmup", longest, positive=False)
         if end is not None:
             if lifetime is not None:
                 raise KayentaError("end: give either end or lifetime, not both")
             if end <= start_ts + warmup_s:
                 raise KayentaError("end: must come after start (and warmup)")
-            lifetime_s = end - start_ts - warmup_s
+            lifetime_s = check_duration(end - start_ts - warmup_s, "end", longest)
         else:
             lifetime_s = parse_duration(lifetime if lifetime is not None else "PT30M", "lifetime")
+            lifetime_s = check_duration(lifetime_s, "lifetime", longest)
         interval_s = parse_duration(interval, "interval") if interval is not None else lifetime_s
-        if interval_s <= 0 or lifetime_s <= 0:
-            raise KayentaError("lifetime: lifetime and interval must be positive")
+        interval_s = check_duration(interval_s, "interval", longest)
+        check_time(start_ts + warmup_s + lifetime_s, "end" if end is not None else "lifetime")
         if interval_s > lifetime_s:
             raise KayentaError(f"interval: {interval_s:g} s is longer than the lifetime ({lifetime_s:g} s)")
-        if lifetime_s / interval_s > MAX_INTERVALS:
+        if lifetime_s / interval_s > limits.max_intervals:
             raise KayentaError(
-                f"interval: {lifetime_s / interval_s:.0f} intervals in the lifetime; at most {MAX_INTERVALS}"
+                f"interval: {lifetime_s / interval_s:.0f} intervals in the lifetime; "
+                f"at most {limits.max_intervals} (KAYENTA_MAX_INTERVALS)"
             )
-        lookback_s = parse_duration(lookback, "lookback") if lookback is not None else None
-        if step <= 0:
-            raise KayentaError("step: must be positive")
-        if (lifetime_s + warmup_s) / step > MAX_POINTS_PER_SERIES:
+        lookback_s = None
+        if lookback is not None:
+            lookback_s = check_duration(parse_duration(lookback, "lookback"), "lookback", longest)
+        if (lifetime_s + warmup_s) / step > limits.max_points_per_series:
             raise KayentaError(
                 f"step: {step:g} s gives {(lifetime_s + warmup_s) / step:.0f} points per series over the "
-                f"analysis; at most {MAX_POINTS_PER_SERIES}"
+                f"analysis; at most {limits.max_points_per_series} (KAYENTA_MAX_POINTS_PER_SERIES)"
             )
-        limits = Thresholds(
+        score_limits = Thresholds(
             float((thresholds or {}).get("pass", parsed.thresholds.pass_)),
             float((thresholds or {}).get("marginal", parsed.thresholds.marginal)),
         )
@@ -355,7 +391,7 @@ class Service:
             warmup_s=warmup_s,
             lookback_s=lookback_s,
             step_s=step,
-            thresholds=limits.to_dict(),
+            thresholds=score_limits.to_dict(),
             fail_fast=fail_fast,
             intervals_total=interval_count(lifetime_s, interval_s),
             mode=mode,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -30,6 +31,7 @@ from pydantic_settings import (
 )
 
 from kayenta_py._errors import ConfigError, ConfigIssue, KayentaError
+from kayenta_py._limits import Limits
 from kayenta_py._registry import did_you_mean
 
 SCOPES = ("read", "write")
@@ -60,10 +62,13 @@ _ISO_DURATION = re.compile(
 
 def parse_duration(value: str | float | int, what: str = "duration") -> float:
     """Parse an ISO 8601 duration (``PT30M``), a Go/Prometheus one (``1m30s``) or seconds into seconds."""
-    if isinstance(value, bool):
-        raise KayentaError(f"{what}: {value!r} is not a duration")
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        shown = repr(value) if len(repr(value)) <= 100 else repr(value)[:99] + "…"
+        raise KayentaError(f"{what}: {shown} is not a duration (ISO 8601 like PT30M, 1m30s, or seconds)")
     if isinstance(value, int | float):
         seconds = float(value)
+    elif len(value) > 100 or "\x00" in value:
+        raise KayentaError(f"{what}: not a duration (ISO 8601 like PT30M, 1m30s, or seconds)")
     else:
         text = value.strip().upper()
         match = _ISO_DURATION.match(text)
@@ -84,7 +89,9 @@ def parse_duration(value: str | float | int, what: str = "duration") -> float:
                 raise KayentaError(
                     f"{what}: {value!r} is not a duration (ISO 8601 like PT30M, 1m30s, or seconds)"
                 ) from None
-    if seconds < 0 or seconds != seconds:
+    if not math.isfinite(seconds):
+        raise KayentaError(f"{what}: {value!r} is not a finite duration")
+    if seconds < 0:
         raise KayentaError(f"{what}: {value!r} is negative")
     return seconds
 
@@ -214,7 +221,10 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in data_dir")
     prometheus_url: str | None = Field(None, description="the default Prometheus source")
     prometheus_token: SecretStr | None = Field(None, description="bearer token for that Prometheus")
-    prometheus_timeout: float = Field(10.0, gt=0)
+    prometheus_timeout: float = Field(10.0, gt=0, description="seconds per connect and per read")
+    prometheus_deadline: float = Field(
+        30.0, gt=0, description="total seconds of one range request, retries included"
+    )
     prometheus_retries: int = Field(3, ge=0)
     api_tokens: SecretStr | None = Field(
         None, description="comma-separated SCOPE:TOKEN entries, SCOPE read or write"
@@ -229,7 +239,14 @@ class Settings(BaseSettings):
     )
     fetch_concurrency: int = Field(8, ge=1, le=256)
     public_url: str | None = Field(None, description="base of links in answers and reports")
-    source_retry_limit: int = Field(3, ge=1, description="failed fetches of one interval before it fails")
+    source_retry_limit: int = Field(
+        3, ge=1, description="attempts of an interval on a transient error before the analysis fails"
+    )
+    fetch_deadline: float = Field(120.0, gt=0, description="total seconds of one interval's fetch")
+    source_workers: int = Field(4, ge=1, le=256, description="scheduler threads per metrics source")
+    retry_backoff: float = Field(2.0, gt=0, description="first wait before a retry; doubles each time")
+    retry_max_delay: float = Field(60.0, gt=0, description="longest wait between retries")
+    retry_max_seconds: float = Field(600.0, gt=0, description="total retry time before the analysis fails")
     compat_endpoints_open: bool = Field(
         False, description="Kayenta-compatible and Flagger endpoints need no token (clients send none)"
     )
@@ -248,6 +265,27 @@ class Settings(BaseSettings):
     slack_delivery_interval: float = Field(
         30.0, gt=0, description="seconds between deliveries of pending Slack messages"
     )
+    # Limits on requests, checked at every door before anything is stored (kayenta_py/_limits.py).
+    max_start_ahead: float = Field(
+        30 * 86400.0, ge=0, le=100 * 365 * 86400.0, description="seconds an analysis may start in the future"
+    )
+    max_lifetime: float = Field(
+        90 * 86400.0,
+        gt=0,
+        le=100 * 365 * 86400.0,
+        description="longest lifetime, interval, warmup and lookback of an analysis, in seconds",
+    )
+    max_step: float = Field(86400.0, gt=0, le=100 * 365 * 86400.0, description="largest step, in seconds")
+    max_intervals: int = Field(10_000, ge=1, le=1_000_000, description="most intervals in an analysis")
+    max_points_per_series: int = Field(
+        1_000_000, ge=1, le=100_000_000, description="most points per series over an analysis"
+    )
+    max_name_chars: int = Field(
+        200, ge=1, le=200, description="longest config name, Kayenta config id, location and source"
+    )
+    max_scope_chars: int = Field(500, ge=1, le=500, description="longest scope and scope parameter")
+    max_json_depth: int = Field(32, ge=2, le=200, description="deepest nesting of a config or request")
+    max_json_bytes: int = Field(262_144, ge=1024, description="largest config or request, as JSON bytes")
 
     @field_validator(
         "slack_webhook_url",
@@ -340,6 +378,21 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         """Return the database URL, defaulting to SQLite under ``data_dir``."""
         return self.database_url or f"sqlite:///{(self.data_dir / 'kayenta.db').resolve()}"
+
+    @property
+    def limits(self) -> Limits:
+        """Return the request limits these settings give."""
+        return Limits(
+            max_start_ahead_s=self.max_start_ahead,
+            max_lifetime_s=self.max_lifetime,
+            max_step_s=self.max_step,
+            max_intervals=self.max_intervals,
+            max_points_per_series=self.max_points_per_series,
+            max_name_chars=self.max_name_chars,
+            max_scope_chars=self.max_scope_chars,
+            max_json_depth=self.max_json_depth,
+            max_json_bytes=self.max_json_bytes,
+        )
 
     def tokens(self) -> list[ApiToken]:
         """Return the configured API tokens."""

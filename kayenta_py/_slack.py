@@ -14,11 +14,15 @@ failure here is logged, never raised into the runner.
 Several replicas may share one database: a message is claimed (``pending`` to
 ``sending``) in one conditional update before it is posted, so only one replica
 posts it; of the digests several replicas queue for the same cron minute, only
-the first is posted. A replica that dies while posting leaves a ``sending`` row,
-which goes back to ``pending`` after ``STALE_SENDING_S`` (at-least-once delivery).
+the first is posted. A claim is a lease: while a post is in progress its row's
+``updated_ts`` is renewed every ``LEASE_RENEW_S``; a replica that dies while posting
+(kill -9) stops renewing, and the next delivery run after ``STALE_SENDING_S`` puts the
+row back to ``pending`` as a failed attempt (at-least-once delivery: with the default
+30 s delivery interval, retried within a minute).
 
-Webhook URLs are secrets: they are read only when posting, never logged, never
-stored, and scrubbed from every recorded error.
+Webhook URLs are secrets: they are registered with :mod:`kayenta_py._redact` (URL and
+path) and read only when posting; every message is redacted before it is stored and
+before it is posted, and every recorded error and log line is redacted.
 """
 
 from __future__ import annotations
@@ -27,13 +31,13 @@ import contextlib
 import logging
 import math
 import re
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any, cast
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from apscheduler.jobstores.base import JobLookupError
@@ -52,6 +56,7 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.webhook import WebhookClient
 from sqlalchemy import CursorResult, func, select, update
 
+from kayenta_py._redact import redact, redact_json, register_webhook
 from kayenta_py._settings import Settings, cron_trigger
 from kayenta_py._store import AnalysisRecord, IntervalRecord, NotificationRecord, Store
 
@@ -76,7 +81,8 @@ TOP_N = 5  # failing metrics and configs in a digest
 DIGEST_DEFAULT_WINDOW_S = 86_400.0  # the first digest covers the last 24 hours
 MAX_RETRY_AFTER_S = 30.0  # a longer Retry-After is not slept through: the message waits for a later run
 MAX_BACKOFF_S = 3600.0
-STALE_SENDING_S = 900.0
+STALE_SENDING_S = 30.0  # a claim not renewed for this long was left by a replica that died
+LEASE_RENEW_S = 10.0  # how often a post in progress renews its claim
 HTTP_TIMEOUT_S = 10
 
 FAILING = frozenset({"High", "Low", "NodataFailMetric", "Error"})
@@ -496,15 +502,6 @@ def retry_handlers(retries: int, *, max_retry_after: float = MAX_RETRY_AFTER_S) 
     ]
 
 
-def scrub(text: str, secret: str) -> str:
-    """Remove a webhook URL (and its path, the secret part) from ``text``."""
-    path = urlsplit(secret).path
-    text = text.replace(secret, "<webhook URL>")
-    if len(path) > 1:
-        text = text.replace(path, "<webhook path>")
-    return text
-
-
 @dataclass(frozen=True)
 class Outcome:
     """The result of one delivery attempt."""
@@ -533,6 +530,8 @@ class SlackNotifier:
     ) -> None:
         self.store = store
         self.channels = dict(channels)
+        for channel in self.channels.values():  # the URLs and their paths never show
+            register_webhook(channel.webhook_url.get_secret_value())
         self.base_url = base_url.rstrip("/")
         self.retries = retries
         self.max_attempts = max_attempts
@@ -604,7 +603,8 @@ class SlackNotifier:
             channels = [c for c in self.channels.values() if c.wants(analysis)]
             if not channels:
                 return
-            message = finished_message(analysis, self._last_metrics(analysis.id), base_url=self.base_url)
+            metrics = self._last_metrics(analysis.id)
+            message = redact_json(finished_message(analysis, metrics, base_url=self.base_url))
             for channel in channels:
                 self.store.add_notification(FINISHED, channel.name, message, analysis_id=analysis.id)
             self.wake()
@@ -633,6 +633,7 @@ class SlackNotifier:
         summary = summarize(self.store, since, until, configs=channel.configs)
         message = digest_message(summary, base_url=self.base_url, channel=channel_name, zone=self.zone)
         key = datetime.fromtimestamp(until, UTC).strftime("%Y-%m-%dT%H:%M")  # one digest per cron minute
+        message = redact_json(message)
         message["window"] = {"since": since, "until": until, "key": key}
         return self.store.add_notification(DIGEST, channel_name, message)
 
@@ -692,7 +693,8 @@ class SlackNotifier:
             if notification.kind == DIGEST and self._duplicate_digest(notification):
                 self.store.mark_notification(notification.id, SKIPPED, "another replica sent this digest")
                 continue
-            outcome = self._post(channel, notification.payload)
+            with self._lease(notification.id, now):
+                outcome = self._post(channel, notification.payload)
             delivered += self._record(notification, outcome, now)
             if not outcome.sent and not outcome.permanent:
                 down.add(channel.name)
@@ -731,14 +733,53 @@ class SlackNotifier:
             )
             return cast(CursorResult[Any], result).rowcount == 1
 
+    @contextlib.contextmanager
+    def _lease(self, notification_id: int, claimed: float) -> Iterator[None]:
+        """Renew the claim of a message every ``LEASE_RENEW_S`` while it is being posted."""
+        stop = threading.Event()
+        start = time.monotonic()
+
+        def renew() -> None:
+            while not stop.wait(LEASE_RENEW_S):
+                try:
+                    with self.store.session() as session:
+                        session.execute(
+                            update(NotificationRecord)
+                            .where(NotificationRecord.id == notification_id)
+                            .where(NotificationRecord.status == SENDING)
+                            .values(updated_ts=claimed + time.monotonic() - start)
+                        )
+                except Exception as exc:
+                    log.warning("slack: could not renew the claim of message %d: %s", notification_id, exc)
+
+        thread = threading.Thread(target=renew, name=f"slack-lease-{notification_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
     def _release_stale(self, now: float) -> None:
+        """Put messages whose claim was not renewed for ``STALE_SENDING_S`` back to ``pending``.
+
+        Such a message was being posted by a replica that died; that counts as a failed attempt
+        (a message that kills its poster cannot be retried for ever).
+        """
         with self.store.session() as session:
-            session.execute(
+            result = session.execute(
                 update(NotificationRecord)
                 .where(NotificationRecord.status == SENDING)
                 .where(NotificationRecord.updated_ts < now - STALE_SENDING_S)
-                .values(status=PENDING)
+                .values(
+                    status=PENDING,
+                    attempts=NotificationRecord.attempts + 1,
+                    last_error="interrupted while sending (the process posting it stopped)",
+                )
             )
+            released = cast(CursorResult[Any], result).rowcount
+        if released:
+            log.warning("slack: %d message(s) left in 'sending' by a stopped process are retried", released)
 
     def _duplicate_digest(self, notification: NotificationRecord) -> bool:
         key = notification.payload.get("window", {}).get("key")
@@ -758,20 +799,21 @@ class SlackNotifier:
         """Post one message, with slack-sdk's immediate retries; the URL never leaves this method."""
         url = channel.webhook_url.get_secret_value()
         client = WebhookClient(url, timeout=self.timeout, logger=_SDK_LOG, retry_handlers=self.handlers)
+        clean = redact_json({"text": payload.get("text"), "blocks": payload.get("blocks")})
         try:
             response = client.send(
-                text=payload.get("text"),
-                blocks=payload.get("blocks"),
+                text=clean["text"],
+                blocks=clean["blocks"],
                 unfurl_links=False,
                 unfurl_media=False,
             )
         except Exception as exc:
-            return Outcome(False, scrub(f"{type(exc).__name__}: {exc}", url))
+            return Outcome(False, redact(f"{type(exc).__name__}: {exc}"))
         status = response.status_code
         if 200 <= status < 300:
             return Outcome(True)
         body = re.sub(r"\s+", " ", str(response.body or ""))[:200]
-        error = scrub(f"HTTP {status}" + (f": {body}" if body else ""), url)
+        error = redact(f"HTTP {status}" + (f": {body}" if body else ""))
         if status == 429:
             wait = retry_after(response.headers or {})
             return Outcome(False, error + (f" (Retry-After {wait:g} s)" if wait else ""), wait=wait or 0.0)

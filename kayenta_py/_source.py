@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -49,11 +50,26 @@ class MetricsSource(Protocol):
 
 
 class SourceError(KayentaError):
-    """A metrics source failed (unreachable, timing out, refusing the query); names where and what."""
+    """A metrics source failed (unreachable, timing out, refusing the query); names where and what.
 
-    def __init__(self, message: str, *, url: str | None = None, metric: str | None = None) -> None:
+    ``transient`` says whether trying again may help: True for connection errors, timeouts,
+    429 and 5xx (the default, for sources that do not say); False for a refusal that will
+    not change, such as an HTTP 4xx other than 429 (``status`` holds the HTTP status if any).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        metric: str | None = None,
+        status: int | None = None,
+        transient: bool = True,
+    ) -> None:
         self.url = url
         self.metric = metric
+        self.status = status
+        self.transient = transient
         super().__init__(message)
 
 
@@ -80,15 +96,19 @@ def fetch_metric_sets(
     step: float | None,
     concurrency: int = 8,
     progress: Progress | None = None,
+    deadline: float | None = None,
 ) -> FetchedData:
     """Fetch every metric of ``config`` for both scopes, ``concurrency`` requests at a time.
 
     The first failure cancels what has not started and is raised (as
     :class:`SourceError` when the source raised one); nothing is judged on
-    partial data.
+    partial data. ``deadline`` (seconds) bounds the whole fetch: past it a transient
+    :class:`SourceError` is raised at once and fetches still running are abandoned.
     """
     if concurrency < 1:
         raise KayentaError(f"concurrency must be at least 1, got {concurrency}")
+    if deadline is not None and not (math.isfinite(deadline) and deadline > 0):
+        raise KayentaError(f"deadline must be a positive number of seconds, got {deadline!r}")
     tasks = [
         (metric, side, scope)
         for metric in config.metrics
@@ -108,9 +128,11 @@ def fetch_metric_sets(
         if progress is not None:
             progress(count, len(tasks), metric.name, side)
 
-    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(tasks)))) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(tasks))))
+    abandon = False
+    try:
         futures: list[Future[None]] = [pool.submit(run, *task) for task in tasks]
-        finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        finished, unfinished = wait(futures, timeout=deadline, return_when=FIRST_EXCEPTION)
         failed = next((f for f in futures if f in finished and f.exception() is not None), None)
         if failed is not None:
             for future in futures:
@@ -118,4 +140,12 @@ def fetch_metric_sets(
             error = failed.exception()
             assert error is not None
             raise error
+        if unfinished:
+            abandon = True
+            raise SourceError(
+                f"the metrics source gave no complete answer within {deadline:g} s "
+                f"({len(unfinished)} of {len(tasks)} fetches unfinished)"
+            )
+    finally:
+        pool.shutdown(wait=not abandon, cancel_futures=True)
     return FetchedData(out["baseline"], out["canary"])

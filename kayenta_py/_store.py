@@ -7,13 +7,20 @@ SQLAlchemy 2 over SQLite (a file, WAL mode; the embedded default) or PostgreSQL
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import math
+import os
+import shutil
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from sqlalchemy import (
@@ -21,7 +28,9 @@ from sqlalchemy import (
     Boolean,
     Float,
     ForeignKey,
+    Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -30,13 +39,17 @@ from sqlalchemy import (
     func,
     select,
     text,
+    update,
 )
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
 from kayenta_py._errors import KayentaError
 from kayenta_py._model import CanaryResult, MetricSetPair
+from kayenta_py._redact import redact
+
+log = logging.getLogger(__name__)
 
 
 class StoreError(KayentaError):
@@ -45,6 +58,14 @@ class StoreError(KayentaError):
 
 class OriginError(StoreError):
     """A config created through one API may not be changed through another (see ``origin``)."""
+
+
+class UnreadableRecord(StoreError):  # noqa: N818 (the name the HTTP layer matches)
+    """A stored row cannot be read (a corrupt JSON body, a time out of range): ``record_id`` names it."""
+
+    def __init__(self, record_id: str, problem: str) -> None:
+        super().__init__(f"analysis {record_id} cannot be read: {problem}")
+        self.record_id, self.problem = record_id, problem
 
 
 NATIVE, KAYENTA = "native", "kayenta"  # which API created a config
@@ -97,6 +118,8 @@ class AnalysisRecord(Base):
     """A canary analysis: what to compare, its schedule, and its state and verdict."""
 
     __tablename__ = "analyses"
+    # One analysis per client identity (a Flagger canary revision); NULL keys never collide.
+    __table_args__ = (Index("uq_analyses_kind_external_key", "kind", "external_key", unique=True),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     kind: Mapped[str] = mapped_column(String(40), default="native")
@@ -153,7 +176,13 @@ class AnalysisRecord(Base):
 
 
 class IntervalRecord(Base):
-    """One judgement of an analysis: its window, raw metric pairs and per-metric results."""
+    """One judgement of an analysis: its window, raw metric pairs and per-metric results.
+
+    ``stored_pairs`` (column ``pairs``) holds, per metric pair, either every point the
+    interval judged or, when the previous interval's points are a verified prefix of
+    them, only the new points (an entry with a ``delta`` marker); ``pairs`` rebuilds
+    the full pairs from the intervals before it.
+    """
 
     __tablename__ = "intervals"
     __table_args__ = (UniqueConstraint("analysis_id", "index"),)
@@ -169,8 +198,30 @@ class IntervalRecord(Base):
     verdict: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str] = mapped_column(Text)
     result: Mapped[dict[str, Any]] = mapped_column(JSON)
-    pairs: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    stored_pairs: Mapped[list[dict[str, Any]]] = mapped_column("pairs", JSON)
+    pairs_digest: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     analysis: Mapped[AnalysisRecord] = relationship(back_populates="intervals")
+
+    @property
+    def pairs(self) -> list[dict[str, Any]]:
+        """Return every metric pair this interval judged, as :func:`pairs_to_json` wrote them."""
+        document = self.stored_pairs
+        if not _has_delta(document):
+            return document
+        chain = self.__dict__.get("_chain")
+        if chain is None:
+            try:
+                chain = self.analysis.intervals
+            except Exception:  # detached without its analysis: the earlier intervals are not at hand
+                raise UnreadableRecord(
+                    self.analysis_id, f"interval {self.index} holds deltas; load it with Store.get_analysis"
+                ) from None
+        earlier = [(i.index, i.stored_pairs) for i in chain if i.index <= self.index]
+        return cumulative_document(self.analysis_id, earlier)
+
+    @pairs.setter
+    def pairs(self, document: list[dict[str, Any]]) -> None:
+        self.stored_pairs = document
 
 
 class VerdictRecord(Base):
@@ -206,6 +257,16 @@ class NotificationRecord(Base):
     updated_ts: Mapped[float] = mapped_column(Float)
 
 
+class HeartbeatRecord(Base):
+    """One row that :meth:`Store.check_writable` rewrites to prove the database takes writes."""
+
+    __tablename__ = "heartbeat"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ts: Mapped[float] = mapped_column(Float)
+    pad: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
 RUNNING, COMPLETED, CANCELLED, FAILED = "running", "completed", "cancelled", "failed"
 FINAL_STATUSES = frozenset({COMPLETED, CANCELLED, FAILED})
 STATUSES = (RUNNING, COMPLETED, CANCELLED, FAILED)
@@ -239,6 +300,8 @@ def pairs_from_json(document: Sequence[Mapping[str, Any]]) -> list[MetricSetPair
         values = np.array([math.nan if v is None else v for v in raw["values"]], dtype=np.float64)
         return MetricSet(name, values, tags, raw.get("timestamps"))
 
+    if _has_delta(document):
+        raise ValueError("the document holds delta entries: read IntervalRecord.pairs, not stored_pairs")
     return [
         MetricSetPair(
             p["name"],
@@ -250,18 +313,130 @@ def pairs_from_json(document: Sequence[Mapping[str, Any]]) -> list[MetricSetPair
     ]
 
 
+# ------------------------------------------------------------ pairs stored as deltas
+#
+# A fixed-mode analysis' windows are cumulative (same start, growing end), so interval k
+# holds every point of interval k-1 again. A pair entry of interval k is then stored as
+# a delta, {"delta": k-1, "at": p, "b": [n, values, timestamps], "c": [...]}: the points
+# after the first n of each side (baseline, canary), extending entry p of interval k-1.
+# That is done only when those first n points hash like interval k-1's whole side (its
+# digest, in the small ``pairs_digest`` column); otherwise the entry is stored in full.
+# Reading concatenates the deltas of intervals 0..k, so it is exact.
+
+SIDES = ("baseline", "canary")
+_SHORT = {"baseline": "b", "canary": "c"}
+
+
+def _has_delta(document: Any) -> bool:
+    return isinstance(document, list) and any(isinstance(e, Mapping) and "delta" in e for e in document)
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _pair_key(entry: Mapping[str, Any]) -> str:
+    return _short_hash(json.dumps([entry["name"], sorted(dict(entry["tags"]).items())]))
+
+
+def _side_digest(side: Mapping[str, Any], count: int) -> str:
+    stamps = side.get("timestamps")
+    values = side["values"][:count]
+    return _short_hash(
+        json.dumps([values, None if stamps is None else stamps[:count]], separators=(",", ":"))
+    )
+
+
+def encode_pairs(
+    document: Sequence[Mapping[str, Any]], index: int, previous: Mapping[str, Any] | None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Return (the entries to store, their digest) for interval ``index``'s full pairs ``document``.
+
+    ``previous`` is the digest of interval ``index - 1`` when its window starts where this
+    one does (else None: every entry is stored in full).
+    """
+    keys = [_pair_key(e) for e in document]
+    earlier = (previous or {}).get("pairs", {})
+    stored: list[dict[str, Any]] = []
+    digest: dict[str, list[Any]] = {}
+    for position, (key, entry) in enumerate(zip(keys, document, strict=True)):
+        sides = [entry[name] for name in SIDES]
+        digest[key] = [
+            position,
+            *(x for s in sides for x in (len(s["values"]), _side_digest(s, len(s["values"])))),
+        ]
+        before = earlier.get(key) if keys.count(key) == 1 else None
+        counts = [] if before is None else [before[1], before[3]]
+        if before is not None and all(
+            len(s["values"]) >= n and _side_digest(s, n) == sha
+            for s, n, sha in zip(sides, counts, (before[2], before[4]), strict=True)
+        ):
+            delta: dict[str, Any] = {"delta": index - 1, "at": before[0]}
+            for name, side, n in zip(SIDES, sides, counts, strict=True):
+                stamps = side.get("timestamps")
+                delta[_SHORT[name]] = [n, side["values"][n:], None if stamps is None else stamps[n:]]
+            stored.append(delta)
+        else:
+            stored.append(dict(entry))
+    return stored, {"version": 1, "pairs": digest}
+
+
+def cumulative_document(
+    analysis_id: str, intervals: Sequence[tuple[int, Sequence[Mapping[str, Any]]]]
+) -> list[dict[str, Any]]:
+    """Return the full pairs of the last of ``intervals`` ((index, stored entries), oldest first).
+
+    Raises :class:`UnreadableRecord` when a delta does not follow the entry it extends.
+    """
+    state: list[dict[str, Any]] = []
+    last = None
+    for index, document in intervals:
+        current: list[dict[str, Any]] = []
+        for entry in document or ():
+            try:
+                if "delta" not in entry:
+                    full = {"name": entry["name"], "tags": entry["tags"]}
+                    for n in SIDES:
+                        stamps = entry[n].get("timestamps")
+                        full[n] = {
+                            "values": list(entry[n]["values"]),
+                            "timestamps": None if stamps is None else list(stamps),
+                        }
+                else:
+                    if entry["delta"] != index - 1 or last != index - 1 or not 0 <= entry["at"] < len(state):
+                        raise ValueError(f"a delta without interval {index - 1}'s entry {entry.get('at')}")
+                    full = state[entry["at"]]
+                    for n in SIDES:
+                        carried, values, stamps = entry[_SHORT[n]]
+                        whole = full[n]
+                        if carried != len(whole["values"]) or (stamps is None) != (
+                            whole["timestamps"] is None
+                        ):
+                            raise ValueError(f"a delta of {full['name']!r} that does not extend its base")
+                        whole["values"].extend(values)
+                        if stamps is not None:
+                            whole["timestamps"].extend(stamps)
+            except (KeyError, TypeError, AttributeError, ValueError) as exc:
+                raise UnreadableRecord(analysis_id, f"interval {index}'s stored pairs: {exc}") from None
+            current.append(full)
+        state, last = current, index
+    return state
+
+
 class Store:
     """Persistence of configs, analyses, intervals, verdicts and notifications."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, busy_timeout_s: float = 30.0) -> None:
+        """Open the database at ``url``; a SQLite writer waits ``busy_timeout_s`` for a lock."""
         self.url = url
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
-        if self.is_sqlite and parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        self.sqlite_file = _sqlite_file(parsed.database) if self.is_sqlite else None
+        if self.sqlite_file is not None and parsed.query.get("mode") != "ro":
+            self.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
         options: dict[str, Any] = {"pool_pre_ping": True}
         if self.is_sqlite:
-            options["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            options["connect_args"] = {"check_same_thread": False, "timeout": busy_timeout_s}
         self.engine: Engine = create_engine(url, **options)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -293,6 +468,40 @@ class Store:
             return True
         except Exception:
             return False
+
+    def check_writable(self) -> str | None:
+        """Return None when a real write commits, else why not (read-only, full, unreachable).
+
+        It rewrites the heartbeat row with a few pages of fresh bytes; on SQLite it also
+        asks for room to grow: 1 MiB within ``max_page_count`` and on the disk.
+        """
+        try:
+            with self.session() as session:
+                values = {"ts": time.time(), "pad": os.urandom(HEARTBEAT_PAD_BYTES)}
+                changed = session.execute(
+                    update(HeartbeatRecord).where(HeartbeatRecord.id == 1).values(**values)
+                )
+                if not changed.rowcount:  # type: ignore[attr-defined]
+                    session.add(HeartbeatRecord(id=1, **values))
+                if self.is_sqlite:
+                    return self._sqlite_room(session)
+        except SQLAlchemyError as exc:
+            return f"database write failed: {redact(str(getattr(exc, 'orig', None) or exc))}"
+        return None
+
+    def _sqlite_room(self, session: Session) -> str | None:
+        def pragma(name: str) -> int:
+            return int(session.execute(text(f"PRAGMA {name}")).scalar_one())
+
+        page = pragma("page_size")
+        pages = pragma("max_page_count") - pragma("page_count") + pragma("freelist_count")
+        if pages * page < MIN_ROOM_BYTES:
+            return f"database is full: room for {pages} more pages of {page} bytes (max_page_count)"
+        if self.sqlite_file is not None:
+            free = shutil.disk_usage(self.sqlite_file.resolve().parent).free
+            if free < MIN_ROOM_BYTES:
+                return f"disk almost full: {free} bytes free beside the database"
+        return None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -455,27 +664,45 @@ class Store:
             updated_ts=now,
             **fields,
         )
-        with self.session() as session:
-            session.add(record)
-            session.add(
-                VerdictRecord(
-                    analysis_id=record.id,
-                    verdict="pending",
-                    score=None,
-                    complete=False,
-                    reason=record.reason,
-                    created_ts=now,
+        try:
+            with self.session() as session:
+                session.add(record)
+                session.add(
+                    VerdictRecord(
+                        analysis_id=record.id,
+                        verdict="pending",
+                        score=None,
+                        complete=False,
+                        reason=record.reason,
+                        created_ts=now,
+                    )
                 )
-            )
+        except IntegrityError:  # the same client key created concurrently: that analysis is the one
+            key = fields.get("external_key")
+            existing = None if key is None else self.find_analysis(fields.get("kind", "native"), key)
+            if existing is None:
+                raise
+            return existing
         return record
 
     def get_analysis(self, analysis_id: str, *, with_intervals: bool = True) -> AnalysisRecord | None:
-        """Return an analysis (with its intervals, oldest first) or None."""
-        with self.session() as session:
-            record = session.get(AnalysisRecord, analysis_id)
-            if record is not None and with_intervals:
-                _ = record.intervals  # load before the session closes
-            return record
+        """Return an analysis (with its intervals, oldest first) or None.
+
+        Raises :class:`UnreadableRecord` when its row (or an interval's) cannot be read.
+        """
+        try:
+            with self.session() as session:
+                record = session.get(AnalysisRecord, analysis_id)
+                if record is not None and with_intervals:
+                    for interval in record.intervals:  # loaded before the session closes
+                        interval.__dict__["_chain"] = record.intervals
+        except (ValueError, TypeError, OverflowError) as exc:  # a body that does not decode
+            raise UnreadableRecord(analysis_id, f"{type(exc).__name__}: {exc}") from None
+        if record is not None:
+            problem = analysis_problem(record)
+            if problem is not None:
+                raise UnreadableRecord(analysis_id, problem)
+        return record
 
     def list_analyses(
         self,
@@ -496,27 +723,52 @@ class Store:
             query = query.where(AnalysisRecord.kind == kind)
         with self.session() as session:
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-            rows = session.scalars(
-                query.order_by(AnalysisRecord.created_ts.desc(), AnalysisRecord.id)
-                .limit(limit)
-                .offset(offset)
-            ).all()
-            return list(rows), int(total)
+        page = query.order_by(AnalysisRecord.created_ts.desc(), AnalysisRecord.id).limit(limit).offset(offset)
+        return self._readable(page), int(total)
+
+    def _readable(self, query: Any) -> list[AnalysisRecord]:
+        """Return the analyses ``query`` selects, less (logged) rows that cannot be read."""
+        try:
+            with self.session() as session:
+                rows: list[AnalysisRecord] = list(session.scalars(query))
+        except (ValueError, TypeError, OverflowError):  # some row does not decode: read them one by one
+            with self.session() as session:
+                ids = list(session.scalars(query.with_only_columns(AnalysisRecord.id)))
+            rows = []
+            for analysis_id in ids:
+                try:
+                    with self.session() as session:
+                        row = session.get(AnalysisRecord, analysis_id)
+                except (ValueError, TypeError, OverflowError) as exc:
+                    log.error(
+                        "analysis %s cannot be read, skipped: %s: %s", analysis_id, type(exc).__name__, exc
+                    )
+                    continue
+                if row is not None:
+                    rows.append(row)
+        readable = []
+        for row in rows:
+            problem = analysis_problem(row)
+            if problem is None:
+                readable.append(row)
+            else:
+                log.error("analysis %s cannot be read, skipped: %s", row.id, problem)
+        return readable
 
     def find_analysis(self, kind: str, external_key: str) -> AnalysisRecord | None:
         """Return the newest analysis a client created under ``external_key``, or None."""
         with self.session() as session:
-            return session.scalar(
-                select(AnalysisRecord)
+            analysis_id = session.scalar(
+                select(AnalysisRecord.id)
                 .where(AnalysisRecord.kind == kind, AnalysisRecord.external_key == external_key)
                 .order_by(AnalysisRecord.created_ts.desc())
                 .limit(1)
             )
+        return None if analysis_id is None else self.get_analysis(analysis_id, with_intervals=False)
 
     def running_analyses(self) -> list[AnalysisRecord]:
-        """Return every analysis still running (to resume after a restart)."""
-        with self.session() as session:
-            return list(session.scalars(select(AnalysisRecord).where(AnalysisRecord.status == RUNNING)))
+        """Return every analysis still running (to resume after a restart), less unreadable rows."""
+        return self._readable(select(AnalysisRecord).where(AnalysisRecord.status == RUNNING))
 
     def judged_indices(self, analysis_id: str) -> set[int]:
         """Return the indices of the intervals already judged."""
@@ -550,6 +802,13 @@ class Store:
                 analysis = session.get(AnalysisRecord, analysis_id, with_for_update=not self.is_sqlite)
                 if analysis is None or analysis.status != RUNNING:
                     return False
+                previous = session.execute(  # one small row: where its window starts, its digest
+                    select(IntervalRecord.window_start_ts, IntervalRecord.pairs_digest).where(
+                        IntervalRecord.analysis_id == analysis_id, IntervalRecord.index == index - 1
+                    )
+                ).first()
+                base = previous[1] if previous is not None and previous[0] == window[0] else None
+                stored, digest = encode_pairs(pairs_to_json(pairs), index, base)
                 session.add(
                     IntervalRecord(
                         analysis_id=analysis_id,
@@ -562,7 +821,8 @@ class Store:
                         verdict=result.verdict.value,
                         reason=result.reason,
                         result={**result.to_dict(), "kayenta": result.to_kayenta()},
-                        pairs=pairs_to_json(pairs),
+                        stored_pairs=stored,
+                        pairs_digest=digest,
                     )
                 )
                 session.flush()
@@ -652,15 +912,45 @@ class Store:
         return record
 
     def pending_notifications(self) -> list[NotificationRecord]:
-        """Return notifications not delivered yet, oldest first."""
+        """Return notifications not delivered yet, oldest first, less (logged) rows that cannot be read."""
+        query = (
+            select(NotificationRecord)
+            .where(NotificationRecord.status == "pending")
+            .order_by(NotificationRecord.id)
+        )
+        try:
+            with self.session() as session:
+                rows = list(session.scalars(query))
+        except (ValueError, TypeError, OverflowError):
+            with self.session() as session:
+                ids = list(session.scalars(query.with_only_columns(NotificationRecord.id)))
+            rows = []
+            for notification_id in ids:
+                try:
+                    with self.session() as session:
+                        row = session.get(NotificationRecord, notification_id)
+                except (ValueError, TypeError, OverflowError) as exc:
+                    log.error("notification %s cannot be read, skipped: %s", notification_id, exc)
+                    continue
+                if row is not None:
+                    rows.append(row)
+        readable = [r for r in rows if _is_object(r.payload)]
+        for row in rows:
+            if not _is_object(row.payload):
+                log.error("notification %s cannot be read, skipped: its payload is not an object", row.id)
+        return readable
+
+    def release_stale_notifications(self, older_than_s: float) -> int:
+        """Put back to ``pending`` the notifications left ``sending`` (a post interrupted by a kill)
+        for more than ``older_than_s`` seconds; return how many."""
         with self.session() as session:
-            return list(
-                session.scalars(
-                    select(NotificationRecord)
-                    .where(NotificationRecord.status == "pending")
-                    .order_by(NotificationRecord.id)
-                )
+            released = session.execute(
+                update(NotificationRecord)
+                .where(NotificationRecord.status == "sending")
+                .where(NotificationRecord.updated_ts < time.time() - older_than_s)
+                .values(status="pending")
             )
+            return int(released.rowcount)  # type: ignore[attr-defined]
 
     def mark_notification(self, notification_id: int, status: str, error: str | None = None) -> None:
         """Record a delivery attempt's outcome."""
@@ -671,6 +961,95 @@ class Store:
             record.status, record.last_error = status, error
             record.attempts += 1
             record.updated_ts = time.time()
+
+
+HEARTBEAT_PAD_BYTES = 8192  # a few pages: the heartbeat write needs real room
+MIN_ROOM_BYTES = 1 << 20  # check_writable: room the SQLite file must have left to grow
+
+
+def _sqlite_file(database: str | None) -> Path | None:
+    """Return the file of a SQLite database name (also a ``file:`` URI's), None for memory."""
+    if not database or database == ":memory:" or "mode=memory" in database:
+        return None
+    if database.startswith("file:"):
+        database = database[len("file:") :].partition("?")[0]
+    return Path(database).expanduser()
+
+
+def _is_object(value: object) -> bool:
+    return isinstance(value, dict)
+
+
+def _readable_ts(value: Any) -> bool:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return False
+    try:
+        datetime.fromtimestamp(value, UTC)
+    except (OverflowError, ValueError, OSError):
+        return False
+    return True
+
+
+def analysis_problem(record: AnalysisRecord) -> str | None:
+    """Return why a loaded analysis (and its intervals, when loaded) cannot be served, or None."""
+    for name in ("created_ts", "updated_ts", "start_ts"):
+        if not _readable_ts(getattr(record, name)):
+            return f"{name} {getattr(record, name)!r} is not a time"
+    if record.completed_ts is not None and not _readable_ts(record.completed_ts):
+        return f"completed_ts {record.completed_ts!r} is not a time"
+    for name in ("lifetime_s", "interval_s", "step_s", "warmup_s"):
+        value = getattr(record, name)
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            return f"{name} {value!r} is not a duration"
+    if not isinstance(record.intervals_total, int) or record.intervals_total < 1:
+        return f"intervals_total {record.intervals_total!r} is not a count"
+    if not _readable_ts(record.due_ts(record.intervals_total - 1)):
+        return "its last interval falls due outside the range of times"
+    for name in ("config_body", "scope_params", "extra"):
+        if not isinstance(getattr(record, name), dict):
+            return f"{name} is not a JSON object"
+    if record.state is not None and not _is_object(record.state):
+        return "state is not a JSON object"
+    thresholds = record.thresholds
+    if not _is_object(thresholds) or not all(
+        isinstance(thresholds.get(k), (int, float)) for k in ("pass", "marginal")
+    ):
+        return "thresholds lack numbers 'pass' and 'marginal'"
+    if record.mode not in ("fixed", "sequential"):
+        return f"mode {record.mode!r} is not 'fixed' or 'sequential'"
+    for interval in record.__dict__.get("intervals") or ():
+        for name in ("window_start_ts", "window_end_ts", "due_ts", "judged_ts"):
+            if not _readable_ts(getattr(interval, name)):
+                return f"interval {interval.index}: {name} {getattr(interval, name)!r} is not a time"
+        if not _is_object(interval.result) or not isinstance(cast(Any, interval.stored_pairs), list):
+            return f"interval {interval.index}: its result or pairs are not JSON of the stored shape"
+    return None
+
+
+_BUSY_SQLSTATES = frozenset({"55P03", "40P01", "40001"})  # lock not available, deadlock, serialization
+
+
+def is_busy_error(exc: BaseException) -> bool:
+    """Return whether ``exc`` (or what caused it) says the database is busy or locked: retry later.
+
+    True for SQLite's ``database is locked`` / ``busy`` and PostgreSQL's lock-not-available,
+    deadlock and serialization failures; the HTTP layer answers those 503 with Retry-After.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sqlite3.OperationalError):
+            code = getattr(current, "sqlite_errorcode", None)
+            if code is not None and code & 0xFF in (5, 6):  # SQLITE_BUSY, SQLITE_LOCKED
+                return True
+            message = str(current).lower()
+            if "database is locked" in message or "database table is locked" in message or "busy" in message:
+                return True
+        if getattr(current, "sqlstate", None) in _BUSY_SQLSTATES:
+            return True
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return False
 
 
 def _check_origin(config: ConfigRecord, only_origin: str | None) -> None:

@@ -30,10 +30,12 @@ from kayenta_py._backtest import add_backtest_parser, run_backtest
 from kayenta_py._config import CanaryConfig, MetricConfig, load_config
 from kayenta_py._errors import KayentaError
 from kayenta_py._judge import format_number
+from kayenta_py._limits import DEFAULT_LIMITS, check_duration, check_time
 from kayenta_py._model import CanaryResult, MetricSet, MetricSetPair, Thresholds, Verdict, rfc3339
 from kayenta_py._pipeline import analyze as analyze_canary
 from kayenta_py._pipeline import judge as judge_canary
 from kayenta_py._pipeline import pair_metric_sets
+from kayenta_py._redact import redact
 from kayenta_py._registry import Registry, default_registry
 from kayenta_py._source import MetricsSource, Scope, SourceError
 from kayenta_py._version import __version__
@@ -187,7 +189,9 @@ def _add_window_arguments(parser: argparse.ArgumentParser, *, required: bool) ->
         default=None if required else "now",
         help=f"window end ({when})" + ("" if required else "; default now"),
     )
-    parser.add_argument("--step", type=float, default=60.0, help="seconds between points (default 60)")
+    parser.add_argument(
+        "--step", type=_step, default=60.0, help="seconds between points (default 60, at most 86400)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -214,16 +218,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args, registry, sys.stdout)
         return _plugins(registry, sys.stdout)
     except SourceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(redact(f"error: {exc}"), file=sys.stderr)
         return EXIT_SOURCE
     except KayentaError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(redact(f"error: {exc}"), file=sys.stderr)
         return EXIT_INPUT
     except Exception as exc:  # a bug: say so plainly, traceback only on request
         if args.debug:
             traceback.print_exc()
         print(
-            f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)", file=sys.stderr
+            redact(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)"),
+            file=sys.stderr,
         )
         return EXIT_INTERNAL
 
@@ -431,9 +436,9 @@ def parse_time(text: str, option: str) -> float:
     relative = _RELATIVE_TIME.match(text)
     if relative:
         amount, unit = relative.groups()
-        return time.time() - (float(amount) * _UNIT_SECONDS[unit] if amount else 0.0)
+        return check_time(time.time() - (float(amount) * _UNIT_SECONDS[unit] if amount else 0.0), option)
     try:
-        return float(text)
+        return check_time(float(text), option)
     except ValueError:
         pass
     try:
@@ -445,7 +450,17 @@ def parse_time(text: str, option: str) -> float:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    return check_time(moment.timestamp(), option)
+
+
+def _step(text: str) -> float:
+    """Parse ``--step``: seconds, finite, positive and at most a day (argparse names the option)."""
+    try:
+        return check_duration(float(text), "step", DEFAULT_LIMITS.max_step_s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    except KayentaError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("step: ")) from None
 
 
 def _thresholds(config: CanaryConfig, pass_: float | None, marginal: float | None) -> Thresholds:
@@ -525,6 +540,7 @@ def _serve(args: argparse.Namespace, registry: Registry) -> int:
     if args.port is not None:
         overrides["port"] = args.port
     settings = load_settings(args.settings, **overrides)
+    _redact_logs(settings)
     if args.demo and settings.resolved_default_source() is None:
         # --demo asks for the demo source: analyses that name none use it (never implicitly otherwise)
         settings = settings.model_copy(update={"default_source": "demo"})
@@ -540,7 +556,9 @@ def _serve(args: argparse.Namespace, registry: Registry) -> int:
         _migrate(service)
         app = create_app(service, on_started=start_demo if args.demo else None)
         print(_serve_banner(service), file=sys.stderr, flush=True)
-        server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level))
+        uvicorn_config = uvicorn.Config(app, log_level=args.log_level, log_config=_uvicorn_log_config())
+        _redact_logs(settings)  # uvicorn configured its loggers in Config(): their handlers too
+        server = uvicorn.Server(uvicorn_config)
         try:
             server.run(sockets=[sock])
         except SystemExit as exc:  # uvicorn exits 3 (our "marginal") when the application fails to start
@@ -552,6 +570,28 @@ def _serve(args: argparse.Namespace, registry: Registry) -> int:
         print("internal error: the service did not start (see the messages above)", file=sys.stderr)
         return EXIT_INTERNAL
     return EXIT_PASS
+
+
+def _redact_logs(settings: Any) -> None:
+    """Register the settings' secrets and redact every log handler and printed traceback (idempotent)."""
+    from kayenta_py._redact import install_excepthooks, install_log_redaction, register_settings_secrets
+
+    register_settings_secrets(settings)
+    install_log_redaction()
+    install_excepthooks()
+
+
+def _uvicorn_log_config() -> dict[str, Any]:
+    """uvicorn's logging configuration with a redacting filter on each of its handlers."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {"redact": {"()": "kayenta_py._redact.RedactingFilter"}}
+    for handler in config["handlers"].values():
+        handler["filters"] = ["redact"]
+    return config
 
 
 def _listen_socket(host: str, port: int) -> Any:

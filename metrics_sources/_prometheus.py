@@ -1,5 +1,5 @@
 """Prometheus metrics source: range queries through prometheus-api-client, safe templating,
-retries with backoff, chunking of long ranges and step-grid alignment."""
+retries with backoff, a total deadline per request, chunking of long ranges and step-grid alignment."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ import ast
 import json
 import math
 import re
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,9 +19,12 @@ import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
 from kayenta_py import KayentaError, MetricConfig, MetricSet, Scope, SourceError
+from kayenta_py._redact import redact_url
 from metrics_sources._promql import build_query
 
 MAX_POINTS = 11_000  # Prometheus refuses range queries of more points per series
@@ -39,7 +46,10 @@ class PrometheusSource:
     verify_tls : bool
         Verify the server's TLS certificate (default True).
     timeout : float
-        Seconds per HTTP request (default 10).
+        Seconds each connect or read of an HTTP request may take (default 10).
+    deadline : float
+        Total seconds one range request may take, its retries included (default 30):
+        a server that answers a byte at a time is cut off when the deadline passes.
     retries : int
         Retries with exponential backoff on connection errors, timeouts, 429
         and 5xx (default 3); ``Retry-After`` is honoured.
@@ -69,6 +79,7 @@ class PrometheusSource:
         password: str | None = None,
         verify_tls: bool = True,
         timeout: float = 10.0,
+        deadline: float = 30.0,
         retries: int = 3,
         backoff: float = 0.5,
         max_points: int = MAX_POINTS,
@@ -80,8 +91,11 @@ class PrometheusSource:
             raise KayentaError("basic auth needs both a username and a password")
         if timeout <= 0 or retries < 0 or backoff < 0 or max_points < 1:
             raise KayentaError("timeout and max_points must be positive; retries and backoff not negative")
+        if not (math.isfinite(deadline) and deadline > 0):
+            raise KayentaError(f"deadline must be a positive number of seconds, got {deadline!r}")
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.deadline = deadline
         self.retries = retries
         self.max_points = max_points
         retry = Retry(
@@ -103,10 +117,10 @@ class PrometheusSource:
             url=self.url, headers=headers, retry=retry, auth=auth, timeout=timeout, session=session
         )
         # Concurrent fetches share the session: give it a pool as large as the concurrency.
-        session.mount(self.url, HTTPAdapter(max_retries=retry, pool_maxsize=pool_size))
+        session.mount(self.url, _DeadlineAdapter(max_retries=retry, pool_maxsize=pool_size))
 
     def __repr__(self) -> str:  # never show credentials
-        return f"PrometheusSource({self.url!r}, timeout={self.timeout}, retries={self.retries})"
+        return f"PrometheusSource({redact_url(self.url)!r}, timeout={self.timeout}, retries={self.retries})"
 
     def close(self) -> None:
         """Close the HTTP session."""
@@ -129,8 +143,10 @@ class PrometheusSource:
             scope = Scope(scope)
         if start is None or end is None or step is None:
             raise KayentaError(f"metric {metric.name!r}: Prometheus needs start, end and step")
-        if step <= 0 or end < start:
-            raise KayentaError(f"metric {metric.name!r}: need step > 0 and end >= start")
+        if not all(map(math.isfinite, (start, end, step))) or step <= 0 or end < start:
+            raise KayentaError(
+                f"metric {metric.name!r}: need finite start, end and step, step > 0 and end >= start"
+            )
         query = self.render(metric, scope)
         grid_start, grid_end = round(start), round(end)
         points = int((grid_end - grid_start) // step) + 1
@@ -150,32 +166,140 @@ class PrometheusSource:
     def _query(
         self, metric: str, query: str, start: float, end: float, step: float
     ) -> list[tuple[dict[str, str], list[list[Any]]]]:
-        """One range request; every failure becomes a SourceError naming the URL and the metric."""
-        where = f"Prometheus {self.url}: metric {metric!r}"
+        """One range request; every failure becomes a SourceError naming the URL and the metric.
+
+        An HTTP 4xx other than 429 is permanent (``transient=False``): asking again gets the same
+        refusal. The request, its retries included, is cut off at ``deadline`` seconds.
+        """
+        where = f"Prometheus {redact_url(self.url)}: metric {metric!r}"
+        watch = _Deadline(self.deadline)
         try:
-            result = self._client.custom_query_range(
-                query,
-                start_time=datetime.fromtimestamp(start, UTC),
-                end_time=datetime.fromtimestamp(end, UTC),
-                step=_format_step(step),
-            )
+            with watch.active():
+                result = self._client.custom_query_range(
+                    query,
+                    start_time=datetime.fromtimestamp(start, UTC),
+                    end_time=datetime.fromtimestamp(end, UTC),
+                    step=_format_step(step),
+                )
         except PrometheusApiClientException as exc:
-            raise SourceError(f"{where}: {_api_error(str(exc))}", url=self.url, metric=metric) from None
-        except requests.exceptions.Timeout:
+            status = _status(str(exc))
             raise SourceError(
-                f"{where}: no answer within {self.timeout:g} s (after {self.retries} retries)",
+                f"{where}: {_api_error(str(exc))}",
                 url=self.url,
                 metric=metric,
-            ) from None
-        except requests.exceptions.ConnectionError as exc:
-            raise SourceError(
-                f"{where}: cannot connect after {self.retries} retries ({_root_cause(exc)})",
-                url=self.url,
-                metric=metric,
+                status=status,
+                transient=status is None or status == 429 or status >= 500,
             ) from None
         except (requests.exceptions.RequestException, ValueError, KeyError) as exc:
-            raise SourceError(f"{where}: {type(exc).__name__}: {exc}", url=self.url, metric=metric) from None
+            raise self._failure(where, metric, exc, expired=watch.expired) from None
         return [(item.get("metric", {}), item.get("values", [])) for item in result]
+
+    def _failure(self, where: str, metric: str, exc: Exception, *, expired: bool) -> SourceError:
+        """The SourceError for a failed request (all transient: another try may work)."""
+        if expired:
+            text = f"no complete answer within the deadline of {self.deadline:g} s"
+        elif isinstance(exc, requests.exceptions.Timeout):
+            text = f"no answer within {self.timeout:g} s (after {self.retries} retries)"
+        elif isinstance(exc, requests.exceptions.ConnectionError):
+            text = f"cannot connect after {self.retries} retries ({_root_cause(exc)})"
+        else:
+            text = f"{type(exc).__name__}: {exc}"
+        return SourceError(f"{where}: {text}", url=self.url, metric=metric)
+
+
+class _Deadline:
+    """A total deadline for one request: when it passes, the connection in use is shut down.
+
+    A per-read timeout never fires on a server that sends a byte every few seconds; shutting
+    the socket down from a timer thread ends the blocked read (and every retry after it) at once.
+    """
+
+    _current = threading.local()
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._conn: HTTPConnection | None = None
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        """Run the block under the deadline (connections opened in this thread report to it)."""
+        timer = threading.Timer(self.seconds, self._expire)
+        timer.daemon = True
+        _Deadline._current.watch = self
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+            _Deadline._current.watch = None
+
+    @classmethod
+    def attach(cls, conn: HTTPConnection) -> None:
+        """Tell this thread's deadline (if any) which connection the request now uses."""
+        watch: _Deadline | None = getattr(cls._current, "watch", None)
+        if watch is None:
+            return
+        with watch._lock:
+            watch._conn = conn
+            if watch.expired:
+                _shut(conn)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            if self._conn is not None:
+                _shut(self._conn)
+
+
+def _shut(conn: HTTPConnection) -> None:
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        with suppress(OSError):  # already closed
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _Deadline.attach(self)
+        super().request(*args, **kwargs)
+
+    def getresponse(self) -> Any:
+        _Deadline.attach(self)
+        return super().getresponse()
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _Deadline.attach(self)
+        super().request(*args, **kwargs)
+
+    def getresponse(self) -> Any:
+        _Deadline.attach(self)
+        return super().getresponse()
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """An adapter whose connections obey the calling thread's :class:`_Deadline`."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+def _status(message: str) -> int | None:
+    """The HTTP status of a prometheus-api-client error message (None if it names none)."""
+    match = _STATUS.match(message)
+    return int(match.group(1)) if match else None
 
 
 def _format_step(step: float) -> str:

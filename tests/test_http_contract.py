@@ -1,0 +1,236 @@
+"""The HTTP contract, through a real server: error shapes, documented statuses, Allow, bounds, health.
+
+One test per promise: 422 bodies in FastAPI's shape, every status in the OpenAPI document with
+a bearer security scheme, OPTIONS and 405 with ``Allow``, bounded paging, /readyz honest about a
+database that takes no writes, 503 with ``Retry-After`` while SQLite is busy, JSON 500s without a
+traceback, and an unreadable stored row named in a JSON error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from live_server import LiveServer
+from sqlalchemy import create_engine, event, text
+
+from kayenta_py._api import MAX_OFFSET
+from kayenta_py._settings import Settings
+
+WRITER = "contract-writer-token"
+WRITE = {"Authorization": f"Bearer {WRITER}"}
+CONFIG = {"name": "web", "metrics": [{"name": "latency", "kind": "latency"}]}
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("KAYENTA_"):
+            monkeypatch.delenv(name)
+
+
+def serve(url: str, tmp: Path) -> LiveServer:
+    return LiveServer(
+        Settings(database_url=url, data_dir=tmp, api_tokens=f"write:{WRITER},read:contract-reader")
+    )
+
+
+@pytest.fixture
+def sqlite_server(tmp_path: Path) -> Iterator[LiveServer]:
+    with serve(f"sqlite:///{tmp_path / 'k.db'}", tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    with serve(database_url, tmp_path) as server:
+        yield server
+
+
+def items(answer: httpx.Response) -> list[dict[str, Any]]:
+    """The ``detail`` list of a JSON error, each entry checked for FastAPI's keys."""
+    assert answer.headers["content-type"].startswith("application/json"), answer.text
+    detail = answer.json()["detail"]
+    assert isinstance(detail, list) and detail, answer.text
+    for item in detail:
+        assert isinstance(item["type"], str) and item["type"], item
+        assert isinstance(item["loc"], list) and isinstance(item["msg"], str), item
+    return detail
+
+
+def past_window() -> dict[str, Any]:
+    now = time.time()
+    start, end = (datetime.fromtimestamp(t, UTC).isoformat() for t in (now - 300, now - 60))
+    return {
+        "config": CONFIG,
+        "baseline_scope": "baseline",
+        "canary_scope": "canary",
+        "source": "demo",
+        "start": start,
+        "end": end,
+        "step": 5,
+    }
+
+
+def test_every_422_has_type_loc_and_msg(sqlite_server: LiveServer) -> None:
+    base = sqlite_server.url
+    bad_config = {"name": "x", "config": {"metrics": [{"name": "a", "knd": "latency"}]}}
+    answers = {
+        "ConfigError": httpx.post(f"{base}/api/v1/configs", json=bad_config, headers=WRITE),
+        "pydantic body": httpx.post(f"{base}/api/v1/configs", json={"name": ""}, headers=WRITE),
+        "query check": httpx.get(f"{base}/api/v1/analyses", params={"status": "nope"}, headers=WRITE),
+        "not UTF-8": httpx.post(f"{base}/api/v1/configs", content=b"\xff\xfe{", headers=WRITE),
+        "unknown metric": httpx.post(
+            f"{base}/api/v1/judge",
+            json={"config": CONFIG, "baseline": {"latncy": [1.0]}, "canary": {"latency": [1.0]}},
+            headers=WRITE,
+        ),
+    }
+    for what, answer in answers.items():
+        assert answer.status_code == 422, (what, answer.text)
+        items(answer)
+    assert items(answers["ConfigError"])[0]["loc"] == ["body", "config", "metrics", 0, "knd"]
+    assert items(answers["query check"])[0]["loc"] == ["query", "status"]
+    assert items(answers["unknown metric"])[0]["loc"] == ["body", "baseline", "latncy"]
+
+
+def test_openapi_documents_every_status_and_the_bearer_scheme(sqlite_server: LiveServer) -> None:
+    spec = httpx.get(f"{sqlite_server.url}/openapi.json").json()
+    bearer = spec["components"]["securitySchemes"]["bearer"]
+    assert bearer["type"] == "http" and bearer["scheme"] == "bearer"
+    error = {"$ref": "#/components/schemas/Error"}
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            where = f"{method.upper()} {path}"
+            responses = operation["responses"]
+            assert "500" in responses, where
+            health = "health" in operation["tags"]
+            expected = set() if health else {"401", "403", "503"}
+            expected |= {"404"} if "{" in path else set()
+            expected |= {"413", "422"} if "requestBody" in operation else set()
+            assert expected <= set(responses), (where, sorted(responses))
+            for status in expected:
+                assert responses[status]["content"]["application/json"]["schema"] == error, (where, status)
+            if not health:
+                assert operation["security"] == [{"bearer": []}], where
+                assert "Retry-After" in responses["503"]["headers"], where
+            names = [p["name"].lower() for p in operation.get("parameters", [])]
+            assert "authorization" not in names, where
+    listing = spec["paths"]["/api/v1/analyses"]["get"]["parameters"]
+    offset = next(p for p in listing if p["name"] == "offset")
+    assert offset["schema"]["maximum"] == MAX_OFFSET
+
+
+def test_options_answers_allow_and_405_carries_it(sqlite_server: LiveServer) -> None:
+    spec = httpx.get(f"{sqlite_server.url}/openapi.json").json()
+    by_shape: dict[str, set[str]] = {}  # /canary/{config_id} and /canary/{execution_id} are one shape
+    for path, operations in spec["paths"].items():
+        by_shape.setdefault(re.sub(r"\{[^}]+\}", "{}", path), set()).update(m.upper() for m in operations)
+    for shape, methods in by_shape.items():
+        path = shape
+        url = sqlite_server.url + shape.replace("{}", "some-id")
+        documented = methods | {"OPTIONS"}
+        options = httpx.options(url)
+        assert options.status_code == 204, (path, options.status_code, options.text)
+        assert set(options.headers["allow"].split(", ")) == documented, path
+        unused = next(m for m in ("PATCH", "PUT", "DELETE", "POST") if m not in documented)
+        refused = httpx.request(unused, url, headers=WRITE)
+        assert refused.status_code == 405, (path, unused, refused.text)
+        assert set(refused.headers["allow"].split(", ")) == documented, path
+        assert items(refused)[0]["type"] == "method_not_allowed"
+
+
+def test_paging_and_versions_are_bounded(server: LiveServer) -> None:
+    base = server.url
+    for params in ({"offset": 2**63}, {"offset": MAX_OFFSET + 1}, {"limit": 501}, {"limit": 0}):
+        answer = httpx.get(f"{base}/api/v1/analyses", params=params, headers=WRITE)
+        assert answer.status_code == 422, (params, answer.text)
+        assert items(answer)[0]["loc"] == ["query", next(iter(params))]
+    last = httpx.get(f"{base}/api/v1/analyses", params={"offset": MAX_OFFSET, "limit": 500}, headers=WRITE)
+    assert last.status_code == 200 and last.json()["items"] == [], last.text
+    huge = httpx.get(f"{base}/api/v1/configs/web", params={"version": 2**63}, headers=WRITE)
+    assert huge.status_code == 422 and items(huge)[0]["loc"] == ["query", "version"], huge.text
+    top = httpx.get(f"{base}/api/v1/configs/web", params={"version": 2**31 - 1}, headers=WRITE)
+    assert top.status_code == 404, top.text
+
+
+def test_readyz_says_not_ready_when_the_database_takes_no_writes(sqlite_server: LiveServer) -> None:
+    assert httpx.get(f"{sqlite_server.url}/readyz").json()["writable"] is True
+    engine = sqlite_server.service.store.engine
+    with engine.connect() as connection:
+        pages = connection.execute(text("PRAGMA page_count")).scalar_one()
+
+    def full(dbapi_connection: Any, _record: Any) -> None:  # the disk has no room past these pages
+        dbapi_connection.execute(f"PRAGMA max_page_count = {pages}")
+
+    event.listen(engine, "connect", full)
+    engine.dispose()
+    ready = httpx.get(f"{sqlite_server.url}/readyz")
+    assert ready.status_code == 503, ready.text
+    assert ready.json()["writable"] is False and ready.json()["status"] == "not ready"
+    assert "full" in ready.json()["problem"]
+
+
+def test_a_busy_sqlite_answers_503_with_retry_after(sqlite_server: LiveServer, tmp_path: Path) -> None:
+    engine = sqlite_server.service.store.engine
+    event.listen(engine, "connect", lambda c, _r: c.execute("PRAGMA busy_timeout = 300"))
+    engine.dispose()  # new connections wait 0.3 s for a lock, not 30 s
+    holder = sqlite3.connect(tmp_path / "k.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        busy = httpx.post(
+            f"{sqlite_server.url}/api/v1/configs", json={"name": "web", "config": CONFIG}, headers=WRITE
+        )
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert busy.status_code == 503, busy.text
+    assert int(busy.headers["retry-after"]) > 0
+    assert items(busy)[0]["type"] == "database_busy"
+    again = httpx.post(
+        f"{sqlite_server.url}/api/v1/configs", json={"name": "web", "config": CONFIG}, headers=WRITE
+    )
+    assert again.status_code == 201, again.text
+
+
+def test_an_unexpected_error_is_a_json_500_without_traceback(server: LiveServer, database_url: str) -> None:
+    outside = create_engine(database_url)
+    with outside.begin() as connection:  # the table vanishes under the running service
+        connection.execute(text("ALTER TABLE canary_configs RENAME TO canary_configs_gone"))
+    outside.dispose()
+    answer = httpx.get(f"{server.url}/api/v1/configs", headers=WRITE)
+    assert answer.status_code == 500, answer.text
+    (item,) = items(answer)
+    assert item["type"] == "internal_error" and "reference" in item["msg"]
+    for leak in ("Traceback", "[SQL:", 'File "', WRITER):
+        assert leak not in answer.text, leak
+
+
+def test_an_unreadable_stored_analysis_is_named_in_a_json_error(
+    server: LiveServer, database_url: str
+) -> None:
+    created = httpx.post(f"{server.url}/api/v1/analyses", json=past_window(), headers=WRITE)
+    assert created.status_code == 201, created.text
+    analysis_id = created.json()["id"]
+    outside = create_engine(database_url)
+    cast = "CAST(:bad AS JSON)" if outside.dialect.name == "postgresql" else ":bad"
+    with outside.begin() as connection:  # valid JSON, but not the object thresholds must be
+        connection.execute(
+            text(f"UPDATE analyses SET thresholds = {cast} WHERE id = :id"),
+            {"bad": '"pass"', "id": analysis_id},
+        )
+    outside.dispose()
+    for path in (f"/api/v1/analyses/{analysis_id}", f"/api/v1/analyses/{analysis_id}/verdict"):
+        answer = httpx.get(server.url + path, headers=WRITE)
+        assert answer.status_code == 500, (path, answer.text)
+        (item,) = items(answer)
+        assert item["type"] == "unreadable_record" and analysis_id in item["msg"], item
+        assert "Traceback" not in answer.text
