@@ -5,28 +5,26 @@ from __future__ import annotations
 import hmac
 import logging
 import math
-import re
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
-from sqlalchemy.exc import DBAPIError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Route, compile_path
 
-from kayenta_py import _store
 from kayenta_py._config import load_config
-from kayenta_py._errors import ConfigError, KayentaError
 from kayenta_py._flagger import flagger_router
+from kayenta_py._http_errors import (
+    BodyLimit,
+    MethodGuard,
+    install_error_handlers,
+    method_table,
+    one_line,
+    openapi_document,
+)
 from kayenta_py._kayenta_api import kayenta_router
 from kayenta_py._limits import JsonSafeErrors
 from kayenta_py._model import Thresholds, rfc3339
@@ -34,7 +32,7 @@ from kayenta_py._pipeline import judge as judge_canary
 from kayenta_py._redact import redact
 from kayenta_py._registry import did_you_mean
 from kayenta_py._report import CONTENT_SECURITY_POLICY, render_analysis_html
-from kayenta_py._service import ConfigNotFoundError, Service
+from kayenta_py._service import Service
 from kayenta_py._store import STATUSES, AnalysisRecord, ConfigVersionRecord, IntervalRecord, StoreError
 from kayenta_py._version import __version__
 
@@ -158,10 +156,10 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(BodyLimit, limit=service.settings.max_body_bytes)
-    app.add_middleware(MethodGuard, table=_method_table(app))
+    app.add_middleware(MethodGuard, table=method_table(app))
     read, write = _auth(service, "read"), _auth(service, "write")
-    _install_error_handlers(app)
-    app.openapi = lambda: _openapi(app, service)  # type: ignore[method-assign]
+    install_error_handlers(app)
+    app.openapi = lambda: openapi_document(app, service)  # type: ignore[method-assign]
 
     compat = _compat_guard(service)
     app.include_router(kayenta_router(service, compat, _native_writer(service)))
@@ -380,41 +378,6 @@ log = logging.getLogger("kayenta_py.api")
 MAX_LIMIT = 500
 MAX_OFFSET = 1_000_000_000
 MAX_VERSION = 2**31 - 1  # the store's version column is a 32-bit integer on PostgreSQL
-RETRY_AFTER_S = 5  # seconds a client should wait when the database is busy
-_UNPARSABLE = "There was an error parsing the body"
-
-_ERROR_TYPES = {
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "too_large",
-    422: "value_error",
-    500: "internal_error",
-    503: "unavailable",
-}
-_DESCRIPTIONS = {
-    401: "no bearer token, or an unknown one",
-    403: "the token lacks the scope this route needs",
-    404: "no such resource",
-    409: "conflict with the stored state",
-    413: "request body larger than KAYENTA_MAX_BODY_BYTES",
-    422: "invalid input: detail[] names each field at fault",
-    425: "not decided yet (Flagger: retry)",
-    500: "unexpected internal error (JSON, no traceback)",
-    503: "database busy or unavailable: retry after Retry-After seconds",
-}
-# Statuses a route answers beyond those its shape implies (auth, path, body).
-_EXTRA_STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
-    ("POST", "/api/v1/configs"): (409,),
-    ("POST", "/canaryConfig"): (409,),
-    ("PUT", "/canaryConfig/{config_id}"): (409,),
-    ("DELETE", "/canaryConfig/{config_id}"): (409,),
-    ("POST", "/api/v1/flagger/{hook}"): (409, 425),
-}
-
-
 class Readiness(BaseModel):
     """The answer of /readyz."""
 
@@ -425,272 +388,12 @@ class Readiness(BaseModel):
     problem: str | None = Field(None, description="why the database is not ready")
 
 
-def error_item(status: int, loc: list[str | int], msg: str, **extra: Any) -> dict[str, Any]:
-    """Return one ``detail[]`` entry in FastAPI's shape: ``{type, loc, msg, ...}``."""
-    kind = extra.pop("type", None) or _ERROR_TYPES.get(status, "error")
-    return {"type": kind, "loc": loc, "msg": msg, **extra}
-
-
-def _typed(status: int, item: Any) -> dict[str, Any]:
-    """Return ``item`` (a detail entry, or any value) with ``type``, ``loc`` and ``msg``."""
-    if not isinstance(item, dict):
-        return error_item(status, [], str(item))
-    rest = {k: v for k, v in item.items() if k not in ("type", "loc", "msg")}
-    loc, msg = list(item.get("loc", [])), str(item.get("msg", ""))
-    return error_item(status, loc, msg, type=item.get("type"), **rest)
-
-
-def _json_safe(value: Any) -> Any:
-    """Return ``value`` fit for strict JSON: non-finite floats as text, strings redacted."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def _one_line(exc: BaseException, limit: int = 200) -> str:
-    text = redact(" ".join(str(exc).split("\n", 1)[0].split()))
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _is_busy(exc: BaseException) -> bool:
-    """Return whether ``exc`` says the database is busy (SQLite locked past its timeout)."""
-    check = getattr(_store, "is_busy_error", None)
-    if callable(check):
-        return bool(check(exc))
-    text = str(exc).lower()
-    return isinstance(exc, DBAPIError) and ("database is locked" in text or "database is busy" in text)
-
-
-def _internal_error(exc: BaseException) -> JSONResponse:
-    reference = uuid.uuid4().hex[:12]
-    log.error("internal error %s on a request", reference, exc_info=exc)
-    message = f"internal error (reference {reference} in the service log): {type(exc).__name__}: "
-    message += _one_line(exc)
-    return JSONResponse({"detail": [error_item(500, [], message)]}, status_code=500)
-
-
-def _busy() -> JSONResponse:
-    message = f"the database is busy; retry in {RETRY_AFTER_S} s"
-    body = {"detail": [error_item(503, [], message, type="database_busy")]}
-    return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
-
-
 def _write_problem(service: Service) -> str | None:
-    """Return why the database cannot take writes, or None (``Store.check_writable``, else a ping)."""
-    check = getattr(service.store, "check_writable", None)
-    if callable(check):
-        try:
-            problem = check()
-        except Exception as exc:  # the check itself failing is a problem too
-            return f"{type(exc).__name__}: {_one_line(exc)}"
-        return None if problem is None else str(problem)
-    return None if service.store.ping() else "the database does not answer"
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    """Answer every error as JSON ``{"detail": ...}``: 422 lists ``{type, loc, msg}``; never a traceback."""
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
-        headers = dict(exc.headers or {})
-        if exc.status_code in (204, 304):
-            return Response(status_code=exc.status_code, headers=headers)
-        detail: Any = exc.detail
-        if exc.status_code == 400 and detail == _UNPARSABLE:  # FastAPI's answer to a body not UTF-8
-            body = [error_item(422, ["body"], "the body is not valid JSON (UTF-8)", type="json_invalid")]
-            return JSONResponse({"detail": body}, status_code=422)
-        if isinstance(detail, list):
-            detail = [_typed(exc.status_code, item) for item in detail]
-        elif exc.status_code == 422:
-            detail = [error_item(422, [], str(detail))]
-        return JSONResponse({"detail": _json_safe(detail)}, status_code=exc.status_code, headers=headers)
-
-    @app.exception_handler(ConfigError)
-    async def _config_error(_request: Request, exc: ConfigError) -> JSONResponse:
-        detail = [
-            error_item(422, ["body", "config", *_path_parts(i.path)], redact(i.message)) for i in exc.issues
-        ]
-        return JSONResponse({"detail": detail}, status_code=422)
-
-    @app.exception_handler(KayentaError)
-    async def _kayenta_error(_request: Request, exc: KayentaError) -> JSONResponse:
-        field, _, message = str(exc).partition(": ")
-        parts = field.split(".")
-        named = message and all(p.isidentifier() for p in parts)
-        loc: list[str | int] = ["body", *parts] if named else ["body"]
-        return JSONResponse({"detail": [error_item(422, loc, redact(str(exc)))]}, status_code=422)
-
-    @app.exception_handler(ConfigNotFoundError)
-    async def _config_not_found(_request: Request, exc: ConfigNotFoundError) -> JSONResponse:
-        return JSONResponse({"detail": [error_item(404, ["body", exc.field], exc.message)]}, status_code=404)
-
-    unreadable = getattr(_store, "UnreadableRecord", None)
-    if isinstance(unreadable, type) and issubclass(unreadable, Exception):
-
-        @app.exception_handler(unreadable)
-        async def _unreadable(_request: Request, exc: Exception) -> JSONResponse:
-            log.error("unreadable stored record: %s", exc)
-            record_id = getattr(exc, "record_id", None)
-            item = error_item(500, [], redact(str(exc)), type="unreadable_record", record_id=record_id)
-            body = {"detail": [item]}
-            return JSONResponse(body, status_code=500)
-
-    @app.exception_handler(DBAPIError)
-    async def _database_error(_request: Request, exc: DBAPIError) -> JSONResponse:
-        return _busy() if _is_busy(exc) else _internal_error(exc)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        return _busy() if _is_busy(exc) else _internal_error(exc)
-
-
-def _openapi(app: FastAPI, service: Service) -> dict[str, Any]:
-    """The OpenAPI document: every status each route answers, JSON error schemas, bearer security."""
-    if app.openapi_schema:
-        return app.openapi_schema
-    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-    components = schema.setdefault("components", {})
-    components.setdefault("schemas", {}).update(
-        {
-            "ErrorItem": {
-                "type": "object",
-                "properties": {
-                    "type": {"type": "string"},
-                    "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
-                    "msg": {"type": "string"},
-                    "input": {},
-                    "ctx": {"type": "object"},
-                },
-                "required": ["type", "loc", "msg"],
-            },
-            "Error": {
-                "type": "object",
-                "properties": {
-                    "detail": {
-                        "anyOf": [
-                            {"type": "string"},
-                            {"type": "array", "items": {"$ref": "#/components/schemas/ErrorItem"}},
-                        ]
-                    }
-                },
-                "required": ["detail"],
-            },
-        }
-    )
-    components["securitySchemes"] = {
-        "bearer": {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "a token of KAYENTA_API_TOKENS (read or write scope)",
-        }
-    }
-    for path, operations in schema["paths"].items():
-        for method, operation in operations.items():
-            _document(operation, path, method.upper(), service)
-    app.openapi_schema = schema
-    return schema
-
-
-def _document(operation: dict[str, Any], path: str, method: str, service: Service) -> None:
-    """Add to one operation its error statuses and its security requirement."""
-    tags = set(operation.get("tags", []))
-    guard = None if "health" in tags else "compat" if tags & {"kayenta", "flagger"} else "native"
-    parameters = [p for p in operation.get("parameters", []) if p.get("name", "").lower() != "authorization"]
-    places = {p.get("in") for p in parameters}
-    statuses = {500} if path == "/healthz" else {500, 503}
-    statuses |= set(_EXTRA_STATUSES.get((method, path), ()))
-    if guard is not None:
-        statuses |= {401, 403}
-    if "path" in places:
-        statuses.add(404)
-    if "requestBody" in operation:
-        statuses |= {404, 413, 422}  # 404: a body may name a stored config that does not exist
-    if places:
-        statuses.add(422)
-    responses = operation.setdefault("responses", {})
-    error = {"schema": {"$ref": "#/components/schemas/Error"}}
-    content: dict[str, Any] = {"application/json": error}
-    if any("text/plain" in r.get("content", {}) for r in responses.values()):
-        content = {"application/json": error, "text/plain": {"schema": {"type": "string"}}}
-    for status in sorted(statuses):
-        entry: dict[str, Any] = {"description": _DESCRIPTIONS[status], "content": content}
-        if status == 503:
-            entry["headers"] = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
-        if str(status) not in responses or status == 422:
-            responses[str(status)] = entry
-    if parameters:
-        operation["parameters"] = parameters
-    else:
-        operation.pop("parameters", None)
-    tokens = bool(service.settings.tokens())
-    if guard == "compat" and service.settings.compat_endpoints_open:
-        if tokens and method in ("PUT", "DELETE", "POST") and path.startswith("/canaryConfig"):
-            operation["security"] = [{}, {"bearer": []}]  # a config created natively needs a write token
-    elif guard is not None and tokens:
-        operation["security"] = [{"bearer": []}]
-
-
-def _method_table(app: FastAPI) -> Callable[[], list[tuple[re.Pattern[str], frozenset[str]]]]:
-    """Return a function giving each path's pattern and methods (the OpenAPI paths and plain routes)."""
-    table: list[tuple[re.Pattern[str], frozenset[str]]] = []
-
-    def get() -> list[tuple[re.Pattern[str], frozenset[str]]]:
-        if not table:
-            methods: dict[str, set[str]] = {}
-            for path, operations in app.openapi()["paths"].items():
-                methods.setdefault(path, set()).update(m.upper() for m in operations)
-            for route in app.routes:
-                if isinstance(route, Route) and route.methods:
-                    methods.setdefault(route.path_format, set()).update(route.methods)
-            table.extend((compile_path(path)[0], frozenset(found)) for path, found in methods.items())
-        return table
-
-    return get
-
-
-class MethodGuard:
-    """ASGI middleware: OPTIONS answers 204 with ``Allow``; a method a path lacks, 405 with ``Allow``."""
-
-    def __init__(
-        self,
-        app: Callable[[Scope, Receive, Send], Awaitable[None]],
-        table: Callable[[], list[tuple[re.Pattern[str], frozenset[str]]]],
-    ) -> None:
-        self.app = app
-        self.table = table
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        method, path = scope["method"], scope["path"]
-        allowed: set[str] = set()
-        for pattern, methods in self.table():
-            if pattern.match(path):
-                allowed |= methods
-        if not allowed or (method in allowed and method != "OPTIONS"):
-            await self.app(scope, receive, send)
-            return
-        allow = ", ".join(sorted(allowed | {"OPTIONS"}))
-        if method == "OPTIONS":
-            response: Response = Response(status_code=204, headers={"Allow": allow})
-        else:
-            body = {"detail": [error_item(405, [], f"method {method} not allowed here; allowed: {allow}")]}
-            response = JSONResponse(body, status_code=405, headers={"Allow": allow})
-        await response(scope, receive, send)
-
-
-# ---------------------------------------------------------------- documents
+    """Return why the database cannot take writes (``Store.check_writable``), or None."""
+    try:
+        return service.store.check_writable()
+    except Exception as exc:  # the check itself failing is a problem too
+        return f"{type(exc).__name__}: {one_line(exc)}"
 
 
 def verdict_document(record: AnalysisRecord) -> dict[str, Any]:
@@ -772,16 +475,6 @@ def _analysis(service: Service, analysis_id: str, *, with_intervals: bool = True
     if record is None:
         raise HTTPException(404, f"no analysis {analysis_id!r}")
     return record
-
-
-def _path_parts(path: str) -> list[str | int]:
-    """Split a config path (``metrics[2].judge.effect_size``) into loc parts, as pydantic gives them."""
-    parts: list[str | int] = []
-    for part in filter(None, path.split(".")):
-        name, _, rest = part.partition("[")
-        parts += [name] if name else []
-        parts += [int(i) if i.isdigit() else i for i in rest.rstrip("]").split("][") if i] if rest else []
-    return parts
 
 
 def _given(thresholds: ThresholdsBody | None) -> dict[str, float] | None:
@@ -880,61 +573,3 @@ def _native_writer(service: Service) -> Callable[[str, str | None], None]:
             raise HTTPException(exc.status_code, detail, headers=exc.headers) from None
 
     return check
-
-
-class BodyLimit:
-    """ASGI middleware refusing request bodies larger than ``limit`` bytes with a JSON 413."""
-
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None:
-            if not length.isdigit() or int(length) > self.limit:
-                await self._too_large(send)
-                return
-            await self.app(scope, receive, send)
-            return
-        # No length given (chunked): read the body first, refuse it as soon as it is too large.
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > self.limit:
-                await self._too_large(send)
-                return
-            if not message.get("more_body", False):
-                break
-        body, replayed = b"".join(chunks), False
-
-        async def replay() -> MutableMapping[str, Any]:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
-
-    async def _too_large(self, send: Send) -> None:
-        body = JSONResponse({"detail": f"request body larger than {self.limit} bytes"}, status_code=413).body
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})

@@ -431,7 +431,8 @@ def load_stored_canaries(
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-    from kayenta_py._store import Store, StoreError, pairs_from_json
+    from kayenta_py._store import Store, StoreError
+    from kayenta_py._stored_pairs import pairs_from_json
 
     registry = registry or default_registry()
     labels = read_labels(Path(labels_path)) if labels_path is not None else {}

@@ -396,7 +396,8 @@ def _history_section(intervals: Sequence[Any], total: int) -> str:
 
 def _stored_pairs(interval: Any) -> list[MetricSetPair] | None:
     """Return an interval's full stored pairs (its ``pairs``: deltas joined), None if unreadable."""
-    from kayenta_py._store import StoreError, pairs_from_json
+    from kayenta_py._store import StoreError
+    from kayenta_py._stored_pairs import pairs_from_json
 
     try:
         return pairs_from_json(interval.pairs or [])

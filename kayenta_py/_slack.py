@@ -766,18 +766,7 @@ class SlackNotifier:
         Such a message was being posted by a replica that died; that counts as a failed attempt
         (a message that kills its poster cannot be retried for ever).
         """
-        with self.store.session() as session:
-            result = session.execute(
-                update(NotificationRecord)
-                .where(NotificationRecord.status == SENDING)
-                .where(NotificationRecord.updated_ts < now - STALE_SENDING_S)
-                .values(
-                    status=PENDING,
-                    attempts=NotificationRecord.attempts + 1,
-                    last_error="interrupted while sending (the process posting it stopped)",
-                )
-            )
-            released = cast(CursorResult[Any], result).rowcount
+        released = self.store.release_stale_notifications(STALE_SENDING_S, now=now)
         if released:
             log.warning("slack: %d message(s) left in 'sending' by a stopped process are retried", released)
 

@@ -261,6 +261,8 @@ def _shut(conn: HTTPConnection) -> None:
 
 
 class _WatchedHTTPConnection(HTTPConnection):
+    """A connection the request's deadline watches (and shuts when it passes)."""
+
     def request(self, *args: Any, **kwargs: Any) -> None:
         _Deadline.attach(self)
         super().request(*args, **kwargs)
@@ -270,14 +272,8 @@ class _WatchedHTTPConnection(HTTPConnection):
         return super().getresponse()
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _Deadline.attach(self)
-        super().request(*args, **kwargs)
-
-    def getresponse(self) -> Any:
-        _Deadline.attach(self)
-        return super().getresponse()
+class _WatchedHTTPSConnection(_WatchedHTTPConnection, HTTPSConnection):
+    """The same over TLS (the watch runs before HTTPSConnection's own methods)."""
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):

@@ -10,6 +10,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from kayenta_py._store import Store
+
 # The PostgreSQL of this kind of machine: 127.0.0.1:5432, trust auth, user postgres, database test.
 POSTGRES_ADMIN_URL = os.environ.get(
     "KAYENTA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -58,3 +60,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'kayenta.db'}"
     else:
         yield from fresh_postgres_database()
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    """A migrated store on a fresh database (SQLite, then PostgreSQL)."""
+    instance = Store(database_url)
+    instance.migrate()
+    try:
+        yield instance
+    finally:
+        instance.close()

@@ -34,7 +34,8 @@ from kayenta_py._backtest import (
 )
 from kayenta_py._service import Service
 from kayenta_py._settings import Settings
-from kayenta_py._store import Store, pairs_from_json
+from kayenta_py._store import Store
+from kayenta_py._stored_pairs import pairs_from_json
 from kayenta_py.examples import EXAMPLES_DIR
 from metrics_sources import DemoSource, read_metrics_csv
 

@@ -54,7 +54,8 @@ from kayenta_py._report import (
     render_analysis_html,
     render_result_html,
 )
-from kayenta_py._store import AnalysisRecord, IntervalRecord, pairs_to_json
+from kayenta_py._store import AnalysisRecord, IntervalRecord
+from kayenta_py._stored_pairs import pairs_to_json
 from kayenta_py.examples import EXAMPLES_DIR
 
 KAYENTA_PY = Path(sys.executable).with_name("kayenta-py")

@@ -11,7 +11,6 @@ import math
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +33,8 @@ from kayenta_py._store import (
     NotificationRecord,
     Store,
     StoreError,
-    pairs_from_json,
-    pairs_to_json,
 )
+from kayenta_py._stored_pairs import pairs_from_json, pairs_to_json
 
 CONFIG_BODY: dict[str, Any] = {
     "name": "store-test",
@@ -50,15 +48,6 @@ CONFIG = kayenta_py.load_config(CONFIG_BODY)
 TABLES = {"canary_configs", "canary_config_versions", "analyses", "intervals", "verdicts", "notifications"}
 
 
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    """A migrated store on a fresh database."""
-    instance = Store(database_url)
-    instance.migrate()
-    try:
-        yield instance
-    finally:
-        instance.close()
 
 
 def make_pairs(shift: float = 1.0, seed: int = 7, *, with_nan: bool = True) -> list[MetricSetPair]:

@@ -12,7 +12,6 @@ import math
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -29,9 +28,8 @@ from kayenta_py._store import (
     Store,
     UnreadableRecord,
     is_busy_error,
-    pairs_from_json,
-    pairs_to_json,
 )
+from kayenta_py._stored_pairs import pairs_from_json, pairs_to_json
 
 CONFIG_BODY: dict[str, Any] = {
     "name": "hostile",
@@ -43,14 +41,6 @@ T0 = 1_700_000_000.0
 JSON_COLUMNS = ("config_body", "thresholds", "scope_params", "extra", "state")
 
 
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    instance = Store(database_url)
-    instance.migrate()
-    try:
-        yield instance
-    finally:
-        instance.close()
 
 
 def fields(**overrides: Any) -> dict[str, Any]:

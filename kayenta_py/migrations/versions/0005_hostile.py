@@ -1,7 +1,7 @@
 """Intervals store their pairs as deltas; one analysis per client key; a heartbeat row.
 
 - ``intervals.pairs``: a fixed-mode interval's cumulative pairs become deltas (the points
-  after the previous interval's, verified by digest; see ``kayenta_py._store.encode_pairs``),
+  after the previous interval's, verified by digest; see ``kayenta_py._stored_pairs.encode_pairs``),
   and ``intervals.pairs_digest`` holds each interval's digest. Downgrading rebuilds them.
 - ``uq_analyses_kind_external_key``: unique (kind, external_key). Of analyses that already
   share a key, the newest keeps it (the one ``find_analysis`` returned); the older lose it.
@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from kayenta_py._store import cumulative_document, encode_pairs
+from kayenta_py._stored_pairs import cumulative_document, encode_pairs
 
 revision = "0005"
 down_revision = "0004"
@@ -116,7 +116,7 @@ def downgrade() -> None:
         chain: list[tuple[int, Any]] = []
         for interval_id, index, _start in _interval_ids(connection, analysis_id):
             chain.append((index, _pairs(connection, interval_id)))
-            document = cumulative_document(analysis_id, chain)
+            document = cumulative_document(chain)
             connection.execute(
                 sa.update(intervals).where(intervals.c.id == interval_id).values(pairs=document)
             )
