@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 from kayenta_py._config import load_config
 from kayenta_py._flagger import flagger_router
 from kayenta_py._http_errors import (
-    BodyLimit,
+    BodyGuard,
+    ErrorGuard,
     MethodGuard,
     install_error_handlers,
     method_table,
@@ -33,7 +34,14 @@ from kayenta_py._redact import redact
 from kayenta_py._registry import did_you_mean
 from kayenta_py._report import CONTENT_SECURITY_POLICY, render_analysis_html
 from kayenta_py._service import Service
-from kayenta_py._store import STATUSES, AnalysisRecord, ConfigVersionRecord, IntervalRecord, StoreError
+from kayenta_py._store import (
+    STATUSES,
+    AnalysisRecord,
+    ConfigVersionRecord,
+    IntervalRecord,
+    StoreError,
+    WriteConflictError,
+)
 from kayenta_py._version import __version__
 
 Scope = MutableMapping[str, Any]
@@ -154,9 +162,11 @@ def create_app(
         description="Automated canary analysis: live analyses, verdicts for rollout controllers, "
         "synchronous judging and canary configs.",
         lifespan=lifespan,
+        redirect_slashes=False,  # an id of "/" (%2F) is not found, never redirected to another route
     )
-    app.add_middleware(BodyLimit, limit=service.settings.max_body_bytes)
+    app.add_middleware(BodyGuard, limit=service.settings.max_body_bytes)
     app.add_middleware(MethodGuard, table=method_table(app))
+    app.add_middleware(ErrorGuard)  # outermost of ours: unexpected errors answer JSON, never re-raise
     read, write = _auth(service, "read"), _auth(service, "write")
     install_error_handlers(app)
     app.openapi = lambda: openapi_document(app, service)  # type: ignore[method-assign]
@@ -349,7 +359,7 @@ def create_app(
         try:
             return config_document(service.store.update_config(name, body.config))
         except StoreError as exc:
-            raise HTTPException(404, str(exc)) from None
+            raise HTTPException(409 if isinstance(exc, WriteConflictError) else 404, str(exc)) from None
 
     @app.delete("/api/v1/configs/{name}", status_code=204, tags=["configs"], dependencies=[Depends(write)])
     def delete_config(name: str) -> Response:

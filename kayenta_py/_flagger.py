@@ -28,6 +28,7 @@ from pydantic import ConfigDict, Field
 from kayenta_py._errors import ConfigError, KayentaError
 from kayenta_py._limits import JsonSafeErrors, check_text, json_issue
 from kayenta_py._model import Thresholds
+from kayenta_py._redact import redact
 from kayenta_py._registry import did_you_mean
 from kayenta_py._service import ConfigNotFoundError, Service
 from kayenta_py._settings import parse_duration
@@ -198,7 +199,7 @@ def _thresholds(value: Any) -> dict[str, float] | None:
 
 def _error(status: int, field: str, message: str) -> JSONResponse:
     """A short JSON error naming the field (Flagger shows the body in its events)."""
-    text = _short(message if message.startswith(field) else f"{field}: {message}", 300)
+    text = _short(redact(message if message.startswith(field) else f"{field}: {message}"), 300)
     kind = "not_found" if status == 404 else "value_error"
     item = {"type": kind, "loc": ["body", *field.split(".")], "msg": text}
     return JSONResponse({"detail": [item]}, status_code=status)

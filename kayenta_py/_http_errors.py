@@ -8,6 +8,7 @@ JSON 500 with a reference that is also in the log, never a traceback. Test:
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -27,7 +28,7 @@ from starlette.routing import Route, compile_path
 from kayenta_py._errors import ConfigError, KayentaError
 from kayenta_py._redact import redact
 from kayenta_py._service import ConfigNotFoundError, Service
-from kayenta_py._store import UnreadableRecord, is_busy_error
+from kayenta_py._store import UnreadableRecord, is_busy_error, is_unavailable_error
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -109,10 +110,12 @@ def _internal_error(exc: BaseException) -> JSONResponse:
     return JSONResponse({"detail": [error_item(500, [], message)]}, status_code=500)
 
 
-def _busy() -> JSONResponse:
-    message = f"the database is busy; retry in {RETRY_AFTER_S} s"
-    body = {"detail": [error_item(503, [], message, type="database_busy")]}
+def _unavailable(what: str, kind: str) -> JSONResponse:
+    message = f"{what}; retry in {RETRY_AFTER_S} s"
+    body = {"detail": [error_item(503, [], message, type=kind)]}
     return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
 
 def _path_parts(path: str) -> list[str | int]:
     """Split a config path (``metrics[2].judge.effect_size``) into loc parts, as pydantic gives them."""
@@ -122,7 +125,6 @@ def _path_parts(path: str) -> list[str | int]:
         parts += [name] if name else []
         parts += [int(i) if i.isdigit() else i for i in rest.rstrip("]").split("][") if i] if rest else []
     return parts
-
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -164,7 +166,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ConfigNotFoundError)
     async def _config_not_found(_request: Request, exc: ConfigNotFoundError) -> JSONResponse:
-        return JSONResponse({"detail": [error_item(404, ["body", exc.field], exc.message)]}, status_code=404)
+        item = error_item(404, ["body", exc.field], redact(exc.message))
+        return JSONResponse({"detail": [item]}, status_code=404)
 
     @app.exception_handler(UnreadableRecord)
     async def _unreadable(_request: Request, exc: UnreadableRecord) -> JSONResponse:
@@ -174,11 +177,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _database_error(_request: Request, exc: DBAPIError) -> JSONResponse:
-        return _busy() if is_busy_error(exc) else _internal_error(exc)
+        return database_error(exc)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        return _busy() if is_busy_error(exc) else _internal_error(exc)
+    # Anything else unexpected: ErrorGuard (a handler for Exception would re-raise and drop the connection).
 
 
 def openapi_document(app: FastAPI, service: Service) -> dict[str, Any]:
@@ -240,6 +241,8 @@ def _document(operation: dict[str, Any], path: str, method: str, service: Servic
         statuses |= {401, 403}
     if "path" in places:
         statuses.add(404)
+    if method in ("POST", "PUT", "PATCH"):
+        statuses |= {413, 422}  # BodyGuard reads any body: too large, not UTF-8, a lone surrogate
     if "requestBody" in operation:
         statuses |= {404, 413, 422}  # 404: a body may name a stored config that does not exist
     if places:
@@ -319,8 +322,14 @@ class MethodGuard:
 
 # ---------------------------------------------------------------- documents
 
-class BodyLimit:
-    """ASGI middleware refusing request bodies larger than ``limit`` bytes with a JSON 413."""
+class BodyGuard:
+    """ASGI middleware checking every request body before a route sees it.
+
+    Refused, as JSON: a body larger than ``limit`` bytes (413), a body that is not UTF-8
+    (422 ``json_invalid``: every door takes JSON) and a JSON body holding a lone surrogate
+    (``"\\ud800"``: valid JSON, but text no store or answer can encode; 422 naming its path).
+    The body read is handed on unchanged.
+    """
 
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], limit: int) -> None:
         self.app = app
@@ -331,13 +340,9 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None:
-            if not length.isdigit() or int(length) > self.limit:
-                await self._too_large(send)
-                return
-            await self.app(scope, receive, send)
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await _send(send, JSONResponse({"detail": self._too_large()}, status_code=413))
             return
-        # No length given (chunked): read the body first, refuse it as soon as it is too large.
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -347,11 +352,15 @@ class BodyLimit:
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if size > self.limit:
-                await self._too_large(send)
+                await _send(send, JSONResponse({"detail": self._too_large()}, status_code=413))
                 return
             if not message.get("more_body", False):
                 break
         body, replayed = b"".join(chunks), False
+        problem = _body_problem(body)
+        if problem is not None:
+            await _send(send, JSONResponse({"detail": [problem]}, status_code=422))
+            return
 
         async def replay() -> MutableMapping[str, Any]:
             nonlocal replayed
@@ -362,16 +371,95 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _too_large(self, send: Send) -> None:
-        body = JSONResponse({"detail": f"request body larger than {self.limit} bytes"}, status_code=413).body
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+    def _too_large(self) -> str:
+        return f"request body larger than {self.limit} bytes"
+
+
+def _body_problem(body: bytes) -> dict[str, Any] | None:
+    """The 422 entry for a body that is not UTF-8, or JSON holding a lone surrogate (None: fine)."""
+    if not body:
+        return None
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return error_item(422, ["body"], f"the body is not UTF-8 (byte {exc.start})", type="json_invalid")
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return None  # not JSON: the route says what it expected
+    path = _surrogate_path(document)
+    if path is None:
+        return None
+    return error_item(422, ["body", *path], "holds a lone surrogate (an unpaired \\ud800-\\udfff escape)")
+
+
+def _surrogate_path(value: Any, path: tuple[str | int, ...] = ()) -> list[str | int] | None:
+    """The path of the first string (or key) in ``value`` that UTF-8 cannot encode, or None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return list(path)
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _surrogate_path(key, path) if isinstance(key, str) else None
+            found = found if found is not None else _surrogate_path(item, (*path, key))
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _surrogate_path(item, (*path, index))
+            if found is not None:
+                return found
+    return None
+
+
+class ErrorGuard:
+    """ASGI middleware answering an unhandled exception with a JSON 500 (or 503), and keeping the connection.
+
+    Starlette's own handler for ``Exception`` answers and then re-raises, which makes the
+    server drop the keep-alive connection (the client's next request is reset); this answers
+    and stops there.
+    """
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: MutableMapping[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            if started:  # too late for an answer: the server ends the connection
+                raise
+            await _send(send, database_error(exc))
+
+
+def database_error(exc: BaseException) -> JSONResponse:
+    """503 with Retry-After when the store is busy or cannot write now, else a JSON 500."""
+    if is_busy_error(exc):
+        return _unavailable("the database is busy", "database_busy")
+    if is_unavailable_error(exc):
+        return _unavailable(f"the database cannot write now ({one_line(exc, 120)})", "database_unavailable")
+    return _internal_error(exc)
+
+
+async def _send(send: Send, response: JSONResponse) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status_code,
+            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()],
+        }
+    )
+    await send({"type": "http.response.body", "body": response.body})

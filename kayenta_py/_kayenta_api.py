@@ -37,6 +37,7 @@ from kayenta_py._store import (
     ConfigVersionRecord,
     OriginError,
     StoreError,
+    WriteConflictError,
 )
 
 CONFIG_ACCOUNT = "kayenta-py"
@@ -167,6 +168,8 @@ def kayenta_router(
             service.store.update_config(config_id, document, only_origin=only)
         except OriginError:
             raise refused(config_id, authorization) from None
+        except WriteConflictError as exc:
+            raise HTTPException(409, str(exc)) from None
         except StoreError:  # deleted meanwhile
             raise HTTPException(404, f"no canary config {config_id!r}") from None
         return {"canaryConfigId": config_id}
@@ -773,7 +776,12 @@ def _pair(document: Any, index: int) -> MetricSetPair:
     name = document.get("name")
     if not isinstance(name, str) or not name:
         raise _bad(f"{where}.name", "required")
-    tags = {str(k): str(v) for k, v in (document.get("tags") or {}).items()}
+    raw_tags = document.get("tags") or {}
+    if not isinstance(raw_tags, Mapping) or not all(
+        isinstance(v, str | int | float | bool) for v in raw_tags.values()
+    ):
+        raise _bad(f"{where}.tags", "must be an object of label names to values")
+    tags = {str(k): str(v) for k, v in raw_tags.items()}
 
     def side(key: str) -> MetricSet:
         raw = document["values"].get(key, [])

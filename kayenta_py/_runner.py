@@ -32,7 +32,15 @@ from kayenta_py._redact import redact
 from kayenta_py._registry import Registry
 from kayenta_py._sequential import SequentialAnalysis, fetch_sequential_batch
 from kayenta_py._source import MetricsSource, Scope, SourceError, fetch_metric_sets
-from kayenta_py._store import CANCELLED, COMPLETED, FAILED, AnalysisRecord, Store
+from kayenta_py._store import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    AnalysisRecord,
+    Store,
+    is_busy_error,
+    is_unavailable_error,
+)
 
 if TYPE_CHECKING:
     from kayenta_py._settings import Settings
@@ -267,7 +275,9 @@ class AnalysisRunner:
             what, text, transient = "metrics source", str(exc), exc.transient
         elif isinstance(exc, KayentaError):  # a config, query or step that cannot work
             what, text, transient = "analysis", str(exc), False
-        else:  # a judge or store that raised: perhaps a busy or full database, perhaps a bug
+        elif is_busy_error(exc) or is_unavailable_error(exc):  # the store, not the analysis: wait for it
+            what, text, transient = "database", f"{type(exc).__name__}: {exc}"[:500], True
+        else:  # a judge or store that raised: perhaps a bug
             what, text, transient = "internal error", f"{type(exc).__name__}: {exc}"[:500], True
         text = redact(text)
         if not transient:
@@ -276,7 +286,8 @@ class AnalysisRunner:
         trouble = self._trouble.setdefault(analysis_id, _Trouble(self.clock()))
         trouble.attempts += 1
         elapsed = self.clock() - trouble.first_ts
-        if trouble.attempts >= self.retry_limit or elapsed >= self.retry_max_seconds:
+        counted = what != "database"  # a busy or full store is waited for up to retry_max_seconds
+        if (counted and trouble.attempts >= self.retry_limit) or elapsed >= self.retry_max_seconds:
             reason = f"{what} failed {trouble.attempts} times{at} over {elapsed:.0f} s; last error: {text}"
             self._fail(analysis_id, reason, text)
             return

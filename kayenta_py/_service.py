@@ -22,6 +22,7 @@ from kayenta_py._limits import (
     check_time,
 )
 from kayenta_py._model import Thresholds
+from kayenta_py._redact import register_settings_secrets
 from kayenta_py._registry import Registry, default_registry
 from kayenta_py._runner import AnalysisRunner, RunnerMetrics, interval_count, runner_options
 from kayenta_py._sequential import SequentialAnalysis
@@ -124,6 +125,7 @@ class Service:
 
     def __init__(self, settings: Settings, *, registry: Registry | None = None) -> None:
         self.settings = settings
+        register_settings_secrets(settings)  # every answer, log line and message masks them
         self.limits = settings.limits
         self.registry = registry or default_registry()
         self.store = Store(settings.resolved_database_url)

@@ -14,7 +14,7 @@ import shutil
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,6 +62,10 @@ class StoreError(KayentaError):
 
 class OriginError(StoreError):
     """A config created through one API may not be changed through another (see ``origin``)."""
+
+
+class WriteConflictError(StoreError):
+    """Concurrent writes kept taking the key this write needed (HTTP 409: try again)."""
 
 
 class UnreadableRecord(StoreError):  # noqa: N818 (the name the HTTP layer matches)
@@ -279,6 +283,9 @@ FINAL_STATUSES = frozenset({COMPLETED, CANCELLED, FAILED})
 STATUSES = (RUNNING, COMPLETED, CANCELLED, FAILED)
 
 
+CONFIG_WRITE_ATTEMPTS = 8  # tries of a config write that races another one
+
+
 class Store:
     """Persistence of configs, analyses, intervals, verdicts and notifications."""
 
@@ -376,45 +383,69 @@ class Store:
         ``only_origin``, only when it was created through that API (else :class:`OriginError`).
         """
         now = time.time()
-        with self.session() as session:
-            config = session.scalar(select(ConfigRecord).where(ConfigRecord.name == name))
-            if config is not None and config.deleted_ts is None:
-                raise StoreError(f"config {name!r} already exists; PUT a new version instead")
-            if config is None:
-                config = ConfigRecord(name=name, origin=origin, created_ts=now)
-                session.add(config)
+
+        def write() -> ConfigVersionRecord:
+            with self.session() as session:
+                config = session.scalar(select(ConfigRecord).where(ConfigRecord.name == name))
+                if config is not None and config.deleted_ts is None:
+                    raise StoreError(f"config {name!r} already exists; PUT a new version instead")
+                if config is None:
+                    config = ConfigRecord(name=name, origin=origin, created_ts=now)
+                    session.add(config)
+                    session.flush()
+                    version = 1
+                else:  # re-created after deletion: its history continues
+                    _check_origin(config, only_origin)
+                    config.deleted_ts = None
+                    config.origin = origin
+                    version = self._latest_version(session, config.id) + 1
+                record = ConfigVersionRecord(
+                    config_id=config.id, version=version, body=dict(body), created_ts=now
+                )
+                session.add(record)
                 session.flush()
-                version = 1
-            else:  # re-created after deletion: its history continues
-                _check_origin(config, only_origin)
-                config.deleted_ts = None
-                config.origin = origin
-                version = self._latest_version(session, config.id) + 1
-            record = ConfigVersionRecord(
-                config_id=config.id, version=version, body=dict(body), created_ts=now
-            )
-            session.add(record)
-            session.flush()
-            record.config = config
-            return record
+                record.config = config
+                return record
+
+        return self._retrying(write, name)
 
     def update_config(
         self, name: str, body: Mapping[str, Any], *, only_origin: str | None = None
     ) -> ConfigVersionRecord:
         """Store a new version of an existing config (with ``only_origin``: only if that API made it)."""
-        with self.session() as session:
-            config = self._live_config(session, name)
-            _check_origin(config, only_origin)
-            record = ConfigVersionRecord(
-                config_id=config.id,
-                version=self._latest_version(session, config.id) + 1,
-                body=dict(body),
-                created_ts=time.time(),
-            )
-            session.add(record)
-            session.flush()
-            record.config = config
-            return record
+
+        def write() -> ConfigVersionRecord:
+            with self.session() as session:
+                config = self._live_config(session, name)
+                _check_origin(config, only_origin)
+                record = ConfigVersionRecord(
+                    config_id=config.id,
+                    version=self._latest_version(session, config.id) + 1,
+                    body=dict(body),
+                    created_ts=time.time(),
+                )
+                session.add(record)
+                session.flush()
+                record.config = config
+                return record
+
+        return self._retrying(write, name)
+
+    @staticmethod
+    def _retrying(write: Callable[[], ConfigVersionRecord], name: str) -> ConfigVersionRecord:
+        """Run a config write again when a concurrent one took its name or version (unique keys).
+
+        The next attempt reads the other write's result: a create then finds the name taken
+        (a conflict), an update takes the next version.
+        """
+        for _attempt in range(CONFIG_WRITE_ATTEMPTS):
+            try:
+                return write()
+            except IntegrityError:
+                time.sleep(0.01 * (1 + _attempt))  # let the other write commit
+        raise WriteConflictError(
+            f"config {name!r}: {CONFIG_WRITE_ATTEMPTS} concurrent writes in a row; try again"
+        )
 
     def config_origin(self, name: str) -> str | None:
         """Return which API created the config ``name`` (live or deleted), or None if none ever existed."""
@@ -892,6 +923,26 @@ def analysis_problem(record: AnalysisRecord) -> str | None:
 
 
 _BUSY_SQLSTATES = frozenset({"55P03", "40P01", "40001"})  # lock not available, deadlock, serialization
+# read-only transaction, disk full, out of memory, too many connections, shutting down, cannot connect now
+_UNAVAILABLE_SQLSTATES = frozenset({"25006", "53100", "53200", "53300", "57P01", "57P02", "57P03"})
+_SQLITE_BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
+_SQLITE_UNAVAILABLE = (8, 10, 13, 14)  # SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN
+_SQLITE_UNAVAILABLE_TEXT = ("disk is full", "disk i/o error", "readonly database", "unable to open database")
+
+
+def _database_causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what caused it (a SQLAlchemy error's DBAPI error, chained exceptions)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+
+
+def _sqlite_code(exc: BaseException) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else int(code) & 0xFF
 
 
 def is_busy_error(exc: BaseException) -> bool:
@@ -900,20 +951,31 @@ def is_busy_error(exc: BaseException) -> bool:
     True for SQLite's ``database is locked`` / ``busy`` and PostgreSQL's lock-not-available,
     deadlock and serialization failures; the HTTP layer answers those 503 with Retry-After.
     """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, sqlite3.OperationalError):
-            code = getattr(current, "sqlite_errorcode", None)
-            if code is not None and code & 0xFF in (5, 6):  # SQLITE_BUSY, SQLITE_LOCKED
+    for cause in _database_causes(exc):
+        if isinstance(cause, sqlite3.OperationalError):
+            message = str(cause).lower()
+            if _sqlite_code(cause) in _SQLITE_BUSY or "is locked" in message or "busy" in message:
                 return True
-            message = str(current).lower()
-            if "database is locked" in message or "database table is locked" in message or "busy" in message:
-                return True
-        if getattr(current, "sqlstate", None) in _BUSY_SQLSTATES:
+        if getattr(cause, "sqlstate", None) in _BUSY_SQLSTATES:
             return True
-        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return False
+
+
+def is_unavailable_error(exc: BaseException) -> bool:
+    """Return whether ``exc`` says the store cannot write now: disk full, read-only, I/O error, shutdown.
+
+    Not the request's fault and usually temporary: the HTTP layer answers 503 with Retry-After,
+    and the runner retries for ``retry_max_seconds`` rather than a count.
+    """
+    for cause in _database_causes(exc):
+        if isinstance(cause, sqlite3.Error):
+            message = str(cause).lower()
+            if _sqlite_code(cause) in _SQLITE_UNAVAILABLE:
+                return True
+            if any(text in message for text in _SQLITE_UNAVAILABLE_TEXT):
+                return True
+        if getattr(cause, "sqlstate", None) in _UNAVAILABLE_SQLSTATES:
+            return True
     return False
 
 

@@ -8,11 +8,13 @@ traceback, and an unreadable stored row named in a JSON error.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -206,12 +208,15 @@ def test_an_unexpected_error_is_a_json_500_without_traceback(server: LiveServer,
     with outside.begin() as connection:  # the table vanishes under the running service
         connection.execute(text("ALTER TABLE canary_configs RENAME TO canary_configs_gone"))
     outside.dispose()
-    answer = httpx.get(f"{server.url}/api/v1/configs", headers=WRITE)
-    assert answer.status_code == 500, answer.text
-    (item,) = items(answer)
-    assert item["type"] == "internal_error" and "reference" in item["msg"]
-    for leak in ("Traceback", "[SQL:", 'File "', WRITER):
-        assert leak not in answer.text, leak
+    with httpx.Client(base_url=server.url, headers=WRITE) as client:  # one keep-alive connection
+        answer = client.get("/api/v1/configs")
+        assert answer.status_code == 500, answer.text
+        (item,) = items(answer)
+        assert item["type"] == "internal_error" and "reference" in item["msg"]
+        for leak in ("Traceback", "[SQL:", 'File "', WRITER):
+            assert leak not in answer.text, leak
+        # The 500 did not cost the connection: the next request on it is answered, not reset.
+        assert client.get("/healthz").status_code == 200
 
 
 def test_an_unreadable_stored_analysis_is_named_in_a_json_error(
@@ -234,3 +239,157 @@ def test_an_unreadable_stored_analysis_is_named_in_a_json_error(
         (item,) = items(answer)
         assert item["type"] == "unreadable_record" and analysis_id in item["msg"], item
         assert "Traceback" not in answer.text
+
+
+# ---------------------------------------------------------------- found by a black-box attack
+
+
+SURROGATE = "\ud800"
+
+
+def test_a_lone_surrogate_anywhere_is_a_422_at_every_door(server: LiveServer, database_url: str) -> None:
+    base = server.url
+    config = {"name": "x", "metrics": [{"name": "m", "kind": "latency"}]}
+    kayenta_config = {
+        "name": "k",
+        "judge": {"name": "NetflixACAJudge-v1.0", "judgeConfigurations": {}},
+        "metrics": [{"name": "m", "query": {"type": "prometheus", "metricName": "m"}, "groups": [SURROGATE]}],
+        "classifier": {"groupWeights": {"g": 100}},
+    }
+    flagger = {"name": SURROGATE, "namespace": "n", "phase": "Progressing", "checksum": "c", "metadata": {}}
+    doors: list[tuple[str, dict[str, Any], list[str | int]]] = [
+        ("/api/v1/analyses", {**past_window(), "baseline_scope": SURROGATE}, ["body", "baseline_scope"]),
+        ("/api/v1/analyses", {**past_window(), "start": SURROGATE}, ["body", "start"]),
+        (
+            "/api/v1/judge",
+            {"config": config, "baseline": {"m": [1, 2]}, "canary": {SURROGATE: [1]}},
+            ["body", "canary"],
+        ),
+        ("/api/v1/configs", {"name": SURROGATE, "config": config}, ["body", "name"]),
+        (
+            "/judge",
+            {"canaryConfig": kayenta_config, "metricSetPairList": []},
+            ["body", "canaryConfig", "metrics", 0, "groups", 0],
+        ),
+        ("/api/v1/flagger/confirm-rollout", flagger, ["body", "name"]),
+    ]
+    for path, body, loc in doors:
+        raw = json.dumps(body)  # ensure_ascii: the surrogate travels as the escape "\ud800"
+        answer = httpx.post(base + path, content=raw, headers={**WRITE, "content-type": "application/json"})
+        assert answer.status_code == 422, (path, answer.status_code, answer.text)
+        assert items(answer)[0]["loc"] == loc, (path, answer.text)
+    assert httpx.get(f"{base}/api/v1/analyses", headers=WRITE).json()["total"] == 0
+    assert httpx.get(f"{base}/api/v1/configs", headers=WRITE).json() == []
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_body_that_is_not_utf8_is_a_422_whatever_its_content_type(
+    sqlite_server: LiveServer, content_type: str | None
+) -> None:
+    headers = {**WRITE, **({"content-type": content_type} if content_type else {})}
+    for path in ("/canaryConfig", "/canary", "/standalone_canary_analysis", "/judge", "/api/v1/configs"):
+        answer = httpx.post(sqlite_server.url + path, content=b'{"name":"\xff"}', headers=headers)
+        assert answer.status_code == 422, (path, answer.text)
+        assert items(answer)[0]["type"] == "json_invalid"
+
+
+def test_kayenta_judge_refuses_tags_that_are_not_an_object(sqlite_server: LiveServer) -> None:
+    config = {
+        "name": "k",
+        "judge": {"name": "NetflixACAJudge-v1.0", "judgeConfigurations": {}},
+        "metrics": [{"name": "err", "query": {"type": "prometheus", "metricName": "e"}, "groups": ["g"]}],
+        "classifier": {"groupWeights": {"g": 100}},
+    }
+    for tags in ("x", 3, True, ["a"]):
+        pair = {"name": "err", "tags": tags, "values": {"control": [1, 2, 3], "experiment": [1, 2, 3]}}
+        answer = httpx.post(
+            f"{sqlite_server.url}/judge",
+            json={"canaryConfig": config, "metricSetPairList": [pair]},
+            headers=WRITE,
+        )
+        assert answer.status_code == 422, (tags, answer.text)
+        assert "metricSetPairList[0].tags" in answer.text
+
+
+def test_concurrent_config_writes_conflict_cleanly(server: LiveServer) -> None:
+    base = server.url
+    config = {"name": "race", "metrics": [{"name": "m", "kind": "latency"}]}
+    assert (
+        httpx.post(
+            f"{base}/api/v1/configs", json={"name": "race", "config": config}, headers=WRITE
+        ).status_code
+        == 201
+    )
+
+    def put(_: int) -> int:
+        return httpx.put(
+            f"{base}/api/v1/configs/race", json={"config": config}, headers=WRITE, timeout=30
+        ).status_code
+
+    def create_kayenta(_: int) -> int:
+        body = {
+            "id": "kayenta-race",
+            "name": "kayenta-race",
+            "judge": {"name": "NetflixACAJudge-v1.0", "judgeConfigurations": {}},
+            "metrics": [{"name": "m", "query": {"type": "prometheus", "metricName": "m"}, "groups": ["g"]}],
+            "classifier": {"groupWeights": {"g": 100}},
+        }
+        return httpx.post(f"{base}/canaryConfig", json=body, headers=WRITE, timeout=30).status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        puts = list(pool.map(put, range(16)))
+        creates = list(pool.map(create_kayenta, range(16)))
+    assert set(puts) <= {200, 409} and puts.count(200) >= 8, puts  # 409 only after 8 lost races in a row
+    assert creates.count(200) == 1 and set(creates) == {200, 409}, creates
+    versions = httpx.get(f"{base}/api/v1/configs/race/versions", headers=WRITE).json()
+    numbers = [v["version"] for v in versions]
+    assert sorted(numbers) == list(range(1, 2 + puts.count(200))), numbers  # each write its own version
+
+
+def test_an_id_of_a_slash_is_not_found_never_redirected(sqlite_server: LiveServer) -> None:
+    for method, path in (
+        ("GET", "/api/v1/analyses/%2F"),
+        ("GET", "/api/v1/configs/%2F"),
+        ("GET", "/canaryConfig/%2F"),
+        ("DELETE", "/canaryConfig/%2F"),
+        ("POST", "/canary/%2F"),
+        ("GET", "/api/v1/analyses/"),
+    ):
+        answer = httpx.request(
+            method, sqlite_server.url + path, headers=WRITE, json={}, follow_redirects=False
+        )
+        assert answer.status_code in (404, 405, 422), (method, path, answer.status_code, answer.text)
+        assert answer.headers["content-type"].startswith("application/json"), (path, answer.text)
+
+
+def test_a_full_disk_answers_503_with_retry_after(sqlite_server: LiveServer) -> None:
+    engine = sqlite_server.service.store.engine
+    with engine.connect() as connection:
+        pages = connection.execute(text("PRAGMA page_count")).scalar_one()
+    event.listen(engine, "connect", lambda c, _r: c.execute(f"PRAGMA max_page_count = {pages}"))
+    engine.dispose()
+    big = {"name": "full", "config": {**CONFIG, "description": "x" * 50_000}}
+    answer = httpx.post(f"{sqlite_server.url}/api/v1/configs", json=big, headers=WRITE)
+    assert answer.status_code == 503, answer.text
+    assert int(answer.headers["retry-after"]) > 0
+    assert items(answer)[0]["type"] == "database_unavailable"
+
+
+def test_a_secret_sent_as_a_name_is_not_echoed(sqlite_server: LiveServer) -> None:
+    for path, body in (
+        ("/api/v1/analyses", {**past_window(), "config": None, "config_name": WRITER}),
+        ("/api/v1/judge", {"config_name": WRITER, "baseline": {"m": [1]}, "canary": {"m": [1]}}),
+        (
+            "/api/v1/flagger/confirm-rollout",
+            {
+                "name": "a",
+                "namespace": "n",
+                "phase": "Progressing",
+                "checksum": "c",
+                "metadata": {"config": WRITER},
+            },
+        ),
+    ):
+        answer = httpx.post(sqlite_server.url + path, json=body, headers=WRITE)
+        assert answer.status_code == 404, (path, answer.text)
+        assert WRITER not in answer.text, (path, answer.text)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -284,15 +285,16 @@ def test_transient_errors_are_retried_and_the_analysis_recovers(
 class UnwritableStore(Store):
     """A real store whose interval writes fail as on a full disk; its failure writes too while ``full``."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, interval_error: Exception | None = None) -> None:
         super().__init__(url)
         self.interval_writes = 0
         self.finish_writes = 0
         self.full = False
+        self.interval_error = interval_error or RuntimeError("a bug: database or disk is full, it says")
 
     def record_interval(self, *args: Any, **kwargs: Any) -> bool:
         self.interval_writes += 1
-        raise OperationalError("INSERT INTO intervals ...", {}, Exception("database or disk is full"))
+        raise self.interval_error
 
     def finish_analysis(self, *args: Any, **kwargs: Any) -> AnalysisRecord | None:
         self.finish_writes += 1
@@ -311,6 +313,27 @@ def test_repeated_internal_error_fails_after_the_limit(tmp_path: Path, database_
     assert "internal error failed 3 times at interval 1" in (record.reason or ""), record.reason
     assert "database or disk is full" in (record.reason or "")
     assert store.interval_writes == 3
+
+
+def test_a_full_disk_is_waited_for_by_time_not_by_count(tmp_path: Path, database_url: str) -> None:
+    full = sqlite3.OperationalError("database or disk is full")
+    store = UnwritableStore(database_url, OperationalError("INSERT INTO intervals ...", {}, full))
+    with service_with(
+        tmp_path,
+        database_url,
+        store=store,
+        retry_limit=2,
+        retry_backoff=0.1,
+        retry_max_delay=0.2,
+        retry_max_seconds=2.0,
+    ) as service:
+        created = start_analysis(service, "canary", source="demo")
+        record = wait_until(finished(service, created.id), 30, "the failed analysis")
+    assert record.status == FAILED
+    assert "database failed" in (record.reason or "") and "disk is full" in (record.reason or ""), (
+        record.reason
+    )
+    assert store.interval_writes > 2  # the count limit (2) did not apply: the store was waited for
 
 
 def test_a_failure_the_store_cannot_take_is_retried_with_backoff(tmp_path: Path, database_url: str) -> None:
