@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 from kayenta_py._config import load_config
 from kayenta_py._flagger import flagger_router
 from kayenta_py._http_errors import (
+    RETRY_AFTER_S,
+    AsciiJSONResponse,
     BodyGuard,
     ErrorGuard,
     MethodGuard,
@@ -163,6 +165,7 @@ def create_app(
         "synchronous judging and canary configs.",
         lifespan=lifespan,
         redirect_slashes=False,  # an id of "/" (%2F) is not found, never redirected to another route
+        default_response_class=AsciiJSONResponse,
     )
     app.add_middleware(BodyGuard, limit=service.settings.max_body_bytes)
     app.add_middleware(MethodGuard, table=method_table(app))
@@ -195,7 +198,8 @@ def create_app(
             scheduler=scheduler,
             problem=None if problem is None else redact(problem),
         )
-        return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+        headers = {} if ready else {"Retry-After": str(RETRY_AFTER_S)}
+        return AsciiJSONResponse(body.model_dump(), status_code=200 if ready else 503, headers=headers)
 
     @app.get(
         "/metrics",

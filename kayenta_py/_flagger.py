@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ConfigDict, Field
 
 from kayenta_py._errors import ConfigError, KayentaError
+from kayenta_py._http_errors import AsciiJSONResponse
 from kayenta_py._limits import JsonSafeErrors, check_text, json_issue
 from kayenta_py._model import Thresholds
 from kayenta_py._redact import redact
@@ -202,7 +203,7 @@ def _error(status: int, field: str, message: str) -> JSONResponse:
     text = _short(redact(message if message.startswith(field) else f"{field}: {message}"), 300)
     kind = "not_found" if status == 404 else "value_error"
     item = {"type": kind, "loc": ["body", *field.split(".")], "msg": text}
-    return JSONResponse({"detail": [item]}, status_code=status)
+    return AsciiJSONResponse({"detail": [item]}, status_code=status)
 
 
 def _answer(hook: str, record: AnalysisRecord) -> PlainTextResponse:

@@ -107,13 +107,13 @@ def _internal_error(exc: BaseException) -> JSONResponse:
     log.error("internal error %s on a request", reference, exc_info=exc)
     message = f"internal error (reference {reference} in the service log): {type(exc).__name__}: "
     message += one_line(exc)
-    return JSONResponse({"detail": [error_item(500, [], message)]}, status_code=500)
+    return AsciiJSONResponse({"detail": [error_item(500, [], message)]}, status_code=500)
 
 
 def _unavailable(what: str, kind: str) -> JSONResponse:
     message = f"{what}; retry in {RETRY_AFTER_S} s"
     body = {"detail": [error_item(503, [], message, type=kind)]}
-    return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+    return AsciiJSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 
@@ -132,7 +132,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
+        return AsciiJSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
@@ -142,19 +142,19 @@ def install_error_handlers(app: FastAPI) -> None:
         detail: Any = exc.detail
         if exc.status_code == 400 and detail == _UNPARSABLE:  # FastAPI's answer to a body not UTF-8
             body = [error_item(422, ["body"], "the body is not valid JSON (UTF-8)", type="json_invalid")]
-            return JSONResponse({"detail": body}, status_code=422)
+            return AsciiJSONResponse({"detail": body}, status_code=422)
         if isinstance(detail, list):
             detail = [_typed(exc.status_code, item) for item in detail]
         elif exc.status_code == 422:
             detail = [error_item(422, [], str(detail))]
-        return JSONResponse({"detail": _json_safe(detail)}, status_code=exc.status_code, headers=headers)
+        return AsciiJSONResponse({"detail": _json_safe(detail)}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(ConfigError)
     async def _config_error(_request: Request, exc: ConfigError) -> JSONResponse:
         detail = [
             error_item(422, ["body", "config", *_path_parts(i.path)], redact(i.message)) for i in exc.issues
         ]
-        return JSONResponse({"detail": detail}, status_code=422)
+        return AsciiJSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(KayentaError)
     async def _kayenta_error(_request: Request, exc: KayentaError) -> JSONResponse:
@@ -162,18 +162,18 @@ def install_error_handlers(app: FastAPI) -> None:
         parts = field.split(".")
         named = message and all(p.isidentifier() for p in parts)
         loc: list[str | int] = ["body", *parts] if named else ["body"]
-        return JSONResponse({"detail": [error_item(422, loc, redact(str(exc)))]}, status_code=422)
+        return AsciiJSONResponse({"detail": [error_item(422, loc, redact(str(exc)))]}, status_code=422)
 
     @app.exception_handler(ConfigNotFoundError)
     async def _config_not_found(_request: Request, exc: ConfigNotFoundError) -> JSONResponse:
         item = error_item(404, ["body", exc.field], redact(exc.message))
-        return JSONResponse({"detail": [item]}, status_code=404)
+        return AsciiJSONResponse({"detail": [item]}, status_code=404)
 
     @app.exception_handler(UnreadableRecord)
     async def _unreadable(_request: Request, exc: UnreadableRecord) -> JSONResponse:
         log.error("unreadable stored record: %s", exc)
         item = error_item(500, [], redact(str(exc)), type="unreadable_record", record_id=exc.record_id)
-        return JSONResponse({"detail": [item]}, status_code=500)
+        return AsciiJSONResponse({"detail": [item]}, status_code=500)
 
     @app.exception_handler(DBAPIError)
     async def _database_error(_request: Request, exc: DBAPIError) -> JSONResponse:
@@ -316,7 +316,7 @@ class MethodGuard:
             response: Response = Response(status_code=204, headers={"Allow": allow})
         else:
             body = {"detail": [error_item(405, [], f"method {method} not allowed here; allowed: {allow}")]}
-            response = JSONResponse(body, status_code=405, headers={"Allow": allow})
+            response = AsciiJSONResponse(body, status_code=405, headers={"Allow": allow})
         await response(scope, receive, send)
 
 
@@ -341,7 +341,7 @@ class BodyGuard:
             return
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
-            await _send(send, JSONResponse({"detail": self._too_large()}, status_code=413))
+            await _send(send, AsciiJSONResponse({"detail": self._too_large()}, status_code=413))
             return
         chunks: list[bytes] = []
         size = 0
@@ -352,14 +352,14 @@ class BodyGuard:
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if size > self.limit:
-                await _send(send, JSONResponse({"detail": self._too_large()}, status_code=413))
+                await _send(send, AsciiJSONResponse({"detail": self._too_large()}, status_code=413))
                 return
             if not message.get("more_body", False):
                 break
         body, replayed = b"".join(chunks), False
         problem = _body_problem(body)
         if problem is not None:
-            await _send(send, JSONResponse({"detail": [problem]}, status_code=422))
+            await _send(send, AsciiJSONResponse({"detail": [problem]}, status_code=422))
             return
 
         async def replay() -> MutableMapping[str, Any]:
@@ -375,8 +375,11 @@ class BodyGuard:
         return f"request body larger than {self.limit} bytes"
 
 
+MAX_BODY_DEPTH = 64  # nesting of any request body (a config's own limit, KAYENTA_MAX_JSON_DEPTH, is lower)
+
+
 def _body_problem(body: bytes) -> dict[str, Any] | None:
-    """The 422 entry for a body that is not UTF-8, or JSON holding a lone surrogate (None: fine)."""
+    """The 422 entry for a body that is not UTF-8, or JSON nested too deep or holding a lone surrogate."""
     if not body:
         return None
     try:
@@ -385,34 +388,48 @@ def _body_problem(body: bytes) -> dict[str, Any] | None:
         return error_item(422, ["body"], f"the body is not UTF-8 (byte {exc.start})", type="json_invalid")
     try:
         document = json.loads(text)
+    except RecursionError:
+        deep = f"nested more than {MAX_BODY_DEPTH} levels deep"
+        return error_item(422, ["body"], deep, type="json_invalid")
     except ValueError:
         return None  # not JSON: the route says what it expected
-    path = _surrogate_path(document)
-    if path is None:
-        return None
-    return error_item(422, ["body", *path], "holds a lone surrogate (an unpaired \\ud800-\\udfff escape)")
+    return _walk_problem(document)
 
 
-def _surrogate_path(value: Any, path: tuple[str | int, ...] = ()) -> list[str | int] | None:
-    """The path of the first string (or key) in ``value`` that UTF-8 cannot encode, or None."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return list(path)
-        return None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found = _surrogate_path(key, path) if isinstance(key, str) else None
-            found = found if found is not None else _surrogate_path(item, (*path, key))
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _surrogate_path(item, (*path, index))
-            if found is not None:
-                return found
+def _walk_problem(document: Any) -> dict[str, Any] | None:
+    """The first string (or key) UTF-8 cannot encode, or nesting past ``MAX_BODY_DEPTH`` (no recursion)."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(document, ())]
+    while stack:
+        value, path = stack.pop()
+        if len(path) > MAX_BODY_DEPTH:
+            deep = f"nested more than {MAX_BODY_DEPTH} levels deep"
+            return error_item(422, ["body", *path[:8], "..."], deep)
+        if isinstance(value, str) and not _encodable(value):
+            lone = "holds a lone surrogate (an unpaired \\ud800-\\udfff escape)"
+            return error_item(422, ["body", *path], lone)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not _encodable(key):
+                    return error_item(422, ["body", *path], "a key holds a lone surrogate")
+                stack.append((item, (*path, key)))
+        elif isinstance(value, list):
+            stack.extend((item, (*path, index)) for index, item in enumerate(value))
     return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class AsciiJSONResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped: an answer that echoes odd input always encodes."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
 class ErrorGuard:

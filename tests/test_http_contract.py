@@ -393,3 +393,34 @@ def test_a_secret_sent_as_a_name_is_not_echoed(sqlite_server: LiveServer) -> Non
         answer = httpx.post(sqlite_server.url + path, json=body, headers=WRITE)
         assert answer.status_code == 404, (path, answer.text)
         assert WRITER not in answer.text, (path, answer.text)
+
+
+def test_a_surrogate_inside_a_json_string_field_still_answers_422(sqlite_server: LiveServer) -> None:
+    # Flagger's thresholds are JSON inside a string: parsed again, its odd key is echoed in the error.
+    stored = httpx.post(
+        f"{sqlite_server.url}/api/v1/configs", json={"name": "t", "config": CONFIG}, headers=WRITE
+    )
+    assert stored.status_code == 201, stored.text
+    thresholds = json.dumps({SURROGATE: 1})
+    body = {"name": "emb", "namespace": "n", "metadata": {"config": "t", "thresholds": thresholds}}
+    answer = httpx.post(
+        f"{sqlite_server.url}/api/v1/flagger/confirm-rollout",
+        content=json.dumps(body),
+        headers={**WRITE, "content-type": "application/json"},
+    )
+    assert answer.status_code == 422, answer.text
+    (item,) = items(answer)
+    assert item["loc"][:2] == ["body", "metadata"] and "metadata.thresholds" in item["msg"], item
+
+
+@pytest.mark.parametrize("depth", [65, 1000, 100_000])
+def test_deeply_nested_bodies_are_a_422_at_every_door(sqlite_server: LiveServer, depth: int) -> None:
+    arrays = "[" * depth + "]" * depth
+    objects = '{"a":' * depth + "1" + "}" * depth
+    for path in ("/api/v1/judge", "/judge", "/canaryConfig", "/api/v1/analyses", "/api/v1/flagger/event"):
+        for body in (arrays, objects):
+            answer = httpx.post(
+                sqlite_server.url + path, content=body, headers={**WRITE, "content-type": "application/json"}
+            )
+            assert answer.status_code in (413, 422), (path, depth, answer.status_code, answer.text[:200])
+            assert "Error" not in answer.text, answer.text[:200]  # no exception text
