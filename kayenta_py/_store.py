@@ -615,31 +615,40 @@ class Store:
 
     def _readable(self, query: Any) -> list[AnalysisRecord]:
         """Return the analyses ``query`` selects, less (logged) rows that cannot be read."""
+        return self._read_skipping(query, AnalysisRecord, "analysis", analysis_problem)
+
+    def _read_skipping(
+        self, query: Any, model: Any, label: str, problem: Callable[[Any], str | None]
+    ) -> list[Any]:
+        """Return the rows of ``model`` that ``query`` selects, skipping (and logging) unreadable ones.
+
+        A row that does not decode (bad JSON, a time out of range) fails the bulk read; then the
+        rows are read one by one. ``problem`` names what is wrong with a row that decodes.
+        """
+        undecodable = (ValueError, TypeError, OverflowError)
         try:
             with self.session() as session:
-                rows: list[AnalysisRecord] = list(session.scalars(query))
-        except (ValueError, TypeError, OverflowError):  # some row does not decode: read them one by one
+                rows: list[Any] = list(session.scalars(query))
+        except undecodable:
             with self.session() as session:
-                ids = list(session.scalars(query.with_only_columns(AnalysisRecord.id)))
+                ids = list(session.scalars(query.with_only_columns(model.id)))
             rows = []
-            for analysis_id in ids:
+            for row_id in ids:
                 try:
                     with self.session() as session:
-                        row = session.get(AnalysisRecord, analysis_id)
-                except (ValueError, TypeError, OverflowError) as exc:
-                    log.error(
-                        "analysis %s cannot be read, skipped: %s: %s", analysis_id, type(exc).__name__, exc
-                    )
+                        row = session.get(model, row_id)
+                except undecodable as exc:
+                    log.error("%s %s cannot be read, skipped: %s: %s", label, row_id, type(exc).__name__, exc)
                     continue
                 if row is not None:
                     rows.append(row)
         readable = []
         for row in rows:
-            problem = analysis_problem(row)
-            if problem is None:
+            reason = problem(row)
+            if reason is None:
                 readable.append(row)
             else:
-                log.error("analysis %s cannot be read, skipped: %s", row.id, problem)
+                log.error("%s %s cannot be read, skipped: %s", label, row.id, reason)
         return readable
 
     def find_analysis(self, kind: str, external_key: str) -> AnalysisRecord | None:
@@ -805,27 +814,7 @@ class Store:
             .where(NotificationRecord.status == "pending")
             .order_by(NotificationRecord.id)
         )
-        try:
-            with self.session() as session:
-                rows = list(session.scalars(query))
-        except (ValueError, TypeError, OverflowError):
-            with self.session() as session:
-                ids = list(session.scalars(query.with_only_columns(NotificationRecord.id)))
-            rows = []
-            for notification_id in ids:
-                try:
-                    with self.session() as session:
-                        row = session.get(NotificationRecord, notification_id)
-                except (ValueError, TypeError, OverflowError) as exc:
-                    log.error("notification %s cannot be read, skipped: %s", notification_id, exc)
-                    continue
-                if row is not None:
-                    rows.append(row)
-        readable = [r for r in rows if _is_object(r.payload)]
-        for row in rows:
-            if not _is_object(row.payload):
-                log.error("notification %s cannot be read, skipped: its payload is not an object", row.id)
-        return readable
+        return self._read_skipping(query, NotificationRecord, "notification", _payload_problem)
 
     def release_stale_notifications(self, older_than_s: float, *, now: float | None = None) -> int:
         """Put back to ``pending`` the notifications left ``sending`` for more than ``older_than_s``.
@@ -870,6 +859,10 @@ def _sqlite_file(database: str | None) -> Path | None:
     if database.startswith("file:"):
         database = database[len("file:") :].partition("?")[0]
     return Path(database).expanduser()
+
+
+def _payload_problem(record: NotificationRecord) -> str | None:
+    return None if _is_object(record.payload) else "its payload is not an object"
 
 
 def _is_object(value: object) -> bool:
