@@ -1,4 +1,4 @@
-"""Print the table behind ``kayenta_py._stats.ar1_upper_bound``: quantiles of the lag-1 autocorrelation.
+"""Print the table behind ``kayenta_py.engine.stats.ar1_upper_bound``: quantiles of the lag-1 autocorrelation.
 
 For each series length n and AR(1) coefficient phi, 20,000 Gaussian AR(1) series
 (stationary start, seed 12345) give the distribution of the mean-centred lag-1

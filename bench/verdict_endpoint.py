@@ -8,7 +8,7 @@ settings on a free loopback port:
 
 (a) a bare ASGI app answering every request with one constant JSON document
     shaped like a verdict (no framework, no database);
-(b) ``kayenta_py._api.create_app(service)``, the real app, whose
+(b) ``kayenta_py.http.app.create_app(service)``, the real app, whose
     ``GET /api/v1/analyses/{id}/verdict`` reads the analysis from the database.
     The analysis runner (APScheduler) is not started: no analysis is judged
     while the endpoint is timed.
@@ -150,9 +150,9 @@ def serve(kind: str, fd: int, data_dir: str, database_url: str, token: str | Non
     else:
         from pydantic import SecretStr
 
-        from kayenta_py._api import create_app
-        from kayenta_py._service import Service
-        from kayenta_py._settings import Settings
+        from kayenta_py.http.app import create_app
+        from kayenta_py.service.analyses import Service
+        from kayenta_py.service.settings import Settings
 
         settings = Settings(
             data_dir=Path(data_dir),
@@ -180,8 +180,8 @@ class Stored:
 
 def store_analyses(count: int, data_dir: Path, database_url: str, seed: int) -> dict[str, Stored]:
     """Create ``count`` analyses and end most of them; return what each one's verdict must be."""
-    from kayenta_py._service import Service
-    from kayenta_py._settings import Settings
+    from kayenta_py.service.analyses import Service
+    from kayenta_py.service.settings import Settings
 
     service = Service(Settings(data_dir=data_dir, database_url=database_url, api_tokens=None))
     store = service.store

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from judges._mann_whitney import (
+from judges.mann_whitney import (
     EffectSizeParams,
     MannWhitneyJudge,
     MannWhitneyParams,
@@ -10,10 +10,10 @@ from judges._mann_whitney import (
     WilcoxonInterval,
     wilcoxon_interval,
 )
-from judges._mean_inequality import MeanInequalityJudge
-from judges._sequential_counts import RateRatioTest, SequentialCountJudge, SequentialHistogramJudge
-from judges._sequential_rank import SequentialRankJudge
-from judges._threshold import ThresholdJudge, ThresholdParams
+from judges.mean_inequality import MeanInequalityJudge
+from judges.sequential.count import RateRatioTest, SequentialCountJudge, SequentialHistogramJudge
+from judges.sequential.rank import SequentialRankJudge
+from judges.threshold import ThresholdJudge, ThresholdParams
 
 __all__ = [
     "EffectSizeParams",

@@ -7,8 +7,9 @@ sources are written against.
 
 from __future__ import annotations
 
-from kayenta_py._backtest import backtest, generate_labelled_canaries
-from kayenta_py._config import (
+from kayenta_py._version import __version__
+from kayenta_py.backtest.runs import backtest, generate_labelled_canaries
+from kayenta_py.config.model import (
     KIND_DEFAULTS,
     CanaryConfig,
     KindDefaults,
@@ -17,7 +18,36 @@ from kayenta_py._config import (
     is_kayenta_config,
     load_config,
 )
-from kayenta_py._errors import (
+from kayenta_py.config.registry import Registry, default_registry, did_you_mean, use_registry
+from kayenta_py.engine.judge import Judge, format_number
+from kayenta_py.engine.pipeline import analyze, judge, judge_pairs, normalize_metric_data, pair_metric_sets
+from kayenta_py.engine.scoring import Score, score_results
+from kayenta_py.engine.sequential import Assessment, SequentialAnalysis, SequentialJudge
+from kayenta_py.engine.source import (
+    FetchedData,
+    MetricsSource,
+    Progress,
+    Scope,
+    SourceError,
+    fetch_metric_sets,
+)
+from kayenta_py.engine.stats import (
+    NanStrategy,
+    Outliers,
+    OutlierStrategy,
+    cles,
+    cohens_d,
+    iqr_outliers,
+    ksigma_outliers,
+    mean_ratio,
+    percentile,
+    preprocess,
+    remove_nans,
+    replace_nans,
+    summarize,
+)
+from kayenta_py.engine.zeroin import RootResult, zeroin
+from kayenta_py.model.errors import (
     ConfigError,
     ConfigIssue,
     InputError,
@@ -25,8 +55,7 @@ from kayenta_py._errors import (
     PluginError,
     ThresholdsError,
 )
-from kayenta_py._judge import Judge, format_number
-from kayenta_py._model import (
+from kayenta_py.model.types import (
     CanaryResult,
     Classification,
     Direction,
@@ -42,29 +71,7 @@ from kayenta_py._model import (
     json_number,
     tag_key,
 )
-from kayenta_py._pipeline import analyze, judge, judge_pairs, normalize_metric_data, pair_metric_sets
-from kayenta_py._registry import Registry, default_registry, did_you_mean, use_registry
-from kayenta_py._report import render_analysis_html, render_result_html
-from kayenta_py._scoring import Score, score_results
-from kayenta_py._sequential import Assessment, SequentialAnalysis, SequentialJudge
-from kayenta_py._source import FetchedData, MetricsSource, Progress, Scope, SourceError, fetch_metric_sets
-from kayenta_py._stats import (
-    NanStrategy,
-    Outliers,
-    OutlierStrategy,
-    cles,
-    cohens_d,
-    iqr_outliers,
-    ksigma_outliers,
-    mean_ratio,
-    percentile,
-    preprocess,
-    remove_nans,
-    replace_nans,
-    summarize,
-)
-from kayenta_py._version import __version__
-from kayenta_py._zeroin import RootResult, zeroin
+from kayenta_py.reports.html import render_analysis_html, render_result_html
 
 __all__ = [
     "KIND_DEFAULTS",

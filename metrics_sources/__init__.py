@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from metrics_sources._csv import CsvSource, read_metrics_csv
-from metrics_sources._demo import DemoSource
-from metrics_sources._prometheus import MAX_POINTS, PrometheusSource
-from metrics_sources._promql import TemplateError, build_query, escape_string, render
+from metrics_sources.csv import CsvSource, read_metrics_csv
+from metrics_sources.demo import DemoSource
+from metrics_sources.prometheus import MAX_POINTS, PrometheusSource
+from metrics_sources.promql import TemplateError, build_query, escape_string, render
 
 __all__ = [
     "MAX_POINTS",

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from kayenta_py._store import Store
+from kayenta_py.service.store.repository import Store
 
 # The PostgreSQL of this kind of machine: 127.0.0.1:5432, trust auth, user postgres, database test.
 POSTGRES_ADMIN_URL = os.environ.get(

@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 import uvicorn
 
-from kayenta_py._api import create_app
-from kayenta_py._service import Service
-from kayenta_py._settings import Settings
+from kayenta_py.http.app import create_app
+from kayenta_py.service.analyses import Service
+from kayenta_py.service.settings import Settings
 
 __all__ = ["LiveServer", "settings_for"]
 

@@ -25,18 +25,18 @@ import yaml
 
 import kayenta_py
 from kayenta_py import KayentaError, Registry, Scope, Verdict
-from kayenta_py._backtest import (
+from kayenta_py.backtest.runs import (
     MARGINAL_NOTE,
     add_backtest_parser,
     generate_labelled_canaries,
     nest,
     run_backtest,
 )
-from kayenta_py._service import Service
-from kayenta_py._settings import Settings
-from kayenta_py._store import Store
-from kayenta_py._stored_pairs import pairs_from_json
 from kayenta_py.examples import EXAMPLES_DIR
+from kayenta_py.model.pairs_codec import pairs_from_json
+from kayenta_py.service.analyses import Service
+from kayenta_py.service.settings import Settings
+from kayenta_py.service.store.repository import Store
 from metrics_sources import DemoSource, read_metrics_csv
 
 CONFIG = EXAMPLES_DIR / "checkout.yaml"

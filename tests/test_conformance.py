@@ -34,7 +34,7 @@ from kayenta_py import (
     score_results,
     summarize,
 )
-from kayenta_py._model import FloatArray
+from kayenta_py.model.types import FloatArray
 
 CASES_PATH = Path(
     os.environ.get(

@@ -27,8 +27,8 @@ from conftest import fresh_postgres_database
 from live_server import LiveServer
 from sqlalchemy import create_engine, text
 
-from kayenta_py._service import Service
-from kayenta_py._settings import Settings
+from kayenta_py.service.analyses import Service
+from kayenta_py.service.settings import Settings
 
 NATIVE_NAME = "door-native"
 KAYENTA_ID = "door-kayenta"

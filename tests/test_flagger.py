@@ -19,7 +19,7 @@ import httpx
 import pytest
 from live_server import LiveServer, settings_for
 
-from kayenta_py._flagger import HOOKS
+from kayenta_py.integrations.flagger import HOOKS
 
 CONFIG_NAME = "podinfo-canary-config"
 NATIVE_CONFIG: dict[str, Any] = {

@@ -24,8 +24,8 @@ import pytest
 from live_server import LiveServer
 from sqlalchemy import create_engine, event, text
 
-from kayenta_py._api import MAX_OFFSET
-from kayenta_py._settings import Settings
+from kayenta_py.http.app import MAX_OFFSET
+from kayenta_py.service.settings import Settings
 
 WRITER = "contract-writer-token"
 WRITE = {"Authorization": f"Bearer {WRITER}"}

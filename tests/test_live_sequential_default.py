@@ -48,7 +48,7 @@ from test_live_service import (
 )
 
 import kayenta_py
-from kayenta_py._service import choose_mode
+from kayenta_py.service.analyses import choose_mode
 
 # --------------------------------------------------------------------------------------------------
 # choose_mode: one function decides

@@ -47,7 +47,7 @@ def _kayenta_command() -> list[str]:
     script = Path(sys.executable).with_name("kayenta-py")
     if script.is_file():
         return [str(script)]
-    return [sys.executable, "-m", "kayenta_py.cli"]  # not installed as a script: run the module
+    return [sys.executable, "-m", "kayenta_py.cli.main"]  # not installed as a script: run the module
 
 
 # --------------------------------------------------------------------------------------------------

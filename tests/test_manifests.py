@@ -32,17 +32,17 @@ from fastapi.routing import APIRoute
 from live_server import LiveServer, settings_for
 
 from kayenta_py import load_config
-from kayenta_py._api import create_app
-from kayenta_py._flagger import _METADATA, HOOKS
-from kayenta_py._kayenta_api import (
+from kayenta_py.http.app import create_app
+from kayenta_py.integrations.flagger import _METADATA, HOOKS
+from kayenta_py.integrations.kayenta.routes import (
     _EXECUTION_FIELDS,
     _SCOPE_FIELDS,
     _STANDALONE_FIELDS,
     _STANDALONE_SCOPE_FIELDS,
     CONFIG_ACCOUNT,
 )
-from kayenta_py._service import Service
-from kayenta_py._settings import Settings, parse_duration
+from kayenta_py.service.analyses import Service
+from kayenta_py.service.settings import Settings, parse_duration
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 ARGO_TEMPLATE = CONFIG_DIR / "argo-rollouts" / "kayenta-analysis-template.yaml"

@@ -1,4 +1,4 @@
-"""Unit tests of :mod:`kayenta_py._redact`: URLs, registered secrets, JSON, log records, tracebacks.
+"""Unit tests of :mod:`kayenta_py.model.redact`: URLs, registered secrets, JSON, log records, tracebacks.
 
 The live counterpart (a real service, its answers, log, Slack posts and database) is
 ``tests/test_secrets.py``.
@@ -16,7 +16,7 @@ import textwrap
 from pydantic import SecretStr
 from uvicorn.logging import AccessFormatter
 
-from kayenta_py._redact import (
+from kayenta_py.model.redact import (
     MASK,
     RedactingFilter,
     install_log_redaction,
@@ -28,7 +28,7 @@ from kayenta_py._redact import (
     register_url,
     register_webhook,
 )
-from kayenta_py._settings import Settings, SlackChannel
+from kayenta_py.service.settings import Settings, SlackChannel
 
 
 def test_url_credentials_are_masked_known_or_not() -> None:
@@ -156,7 +156,7 @@ def test_uncaught_exceptions_print_redacted_tracebacks() -> None:
     program = textwrap.dedent(
         """
         import threading
-        from kayenta_py._redact import install_excepthooks, register_secret
+        from kayenta_py.model.redact import install_excepthooks, register_secret
         register_secret("hookSECRETvalue")
         install_excepthooks()
         def work():

@@ -46,17 +46,17 @@ from prometheus_harness import (
 )
 
 from kayenta_py import MetricSet, MetricSetPair, default_registry, judge_pairs, load_config, pair_metric_sets
-from kayenta_py._model import CanaryResult
-from kayenta_py._report import (
+from kayenta_py.examples import EXAMPLES_DIR
+from kayenta_py.model.pairs_codec import pairs_to_json
+from kayenta_py.model.types import CanaryResult
+from kayenta_py.reports.html import (
     FAILING_ROW_COLOR,
     MAX_PLOT_POINTS,
     downsample,
     render_analysis_html,
     render_result_html,
 )
-from kayenta_py._store import AnalysisRecord, IntervalRecord
-from kayenta_py._stored_pairs import pairs_to_json
-from kayenta_py.examples import EXAMPLES_DIR
+from kayenta_py.service.store.repository import AnalysisRecord, IntervalRecord
 
 KAYENTA_PY = Path(sys.executable).with_name("kayenta-py")
 CHECKOUT: dict[str, Any] = yaml.safe_load((EXAMPLES_DIR / "checkout.yaml").read_text(encoding="utf-8"))

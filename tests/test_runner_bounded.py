@@ -38,13 +38,13 @@ from live_server import LiveServer
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from kayenta_py._runner import AnalysisRunner
-from kayenta_py._service import Service
-from kayenta_py._settings import Settings
-from kayenta_py._source import MetricsSource
-from kayenta_py._store import FAILED, AnalysisRecord, NotificationRecord, Store
-from metrics_sources._demo import DemoSource
-from metrics_sources._prometheus import PrometheusSource
+from kayenta_py.engine.source import MetricsSource
+from kayenta_py.service.analyses import Service
+from kayenta_py.service.runner import AnalysisRunner
+from kayenta_py.service.settings import Settings
+from kayenta_py.service.store.repository import FAILED, AnalysisRecord, NotificationRecord, Store
+from metrics_sources.demo import DemoSource
+from metrics_sources.prometheus import PrometheusSource
 
 T = TypeVar("T")
 
@@ -404,7 +404,7 @@ def test_cancelling_a_finished_analysis_changes_nothing_and_sends_nothing(
 def test_each_judged_interval_logs_one_structured_line(
     tmp_path: Path, mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="kayenta_py._runner")
+    caplog.set_level(logging.INFO, logger="kayenta_py.service.runner")
     config = CONFIG if mode == "fixed" else SEQUENTIAL
     with service_with(tmp_path, f"sqlite:///{tmp_path}/k.db") as service:
         created = start_analysis(

@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from kayenta_py._settings import Settings
+from kayenta_py.service.settings import Settings
 
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "12"))
 WRITER = "schemathesis-writer"

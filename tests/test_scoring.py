@@ -12,7 +12,7 @@ from kayenta_py import (
     Verdict,
     score_results,
 )
-from kayenta_py._scoring import verdict_reason
+from kayenta_py.engine.scoring import verdict_reason
 
 EMPTY = SummaryStats(0.0, 0.0, 0.0, 0.0, 0)
 

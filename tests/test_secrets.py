@@ -113,7 +113,7 @@ def _serving(server: _Recorder) -> Iterator[_Recorder]:
 
 def _kayenta_command() -> list[str]:
     script = Path(sys.executable).with_name("kayenta-py")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "kayenta_py.cli"]
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "kayenta_py.cli.main"]
 
 
 @dataclass
@@ -315,8 +315,8 @@ def test_a_message_left_sending_is_retried_after_its_lease(tmp_path: Path) -> No
     """
     from pydantic import SecretStr
 
-    from kayenta_py._slack import SENDING, SENT, STALE_SENDING_S, Channel, SlackNotifier
-    from kayenta_py._store import NotificationRecord, Store
+    from kayenta_py.integrations.slack.notifier import SENDING, SENT, STALE_SENDING_S, Channel, SlackNotifier
+    from kayenta_py.service.store.repository import NotificationRecord, Store
 
     store = Store(f"sqlite:///{tmp_path / 'k.db'}")
     store.migrate()

@@ -25,8 +25,8 @@ from scipy.stats import norm
 
 import kayenta_py
 from judges import SequentialCountJudge, SequentialHistogramJudge, SequentialRankJudge
-from judges._sequential_counts import LOG_RATIO_GRID, RateRatioTest
-from judges._sequential_rank import _centred_signs
+from judges.sequential.count import LOG_RATIO_GRID, RateRatioTest
+from judges.sequential.rank import _centred_signs
 from kayenta_py import (
     CanaryResult,
     Classification,

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from judges._sequential_rank import _lag_correlation, _lag_moments
-from kayenta_py._stats import ar1_upper_bound, effective_points, lag1_autocorrelation
+from judges.sequential.rank import _lag_correlation, _lag_moments
+from kayenta_py.engine.stats import ar1_upper_bound, effective_points, lag1_autocorrelation
 
 
 def ar1(rng: np.random.Generator, n: int, phi: float) -> np.ndarray:

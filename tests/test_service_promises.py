@@ -31,9 +31,9 @@ import pytest
 from live_server import LiveServer
 from sqlalchemy import text
 
-from kayenta_py._migrate import upgrade
-from kayenta_py._settings import Settings
-from kayenta_py._store import Store
+from kayenta_py.service.settings import Settings
+from kayenta_py.service.store.migrate import upgrade
+from kayenta_py.service.store.repository import Store
 
 
 def _errors_config(name: str, allowed_increase: str) -> dict[str, Any]:

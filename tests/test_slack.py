@@ -34,10 +34,8 @@ from live_server import LiveServer, settings_for
 from pydantic import SecretStr, ValidationError
 from sqlalchemy import select
 
-from kayenta_py._errors import ConfigError
-from kayenta_py._service import Service
-from kayenta_py._settings import Settings, cron_trigger, load_settings
-from kayenta_py._slack import (
+from kayenta_py.examples import EXAMPLES_DIR
+from kayenta_py.integrations.slack.notifier import (
     DIGEST,
     FAILING,
     FINISHED,
@@ -48,8 +46,10 @@ from kayenta_py._slack import (
     SlackNotifier,
     finished_message,
 )
-from kayenta_py._store import AnalysisRecord, NotificationRecord, Store
-from kayenta_py.examples import EXAMPLES_DIR
+from kayenta_py.model.errors import ConfigError
+from kayenta_py.service.analyses import Service
+from kayenta_py.service.settings import Settings, cron_trigger, load_settings
+from kayenta_py.service.store.repository import AnalysisRecord, NotificationRecord, Store
 
 SECRET = "SECRETwebhookTOKEN4242"
 PUBLIC = "https://kayenta.example.test"
@@ -342,7 +342,7 @@ def test_rate_limited_post_waits_for_retry_after_and_arrives_once(tmp_path: Path
         previous = service.runner.on_finish
         assert previous is not None
 
-        def hook(record: AnalysisRecord) -> None:  # chained as kayenta_py._demo chains
+        def hook(record: AnalysisRecord) -> None:  # chained as kayenta_py.service.demo chains
             previous(record)
             seen.append(record.id)
 

@@ -23,8 +23,9 @@ from sqlalchemy import inspect, select, text
 
 import kayenta_py
 from kayenta_py import CanaryResult, MetricSet, MetricSetPair
-from kayenta_py._migrate import alembic_config
-from kayenta_py._store import (
+from kayenta_py.model.pairs_codec import pairs_from_json, pairs_to_json
+from kayenta_py.service.store.migrate import alembic_config
+from kayenta_py.service.store.repository import (
     CANCELLED,
     COMPLETED,
     FAILED,
@@ -34,7 +35,6 @@ from kayenta_py._store import (
     Store,
     StoreError,
 )
-from kayenta_py._stored_pairs import pairs_from_json, pairs_to_json
 
 CONFIG_BODY: dict[str, Any] = {
     "name": "store-test",

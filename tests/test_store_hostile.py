@@ -21,15 +21,15 @@ from sqlalchemy import event, select, text
 
 import kayenta_py
 from kayenta_py import MetricSet, MetricSetPair
-from kayenta_py._migrate import alembic_config, upgrade
-from kayenta_py._store import (
+from kayenta_py.model.pairs_codec import pairs_from_json, pairs_to_json
+from kayenta_py.service.store.migrate import alembic_config, upgrade
+from kayenta_py.service.store.repository import (
     AnalysisRecord,
     NotificationRecord,
     Store,
     UnreadableRecord,
     is_busy_error,
 )
-from kayenta_py._stored_pairs import pairs_from_json, pairs_to_json
 
 CONFIG_BODY: dict[str, Any] = {
     "name": "hostile",
@@ -263,7 +263,7 @@ def test_unreadable_rows_are_logged_and_skipped(store: Store, caplog: pytest.Log
             connection.execute(
                 text("UPDATE analyses SET start_ts = 'Infinity' WHERE id = :i"), {"i": bad["body"]}
             )
-    caplog.set_level(logging.ERROR, logger="kayenta_py._store")
+    caplog.set_level(logging.ERROR, logger="kayenta_py.service.store.repository")
 
     page, total = store.list_analyses()
     assert [r.id for r in page] == [good.id] and total == 4

@@ -1,0 +1,17 @@
+"""What the sequential judges share: the split of a metric's alpha with the final look."""
+
+from __future__ import annotations
+
+from kayenta_py import KayentaError
+from kayenta_py.engine.sequential import clip_p
+
+
+def check_final_share(share: float) -> None:
+    """Refuse a final-look share of alpha outside [0, 1)."""
+    if not 0 <= share < 1:
+        raise KayentaError(f"final_share: {share} must be at least 0 and below 1")
+
+
+def final_share_p(p: float, share: float) -> float:
+    """A final-look p-value over the alpha share kept for it (1 when no share is kept)."""
+    return 1.0 if share <= 0 else clip_p(p / share)

@@ -1,0 +1,1 @@
+"""kayenta_py.http."""

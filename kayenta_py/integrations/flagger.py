@@ -1,0 +1,243 @@
+"""Flagger webhooks: ``POST /api/v1/flagger/{hook}``.
+
+Flagger counts only 200-202 as success. The first call for a (namespace, name,
+checksum) starts an analysis; later calls answer from it:
+
+* ``confirm-rollout``, ``pre-rollout``, ``rollout``, ``confirm-traffic-increase``:
+  200 unless the analysis is failing (then 409 with the reason);
+* ``confirm-promotion``: 200 only on a conclusive pass; while pending 425 (Flagger
+  waits without counting a failure), after a fail 409;
+* ``rollback``: 200 only when the canary failed ("roll back now"), else 409;
+* ``post-rollout``, ``event``: 200, acknowledged.
+
+Answers are short plain-text reasons, which Flagger shows in its events. A call that cannot
+start its analysis gets a short JSON error naming the metadata field at fault: 404 for an
+unknown config or version, 422 for anything else.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import ConfigDict, Field
+
+from kayenta_py.config.registry import did_you_mean
+from kayenta_py.http.errors import AsciiJSONResponse
+from kayenta_py.model.errors import ConfigError, KayentaError
+from kayenta_py.model.limits import JsonSafeErrors, check_text, json_issue
+from kayenta_py.model.redact import redact
+from kayenta_py.model.types import Thresholds
+from kayenta_py.service.analyses import ConfigNotFoundError, Service
+from kayenta_py.service.settings import parse_duration
+from kayenta_py.service.store.repository import AnalysisRecord
+
+HOOKS = (
+    "confirm-rollout",
+    "pre-rollout",
+    "rollout",
+    "confirm-traffic-increase",
+    "confirm-promotion",
+    "rollback",
+    "post-rollout",
+    "event",
+)
+_STARTING = frozenset(
+    {"confirm-rollout", "pre-rollout", "rollout", "confirm-traffic-increase", "confirm-promotion"}
+)
+_METADATA = (
+    "config",
+    "config_version",
+    "thresholds",
+    "baseline_scope",
+    "canary_scope",
+    "lifetime",
+    "interval",
+    "step",
+    "mode",
+    "warmup",
+    "lookback",
+    "source",
+    "location",
+)
+
+
+class FlaggerPayload(JsonSafeErrors):
+    """Flagger's webhook payload (unknown fields are accepted, as Flagger adds some over time).
+
+    The lengths are Kubernetes' (a name of 253 characters, a namespace of 63), so that the
+    analysis' key ``namespace/name/checksum`` fits the store's column.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1, max_length=253)
+    namespace: str = Field(min_length=1, max_length=63)
+    phase: str = Field("", max_length=100)
+    checksum: str = Field("", max_length=128)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+def flagger_router(service: Service, guard: Callable[..., None]) -> APIRouter:
+    """Return the router with Flagger's webhooks."""
+    router = APIRouter(tags=["flagger"], dependencies=[Depends(guard)])
+
+    @router.post("/api/v1/flagger/{hook}", response_class=PlainTextResponse)
+    def webhook(hook: str, payload: FlaggerPayload) -> Response:
+        """Answer one Flagger webhook for a canary, starting its analysis on the first call."""
+        if hook not in HOOKS:
+            return _text(404, f"unknown hook {hook!r}; use one of {', '.join(HOOKS)}")
+        for field in ("name", "namespace", "phase", "checksum"):
+            try:
+                check_text(getattr(payload, field), field, 253)
+            except KayentaError as exc:
+                return _error(422, field, str(exc))
+        issue = json_issue(payload.model_dump(), service.limits)
+        if issue is not None:
+            return _error(422, issue.path or "body", issue.message)
+        key = f"{payload.namespace}/{payload.name}/{payload.checksum}"
+        # A fast path only: two first calls at once both start, and the store's unique key
+        # (kind, external_key) gives the second the analysis the first stored.
+        record = service.store.find_analysis("flagger", key)
+        if record is None:
+            if hook not in _STARTING:
+                if hook == "rollback":
+                    return _text(409, "no analysis for this canary revision: nothing to roll back")
+                return _text(200, "acknowledged")
+            try:
+                record = _start(service, payload, key)
+            except ConfigNotFoundError as exc:
+                field = "config" if exc.field == "config_name" else exc.field
+                return _error(404, f"metadata.{field}", exc.message)
+            except ConfigError as exc:  # the stored config no longer loads
+                issue = exc.issues[0] if exc.issues else None
+                return _error(422, "metadata.config", str(issue) if issue else str(exc))
+            except KayentaError as exc:  # "field: message", the field a native request's or metadata's
+                field, _, message = str(exc).partition(": ")
+                if not message or not all(p.isidentifier() for p in field.split(".")):
+                    field, message = "metadata", str(exc)
+                return _error(422, field if field.startswith("metadata") else f"metadata.{field}", message)
+            if hook != "confirm-promotion":
+                return _text(200, f"analysis {record.id} started")
+        return _answer(hook, record)
+
+    return router
+
+
+def _start(service: Service, payload: FlaggerPayload, key: str) -> AnalysisRecord:
+    meta: Mapping[str, Any] = payload.metadata
+    config_name = meta.get("config")
+    if not config_name:
+        raise KayentaError("metadata.config: name a stored canary config")
+    for field in ("config", "baseline_scope", "canary_scope", "location", "source", "mode"):
+        if meta.get(field) is not None and not isinstance(meta[field], str):
+            raise KayentaError(f"metadata.{field}: {_short(repr(meta[field]), 100)} is not a string")
+    mode = meta.get("mode")
+    if mode is not None and mode not in ("fixed", "sequential"):
+        raise KayentaError(f"metadata.mode: {mode!r} is not 'fixed' or 'sequential'")
+    for key in sorted(set(meta) - set(_METADATA)):
+        # A misspelt key (config_versoin) must not fall back to a default silently.
+        raise KayentaError(f"metadata.{key}: unknown field{did_you_mean(str(key), _METADATA)}")
+    return service.create_analysis(
+        config=None,
+        config_name=str(config_name),
+        config_version=_version(meta.get("config_version")),
+        thresholds=_thresholds(meta.get("thresholds")),
+        baseline_scope=str(meta.get("baseline_scope") or f"{payload.name}-primary"),
+        canary_scope=str(meta.get("canary_scope") or payload.name),
+        scope_params={"namespace": payload.namespace, "name": payload.name},
+        location=str(meta.get("location", "")),
+        source=meta.get("source"),
+        lifetime=meta.get("lifetime"),
+        interval=meta.get("interval"),
+        warmup=meta.get("warmup", 0),
+        lookback=meta.get("lookback"),
+        step=parse_duration(meta.get("step", 60), "metadata.step"),
+        kind="flagger",
+        mode=mode,
+        external_key=key,
+        extra={"flagger": payload.model_dump(), "warnings": []},
+    )
+
+
+def _version(value: Any) -> int | None:
+    """Parse ``metadata.config_version`` (Flagger's metadata are strings): a stored version, 1 or more."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or len(text) > 10 or int(text) < 1:
+        raise KayentaError(f"metadata.config_version: {value!r} is not a version number (1, 2, ...)")
+    return int(text)
+
+
+def _thresholds(value: Any) -> dict[str, float] | None:
+    """Parse ``metadata.thresholds``: ``{"pass": 95, "marginal": 75}``, as an object or a JSON string."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise KayentaError(
+                'metadata.thresholds: not JSON; give {"pass": 95, "marginal": 75} as a string'
+            ) from None
+    if not isinstance(value, Mapping):
+        raise KayentaError('metadata.thresholds: must be {"pass": ..., "marginal": ...}')
+    limits: dict[str, float] = {}
+    for key, number in value.items():
+        if key not in ("pass", "marginal"):
+            raise KayentaError(f"metadata.thresholds.{key}: unknown field; give pass and marginal")
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            raise KayentaError(f"metadata.thresholds.{key}: {number!r} is not a number")
+        limits[key] = float(number)
+    if "pass" in limits and "marginal" in limits:
+        Thresholds(limits["pass"], limits["marginal"])  # out of range or inverted: names the key
+    return limits
+
+
+def _error(status: int, field: str, message: str) -> JSONResponse:
+    """A short JSON error naming the field (Flagger shows the body in its events)."""
+    text = _short(redact(message if message.startswith(field) else f"{field}: {message}"), 300)
+    kind = "not_found" if status == 404 else "value_error"
+    item = {"type": kind, "loc": ["body", *field.split(".")], "msg": text}
+    return AsciiJSONResponse({"detail": [item]}, status_code=status)
+
+
+def _answer(hook: str, record: AnalysisRecord) -> PlainTextResponse:
+    failing = record.verdict == "fail"
+    passed = record.complete and record.verdict == "pass"
+    summary = f"analysis {record.id}: {record.verdict}" + (
+        f" (score {record.score:g})" if record.score is not None else ""
+    )
+    if hook in ("post-rollout", "event"):
+        return _text(200, f"acknowledged; {summary}")
+    if hook == "rollback":
+        return (
+            _text(200, f"roll back: {summary}: {_short(record.reason)}")
+            if failing and record.complete
+            else _text(409, f"no rollback: {summary}")
+        )
+    if hook == "confirm-promotion":
+        if passed:
+            return _text(200, f"promote: {summary}")
+        if failing:
+            return _text(409, f"do not promote: {summary}: {_short(record.reason)}")
+        if record.complete:  # marginal, or cancelled: no conclusive pass, so a person decides
+            final = f"do not promote: {summary} is final but not a pass; promote or roll back by hand"
+            return _text(409, final)
+        return _text(425, f"waiting: {summary}, not complete yet")
+    if failing:
+        return _text(409, f"canary failing: {summary}: {_short(record.reason)}")
+    return _text(200, summary)
+
+
+def _text(status: int, message: str) -> PlainTextResponse:
+    return PlainTextResponse(message + "\n", status_code=status)
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

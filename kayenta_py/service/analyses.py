@@ -1,0 +1,413 @@
+"""The service's parts wired together: settings, store, sources, runner, analyses."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge
+
+from kayenta_py.config.model import CanaryConfig, load_config
+from kayenta_py.config.registry import Registry, default_registry
+from kayenta_py.engine.sequential import SequentialAnalysis
+from kayenta_py.engine.source import MetricsSource
+from kayenta_py.integrations.slack.notifier import SlackNotifier
+from kayenta_py.model.errors import ConfigError, ConfigIssue, KayentaError
+from kayenta_py.model.limits import (
+    DEFAULT_LIMITS,
+    check_duration,
+    check_json,
+    check_params,
+    check_text,
+    check_time,
+)
+from kayenta_py.model.redact import register_settings_secrets
+from kayenta_py.model.types import Thresholds
+from kayenta_py.service.runner import AnalysisRunner, RunnerMetrics, interval_count, runner_options
+from kayenta_py.service.settings import Settings, parse_duration
+from kayenta_py.service.store.repository import STATUSES, AnalysisRecord, Store
+
+log = logging.getLogger(__name__)
+
+KAYENTA_API_KINDS = ("kayenta", "kayenta-standalone")  # analyses started through Kayenta's API
+MAX_INTERVALS = DEFAULT_LIMITS.max_intervals  # judgements per analysis (KAYENTA_MAX_INTERVALS)
+MAX_POINTS_PER_SERIES = DEFAULT_LIMITS.max_points_per_series  # KAYENTA_MAX_POINTS_PER_SERIES
+MAX_VERSION = 2**31 - 1  # a config version fits the store's integer column
+NO_SOURCE = (
+    "no metrics source is configured: set KAYENTA_PROMETHEUS_URL (the prometheus source) or "
+    "KAYENTA_DEFAULT_SOURCE, or name a source in the request (the demo source serves generated "
+    "data only when asked: source demo, KAYENTA_DEFAULT_SOURCE=demo or kayenta-py serve --demo)"
+)
+
+
+def choose_mode(
+    requested: str | None,
+    config: CanaryConfig,
+    body: Mapping[str, Any],
+    *,
+    kind: str = "native",
+    registry: Registry | None = None,
+) -> tuple[str, str]:
+    """Return a live analysis' mode and why: the request's, else the config's, else the default.
+
+    The default is ``sequential`` for a native config started through the native API, Flagger
+    or the demo, when every metric's judge resolves to a sequential one under mode sequential
+    (a metric naming a fixed judge, ``mann-whitney`` or ``threshold``, keeps the config fixed:
+    explicit judges win; so does one whose sequential judge cannot run on it, an errors metric
+    without a ``traffic_query`` for ``sequential-count``). Kayenta configs and every analysis
+    of Kayenta's API default to ``fixed`` (Kayenta's re-run test, for parity). Test:
+    ``tests/test_live_sequential_default.py``.
+    """
+    if requested is not None:
+        return requested, "stated in the request"
+    if config.mode == "sequential" or (config.format == "native" and config.mode_stated):
+        return config.mode, "stated in the config"  # a Kayenta config's mode is fixed unless it says so
+    if kind in KAYENTA_API_KINDS:
+        return "fixed", "the default of Kayenta's API (Kayenta's re-run test)"
+    if config.format != "native":
+        return "fixed", "the default for Kayenta configs (Kayenta's re-run test)"
+    why = _not_sequential(body, registry or default_registry())
+    if why is not None:
+        return "fixed", f"fixed by default because {why}"
+    return "sequential", "the default for native configs (every metric has a sequential judge)"
+
+
+def _not_sequential(body: Mapping[str, Any], registry: Registry) -> str | None:
+    """Why a native config cannot be judged sequentially as it is (None: it can)."""
+    default = body.get("judge")
+    if isinstance(default, Mapping) and _fixed_judge(default.get("type"), registry):
+        return f"its default judge is the fixed judge {default['type']}"
+    for metric in body.get("metrics") or ():
+        if not isinstance(metric, Mapping):
+            continue
+        name, judge = metric.get("name"), metric.get("judge")
+        if isinstance(judge, Mapping) and _fixed_judge(judge.get("type"), registry):
+            return f"metric {name!r} names the fixed judge {judge['type']}"
+        for key in ("tolerance", "confidence"):
+            if metric.get(key) is not None:
+                return f"metric {name!r} sets {key}, a parameter of the fixed judge mann-whitney"
+    try:
+        sequential = load_config(body, registry=registry, mode="sequential")
+    except ConfigError as exc:  # a parameter only the fixed judges take, say
+        issue = exc.issues[0] if exc.issues else None
+        return f"it does not load in sequential mode ({issue or exc})"
+    for metric in sequential.metrics:
+        if not getattr(registry.judge_class(metric.judge_type), "sequential", False):
+            return f"metric {metric.name!r} names the fixed judge {metric.judge_type}"
+        if metric.judge_type == "sequential-count" and not metric.traffic_query:
+            return f"metric {metric.name!r} has no traffic_query for sequential-count"
+    return None
+
+
+def _fixed_judge(name: Any, registry: Registry) -> bool:
+    """Whether ``name`` is a registered judge without a sequential form."""
+    try:
+        return isinstance(name, str) and not getattr(registry.judge_class(name), "sequential", False)
+    except Exception:  # an unknown judge: the config's own validation says so
+        return False
+
+
+class ConfigNotFoundError(LookupError):
+    """A stored config (or the version of it) an analysis names does not exist; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class Service:
+    """Everything the HTTP API needs: the store, the runner, the sources and metrics."""
+
+    def __init__(self, settings: Settings, *, registry: Registry | None = None) -> None:
+        self.settings = settings
+        register_settings_secrets(settings)  # every answer, log line and message masks them
+        self.limits = settings.limits
+        self.registry = registry or default_registry()
+        self.store = Store(settings.resolved_database_url)
+        self.metrics_registry = CollectorRegistry()
+        self.runner_metrics = RunnerMetrics.create(self.metrics_registry)
+        self._analyses_gauge = Gauge(
+            "kayenta_analyses", "Analyses by status", ["status"], registry=self.metrics_registry
+        )
+        self._sources: dict[str, MetricsSource] = {}
+        self._sources_lock = threading.Lock()
+        self.runner = AnalysisRunner(
+            self.store,
+            self.source,
+            registry=self.registry,
+            metrics=self.runner_metrics,
+            **runner_options(settings),
+        )
+        # Slack: a finished analysis queues a message (after its verdict is stored); a scheduler
+        # job delivers it. None when no channel is configured: then nothing is ever queued.
+        self.slack = SlackNotifier.from_settings(settings, self.store)
+        if self.slack is not None:
+            previous, notify = self.runner.on_finish, self.slack.notify_finished
+
+            def on_finish(record: AnalysisRecord) -> None:
+                if previous is not None:
+                    previous(record)
+                notify(record)
+
+            self.runner.on_finish = on_finish
+        self.started = False
+
+    def start(self) -> None:
+        """Migrate the database, then resume running analyses."""
+        self.store.migrate()
+        resumed = self.runner.start()
+        if self.slack is not None:
+            self.slack.register(self.runner.scheduler)
+        self.started = True
+        log.info(
+            "kayenta-py service started: database %s, default source %s; %d analyses resumed",
+            self.store.display_url,
+            self.default_source() or "none",
+            resumed,
+        )
+
+    def stop(self) -> None:
+        """Stop the scheduler and close the database."""
+        self.runner.shutdown()
+        self.store.close()
+        self.started = False
+
+    # ------------------------------------------------------------ sources
+
+    def source_names(self) -> list[str]:
+        """Return the sources analyses may name."""
+        names = ["demo"]
+        if self.settings.prometheus_url:
+            names.insert(0, "prometheus")
+        return names
+
+    def default_source(self) -> str | None:
+        """Return the source used when an analysis and its config name none (None: such are refused)."""
+        return self.settings.resolved_default_source()
+
+    def choose_source(self, requested: str | None, config: CanaryConfig | None = None) -> str:
+        """Return the source of an analysis: the request's, else its config's, else the default one.
+
+        A config's ``csv`` (the command line's file source) is not a service source and is
+        passed over. With none of them, the analysis is refused (it never falls back to demo data).
+        """
+        config_source = config.source if config is not None and config.source != "csv" else None
+        name = requested or config_source or self.default_source()
+        if not name:
+            raise KayentaError(f"source: {NO_SOURCE}")
+        return name
+
+    def source(self, name: str) -> MetricsSource:
+        """Return the metrics source called ``name``, built once."""
+        with self._sources_lock:
+            if name not in self._sources:
+                self._sources[name] = self._build_source(name)
+            return self._sources[name]
+
+    def _build_source(self, name: str) -> MetricsSource:
+        if name == "prometheus":
+            if not self.settings.prometheus_url:
+                raise KayentaError("source: 'prometheus' is not set up (KAYENTA_PROMETHEUS_URL is not set)")
+            token = self.settings.prometheus_token
+            source: MetricsSource = self.registry.source_class("prometheus")(
+                self.settings.prometheus_url,
+                bearer_token=token.get_secret_value() if token else None,
+                timeout=self.settings.prometheus_timeout,
+                retries=self.settings.prometheus_retries,
+                deadline=self.settings.prometheus_deadline,
+                pool_size=max(32, self.settings.fetch_concurrency),
+            )
+            return source
+        if name == "demo":
+            demo: MetricsSource = self.registry.source_class("demo")()
+            return demo
+        raise KayentaError(f"source: unknown source {name!r} (known: {', '.join(self.source_names())})")
+
+    # ------------------------------------------------------------ analyses
+
+    def resolve_config(
+        self, config: Mapping[str, Any] | None, config_name: str | None, config_version: int | None = None
+    ) -> tuple[CanaryConfig, dict[str, Any], str | None, int | None]:
+        """Return the validated config, its body, and the stored name and version it came from.
+
+        ``config_version`` pins that stored version of ``config_name`` (default: the latest);
+        an unknown config or version raises :class:`ConfigNotFoundError`.
+        """
+        if (config is None) == (config_name is None):
+            raise ConfigError([ConfigIssue("config", "give exactly one of config and config_name")])
+        if config is not None:
+            if config_version is not None:
+                raise KayentaError("config_version: pins a stored config; give it with config_name")
+            body = dict(config)
+            return load_config(body, registry=self.registry, limits=self.limits), body, None, None
+        assert config_name is not None
+        check_text(config_name, "config_name", self.limits.max_name_chars, required=True)
+        if config_version is not None and not 1 <= config_version <= MAX_VERSION:
+            raise KayentaError(f"config_version: {config_version!r} is not a version (1 to {MAX_VERSION})")
+        latest = self.store.get_config(config_name)
+        if latest is None:  # unknown, or deleted: a deleted config starts no analysis, pinned or not
+            deleted = " (it was deleted)" if self.store.config_versions(config_name) else ""
+            raise ConfigNotFoundError("config_name", f"no config {config_name!r}{deleted}")
+        record = latest if config_version is None else self.store.get_config(config_name, config_version)
+        if record is None:
+            raise ConfigNotFoundError(
+                "config_version",
+                f"config {config_name!r} has no version {config_version} (latest: {latest.version})",
+            )
+        return (
+            load_config(record.body, registry=self.registry, limits=self.limits),
+            dict(record.body),
+            config_name,
+            record.version,
+        )
+
+    def create_analysis(
+        self,
+        *,
+        config: Mapping[str, Any] | None,
+        config_name: str | None,
+        config_version: int | None = None,
+        baseline_scope: str,
+        canary_scope: str,
+        scope_params: Mapping[str, str] | None = None,
+        location: str = "",
+        source: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        lifetime: str | float | None = None,
+        interval: str | float | None = None,
+        warmup: str | float | None = 0,
+        lookback: str | float | None = None,
+        step: float = 60.0,
+        thresholds: Mapping[str, float] | None = None,
+        fail_fast: bool = True,
+        kind: str = "native",
+        mode: str | None = None,
+        alpha: float = 0.05,
+        family: str = "bonferroni",
+        external_key: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> AnalysisRecord:
+        """Validate and store a new analysis, then schedule it.
+
+        Every field is checked against :attr:`limits` before anything is stored. With an
+        ``external_key`` the store returns the analysis already stored under it, if any (the
+        unique key (kind, external_key) settles concurrent first calls).
+        """
+        limits = self.limits
+        check_text(baseline_scope, "baseline_scope", limits.max_scope_chars, required=True)
+        check_text(canary_scope, "canary_scope", limits.max_scope_chars, required=True)
+        check_text(location, "location", limits.max_name_chars)
+        scope_params = check_params(scope_params or {}, "scope_params", limits)
+        if source is not None:
+            check_text(source, "source", limits.max_name_chars)
+        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
+            raise KayentaError(f"alpha: {alpha!r} is not between 0 and 1")
+        step = check_duration(step, "step", limits.max_step_s)
+        check_json(dict(extra or {}), "extra", limits)
+        parsed, body, name, version = self.resolve_config(config, config_name, config_version)
+        if mode is not None and mode not in ("fixed", "sequential"):
+            raise KayentaError(f"mode: {mode!r} is not 'fixed' or 'sequential'")
+        mode, mode_reason = choose_mode(mode, parsed, body, kind=kind, registry=self.registry)
+        if family not in ("bonferroni", "e-bh"):
+            raise KayentaError(f"family: {family!r} is not 'bonferroni' or 'e-bh'")
+        if mode == "sequential":
+            # Checks that every metric has (or defaults to) a sequential judge.
+            SequentialAnalysis(
+                load_config(body, registry=self.registry, mode="sequential"),
+                alpha,
+                family=family,  # type: ignore[arg-type]
+                registry=self.registry,
+            )
+        else:
+            for metric in load_config(body, registry=self.registry, mode="fixed").metrics:
+                if getattr(self.registry.judge_class(metric.judge_type), "sequential", False):
+                    raise KayentaError(
+                        f"mode: metric {metric.name!r} names the sequential judge {metric.judge_type}, "
+                        "which runs only in mode sequential"
+                    )
+        source_name = self.choose_source(source, parsed)
+        self.source(source_name)  # an unknown or unconfigured source fails now, not at the first interval
+        now = time.time()
+        if start is not None:
+            check_time(start, "start", ahead=limits.max_start_ahead_s, now=now)
+        if end is not None:
+            check_time(end, "end")
+        start_ts = now if start is None else start
+        if start is None and mode == "sequential":
+            # On the step grid: each interval then fetches whole steps, and the first point of a window
+            # is never the last of the previous one (a source rounds a fractional start to its grid).
+            start_ts = math.floor(now / step) * step
+        longest = limits.max_lifetime_s
+        warmup_s = check_duration(parse_duration(warmup or 0, "warmup"), "warmup", longest, positive=False)
+        if end is not None:
+            if lifetime is not None:
+                raise KayentaError("end: give either end or lifetime, not both")
+            if end <= start_ts + warmup_s:
+                raise KayentaError("end: must come after start (and warmup)")
+            lifetime_s = check_duration(end - start_ts - warmup_s, "end", longest)
+        else:
+            lifetime_s = parse_duration(lifetime if lifetime is not None else "PT30M", "lifetime")
+            lifetime_s = check_duration(lifetime_s, "lifetime", longest)
+        interval_s = parse_duration(interval, "interval") if interval is not None else lifetime_s
+        interval_s = check_duration(interval_s, "interval", longest)
+        check_time(start_ts + warmup_s + lifetime_s, "end" if end is not None else "lifetime")
+        if interval_s > lifetime_s:
+            raise KayentaError(f"interval: {interval_s:g} s is longer than the lifetime ({lifetime_s:g} s)")
+        if lifetime_s / interval_s > limits.max_intervals:
+            raise KayentaError(
+                f"interval: {lifetime_s / interval_s:.0f} intervals in the lifetime; "
+                f"at most {limits.max_intervals} (KAYENTA_MAX_INTERVALS)"
+            )
+        lookback_s = None
+        if lookback is not None:
+            lookback_s = check_duration(parse_duration(lookback, "lookback"), "lookback", longest)
+        if (lifetime_s + warmup_s) / step > limits.max_points_per_series:
+            raise KayentaError(
+                f"step: {step:g} s gives {(lifetime_s + warmup_s) / step:.0f} points per series over the "
+                f"analysis; at most {limits.max_points_per_series} (KAYENTA_MAX_POINTS_PER_SERIES)"
+            )
+        score_limits = Thresholds(
+            float((thresholds or {}).get("pass", parsed.thresholds.pass_)),
+            float((thresholds or {}).get("marginal", parsed.thresholds.marginal)),
+        )
+        record = self.store.create_analysis(
+            kind=kind,
+            external_key=external_key,
+            config_name=name,
+            config_version=version,
+            config_body=body,
+            baseline_scope=baseline_scope,
+            canary_scope=canary_scope,
+            location=location,
+            scope_params=dict(scope_params or {}),
+            source=source_name,
+            start_ts=start_ts,
+            lifetime_s=lifetime_s,
+            interval_s=interval_s,
+            warmup_s=warmup_s,
+            lookback_s=lookback_s,
+            step_s=step,
+            thresholds=score_limits.to_dict(),
+            fail_fast=fail_fast,
+            intervals_total=interval_count(lifetime_s, interval_s),
+            mode=mode,
+            extra={
+                **dict(extra or {}),
+                "mode_reason": mode_reason,
+                **({"alpha": alpha, "family": family} if mode == "sequential" else {}),
+            },
+        )
+        self.runner.schedule(record.id)
+        return record
+
+    def update_gauges(self) -> None:
+        """Refresh the analyses-by-status gauge (called when /metrics is scraped)."""
+        for status in STATUSES:
+            _, total = self.store.list_analyses(status=status, limit=1)
+            self._analyses_gauge.labels(status).set(total)

@@ -1,0 +1,581 @@
+"""Live analyses: APScheduler runs each analysis' intervals when they fall due.
+
+The database is the source of truth. Interval ``i`` of an analysis falls due at
+``start + warmup + (i + 1) * interval``; each run judges every due interval not
+yet stored, in order, and schedules the next. On start every running analysis
+is resumed, so an interval that fell due while the service was down is judged
+once, late: stored intervals are never judged again (a unique key guarantees it)
+and none is skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor as JobThreadPool
+from apscheduler.schedulers.background import BackgroundScheduler
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from kayenta_py.config.model import CanaryConfig, load_config
+from kayenta_py.config.registry import Registry
+from kayenta_py.engine.pipeline import judge_pairs, pair_metric_sets
+from kayenta_py.engine.sequential import SequentialAnalysis, fetch_sequential_batch
+from kayenta_py.engine.source import MetricsSource, Scope, SourceError, fetch_metric_sets
+from kayenta_py.model.errors import KayentaError
+from kayenta_py.model.redact import redact
+from kayenta_py.model.types import CanaryResult, Thresholds, Verdict
+from kayenta_py.service.store.repository import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    AnalysisRecord,
+    Store,
+    is_busy_error,
+    is_unavailable_error,
+)
+
+if TYPE_CHECKING:
+    from kayenta_py.service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SourceFactory = Callable[[str], MetricsSource]
+"""Returns the metrics source called by the given name (raises KayentaError if unknown)."""
+
+
+@dataclass
+class RunnerMetrics:
+    """The runner's own Prometheus metrics."""
+
+    judgements: Counter
+    judge_seconds: Histogram
+    source_errors: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> RunnerMetrics:
+        """Register the metrics in ``registry``."""
+        return cls(
+            Counter(
+                "kayenta_judgements", "Interval judgements stored, by verdict", ["verdict"], registry=registry
+            ),
+            Histogram(
+                "kayenta_judge_duration_seconds",
+                "Time to fetch and judge one interval",
+                registry=registry,
+                buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            ),
+            Counter(
+                "kayenta_source_errors", "Failed metric fetches, by source", ["source"], registry=registry
+            ),
+        )
+
+
+@dataclass
+class _Trouble:
+    """Failed attempts of an analysis since it last stored an interval."""
+
+    first_ts: float
+    attempts: int = 0
+    logged_trace: bool = False
+    unrecorded: tuple[str, str] | None = None  # a failure (reason, error) the store could not take yet
+    record_attempts: int = 0
+
+
+def runner_options(settings: Settings) -> dict[str, Any]:
+    """The runner's keyword arguments from the service settings."""
+    return {
+        "concurrency": settings.fetch_concurrency,
+        "retry_limit": settings.source_retry_limit,
+        "retry_backoff": settings.retry_backoff,
+        "retry_max_delay": settings.retry_max_delay,
+        "retry_max_seconds": settings.retry_max_seconds,
+        "source_workers": settings.source_workers,
+        "fetch_deadline": settings.fetch_deadline,
+    }
+
+
+class AnalysisRunner:
+    """Schedules and runs the intervals of live analyses.
+
+    Each source's analyses run on that source's own pool of ``source_workers`` threads, so a
+    slow source delays only its own analyses (other sources and the notifier keep theirs), and
+    an interval's fetch is cut off after ``fetch_deadline`` seconds. A permanent error (a
+    refusal such as HTTP 400, a config that cannot work, an invalid step) fails the analysis at
+    once; a transient one (connection, timeout, 429, 5xx, an unexpected error such as a busy or
+    full database) is tried again after ``retry_backoff`` seconds, doubling up to
+    ``retry_max_delay``, and fails the analysis after ``retry_limit`` attempts or
+    ``retry_max_seconds``, naming the last error. Test: ``tests/test_runner_bounded.py``.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        sources: SourceFactory,
+        *,
+        registry: Registry,
+        metrics: RunnerMetrics,
+        concurrency: int = 8,
+        retry_limit: int = 3,
+        retry_backoff: float = 2.0,
+        retry_max_delay: float = 60.0,
+        retry_max_seconds: float = 600.0,
+        source_workers: int = 4,
+        fetch_deadline: float = 120.0,
+        on_finish: Callable[[AnalysisRecord], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if retry_limit < 1 or source_workers < 1:
+            raise KayentaError("retry_limit and source_workers must be at least 1")
+        for name, value in (
+            ("retry_backoff", retry_backoff),
+            ("retry_max_delay", retry_max_delay),
+            ("retry_max_seconds", retry_max_seconds),
+            ("fetch_deadline", fetch_deadline),
+        ):
+            if not (math.isfinite(value) and value > 0):
+                raise KayentaError(f"{name} must be a positive number of seconds, got {value!r}")
+        self.store = store
+        self.sources = sources
+        self.registry = registry
+        self.metrics = metrics
+        self.concurrency = concurrency
+        self.retry_limit = retry_limit
+        self.retry_backoff = retry_backoff
+        self.retry_max_delay = retry_max_delay
+        self.retry_max_seconds = retry_max_seconds
+        self.source_workers = source_workers
+        self.fetch_deadline = fetch_deadline
+        self.on_finish = on_finish
+        self.clock = clock
+        self._trouble: dict[str, _Trouble] = {}
+        self._source_of: dict[str, str] = {}
+        self._executors: set[str] = set()
+        self._lock = threading.Lock()
+        self._executors_lock = threading.Lock()
+        self.scheduler = BackgroundScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+
+    def start(self) -> int:
+        """Start the scheduler and resume every running analysis; return how many were resumed."""
+        self.scheduler.start()
+        running = self.store.running_analyses()
+        for analysis in running:
+            self.schedule(analysis.id)
+        if running:
+            log.info("resumed %d running analyses", len(running))
+        return len(running)
+
+    def shutdown(self) -> None:
+        """Stop scheduling; an interval being judged finishes or is judged again after a restart."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    def schedule(self, analysis_id: str, *, delay: float = 0.0) -> None:
+        """Schedule the analysis' next run at its next due interval (now if one is overdue)."""
+        analysis = self.store.get_analysis(analysis_id, with_intervals=False)
+        if analysis is None or analysis.complete:
+            return
+        self._source_of[analysis_id] = analysis.source
+        judged = self.store.judged_indices(analysis_id)
+        pending = [i for i in range(analysis.intervals_total) if i not in judged]
+        if not pending:  # every interval stored but not finished: finish from the last one
+            self._run(analysis_id)
+            return
+        self._at(analysis_id, max(self.clock() + delay, analysis.due_ts(pending[0])))
+
+    def _at(self, analysis_id: str, when: float) -> None:
+        """Run the analysis at ``when`` on its source's pool (no store access: works when it is down)."""
+        self.scheduler.add_job(
+            self._run,
+            "date",
+            run_date=datetime.fromtimestamp(when, UTC),
+            args=[analysis_id],
+            id=analysis_id,
+            replace_existing=True,
+            executor=self._executor(self._source_of.get(analysis_id)),
+        )
+
+    def _executor(self, source: str | None) -> str:
+        """The scheduler executor of ``source``'s analyses, added on first use."""
+        if source is None:
+            return "default"
+        alias = f"source:{source}"
+        with self._executors_lock:
+            if alias not in self._executors:
+                self.scheduler.add_executor(JobThreadPool(self.source_workers), alias)
+                self._executors.add(alias)
+        return alias
+
+    def cancel(self, analysis_id: str, reason: str = "cancelled") -> AnalysisRecord | None:
+        """Cancel a running analysis: no further interval is judged (a finished one is left as it is)."""
+        self._finish(
+            analysis_id,
+            CANCELLED,
+            Verdict.FAIL.value,
+            None,
+            f"{reason}: the analysis was stopped before its end, so it has no passing verdict",
+        )
+        if self.scheduler.get_job(analysis_id) is not None:
+            self.scheduler.remove_job(analysis_id)
+        return self.store.get_analysis(analysis_id, with_intervals=False)
+
+    def _run(self, analysis_id: str) -> None:
+        """Judge every due, unjudged interval in order, then schedule the next one."""
+        trouble = self._trouble.get(analysis_id)
+        if trouble is not None and trouble.unrecorded is not None:
+            self._fail(analysis_id, *trouble.unrecorded)  # the store could not take the failure yet
+            return
+        try:
+            if self._judge_due_intervals(analysis_id):
+                self.schedule(analysis_id)
+        except Exception as exc:  # keep the scheduler alive; the error decides: fail now or retry
+            self._on_error(analysis_id, None, exc)
+
+    def _judge_due_intervals(self, analysis_id: str) -> bool:
+        """Return True when the analysis goes on (more intervals to judge)."""
+        analysis = self.store.get_analysis(analysis_id, with_intervals=True)
+        if analysis is None or analysis.complete:
+            return False
+        judged = {interval.index: interval for interval in analysis.intervals}
+        last = analysis.intervals_total - 1
+        if len(judged) == analysis.intervals_total:
+            final = judged[last]
+            self._finish(analysis.id, COMPLETED, final.verdict, final.score, final.reason)
+            return False
+        for index in range(analysis.intervals_total):
+            if index in judged:
+                continue
+            if analysis.due_ts(index) > self.clock():
+                return True
+            try:
+                ended = self._judge_interval(analysis, index)
+            except Exception as exc:
+                self._on_error(analysis_id, index, exc)
+                return False
+            self._trouble.pop(analysis_id, None)
+            if ended:
+                return False
+        return False
+
+    def _on_error(self, analysis_id: str, index: int | None, exc: Exception) -> None:
+        """Fail the analysis at once on a permanent error; retry a transient one with backoff, bounded."""
+        at = "" if index is None else f" at interval {index + 1}"
+        if isinstance(exc, SourceError):
+            self.metrics.source_errors.labels(self._source_of.get(analysis_id, "unknown")).inc()
+            what, text, transient = "metrics source", str(exc), exc.transient
+        elif isinstance(exc, KayentaError):  # a config, query or step that cannot work
+            what, text, transient = "analysis", str(exc), False
+        elif is_busy_error(exc) or is_unavailable_error(exc):  # the store, not the analysis: wait for it
+            what, text, transient = "database", f"{type(exc).__name__}: {exc}"[:500], True
+        else:  # a judge or store that raised: perhaps a bug
+            what, text, transient = "internal error", f"{type(exc).__name__}: {exc}"[:500], True
+        text = redact(text)
+        if not transient:
+            self._fail(analysis_id, f"{what} failed{at}: {text}", text)
+            return
+        trouble = self._trouble.setdefault(analysis_id, _Trouble(self.clock()))
+        trouble.attempts += 1
+        elapsed = self.clock() - trouble.first_ts
+        counted = what != "database"  # a busy or full store is waited for up to retry_max_seconds
+        if (counted and trouble.attempts >= self.retry_limit) or elapsed >= self.retry_max_seconds:
+            reason = f"{what} failed {trouble.attempts} times{at} over {elapsed:.0f} s; last error: {text}"
+            self._fail(analysis_id, reason, text)
+            return
+        delay = self._backoff(trouble.attempts)
+        if what == "internal error" and not trouble.logged_trace:  # the trace once, then one line a try
+            trouble.logged_trace = True
+            log.error("analysis %s%s: unexpected error", analysis_id, at, exc_info=exc)
+        log.warning(
+            "analysis %s%s: %s: %s; attempt %d of %d, next in %.0f s",
+            analysis_id,
+            at,
+            what,
+            text,
+            trouble.attempts,
+            self.retry_limit,
+            delay,
+        )
+        self._at(analysis_id, self.clock() + delay)
+
+    def _backoff(self, attempt: int) -> float:
+        return float(min(self.retry_max_delay, self.retry_backoff * 2 ** min(attempt - 1, 30)))
+
+    def _fail(self, analysis_id: str, reason: str, error: str) -> None:
+        """Store the analysis as failed; if the store cannot take it (disk full), try again with backoff."""
+        reason, error = redact(reason), redact(error)
+        try:
+            if self._finish(analysis_id, FAILED, Verdict.FAIL.value, None, reason, error=error):
+                log.warning("analysis %s failed: %s", analysis_id, reason)
+        except Exception as exc:
+            trouble = self._trouble.setdefault(analysis_id, _Trouble(self.clock()))
+            trouble.unrecorded = (reason, error)
+            trouble.record_attempts += 1
+            delay = self._backoff(trouble.record_attempts)
+            log.error(
+                "analysis %s: cannot store its failure (%s); trying again in %.0f s",
+                analysis_id,
+                redact(f"{type(exc).__name__}: {exc}"[:300]),
+                delay,
+            )
+            self._at(analysis_id, self.clock() + delay)
+            return
+        self._trouble.pop(analysis_id, None)
+
+    def _judge_sequential(self, analysis: AnalysisRecord, index: int) -> bool:
+        """Sequential mode: fold the new points into the persisted state; decide when it can."""
+        window = analysis.window(index)
+        began = time.perf_counter()
+        config = load_config(analysis.config_body, registry=self.registry, mode="sequential")
+        sequential = SequentialAnalysis(
+            config,
+            analysis.extra.get("alpha", 0.05),
+            family=analysis.extra.get("family", "bonferroni"),
+            registry=self.registry,
+            thresholds=Thresholds(analysis.thresholds["pass"], analysis.thresholds["marginal"]),
+        ).restore(json_state_decode(analysis.state or {}))
+        batch = fetch_sequential_batch(
+            config,
+            self.sources(analysis.source),
+            *scopes(analysis),
+            start=window[0],
+            end=window[1],
+            step=analysis.step_s,
+            after=window[0] if index else None,
+            concurrency=self.concurrency,
+            registry=self.registry,
+            deadline=self.fetch_deadline,
+        )
+        result = sequential.update(batch.baseline, batch.canary)
+        last = index == analysis.intervals_total - 1
+        if result.verdict is Verdict.PENDING and last:
+            result = sequential.finish()
+        if batch.warnings:  # series that could not pair: said in the warnings and the reason
+            result = dataclasses.replace(
+                result,
+                warnings=(*result.warnings, *batch.warnings),
+                reason=f"{result.reason}; warning: {'; '.join(batch.warnings)}",
+            )
+        self.metrics.judge_seconds.observe(time.perf_counter() - began)
+        final = None
+        if result.verdict is not Verdict.PENDING:
+            where = "final interval" if last else "decided early at interval"
+            final = (
+                COMPLETED,
+                result.verdict.value,
+                result.score,
+                f"{where} {index + 1} of {analysis.intervals_total}: {result.reason}",
+            )
+        with self._lock:
+            stored = self.store.record_interval(
+                analysis.id,
+                index,
+                window,
+                analysis.due_ts(index),
+                result,
+                batch.pairs,
+                final=final,
+                state=json_state_encode(sequential.to_state()),
+            )
+        return self._judged(analysis, index, result, stored, final is not None, began)
+
+    def _judge_interval(self, analysis: AnalysisRecord, index: int) -> bool:
+        """Fetch, judge and store one interval; True if it ended the analysis (errors are raised)."""
+        step = analysis.step_s
+        if not (isinstance(step, int | float) and math.isfinite(step) and step > 0):
+            raise KayentaError(f"step: {step!r} is not a positive, finite number of seconds")
+        if analysis.mode == "sequential":
+            return self._judge_sequential(analysis, index)
+        window = analysis.window(index)
+        began = time.perf_counter()
+        # The mode is the analysis' (a config may state another one that the request overrode).
+        loaded = load_config(analysis.config_body, registry=self.registry, mode="fixed")
+        config = live_fixed_config(loaded)
+        thresholds = Thresholds(analysis.thresholds["pass"], analysis.thresholds["marginal"])
+        data = fetch_metric_sets(
+            config,
+            self.sources(analysis.source),
+            *scopes(analysis),
+            start=window[0],
+            end=window[1],
+            step=step,
+            concurrency=self.concurrency,
+            deadline=self.fetch_deadline,
+        )
+        pairs = pair_metric_sets(config, data.baseline, data.canary, scopes=scopes(analysis))
+        result = judge_pairs(config, pairs, thresholds=thresholds, registry=self.registry)
+        self.metrics.judge_seconds.observe(time.perf_counter() - began)
+        final = self._final(analysis, index, result)
+        with self._lock:
+            stored = self.store.record_interval(
+                analysis.id, index, window, analysis.due_ts(index), result, pairs, final=final
+            )
+        return self._judged(analysis, index, result, stored, final is not None, began)
+
+    def _judged(
+        self,
+        analysis: AnalysisRecord,
+        index: int,
+        result: CanaryResult,
+        stored: bool,
+        final: bool,
+        began: float,
+    ) -> bool:
+        """After an interval's store: count, log one line, notify if it ended; True if the analysis ended."""
+        if not stored:  # cancelled meanwhile, or judged by another replica
+            return True
+        self.metrics.judgements.labels(result.verdict.value).inc()
+        log_judged(analysis, index, result, time.perf_counter() - began)
+        if final:
+            self._notify(analysis.id)
+        return final
+
+    @staticmethod
+    def _final(
+        analysis: AnalysisRecord, index: int, result: CanaryResult
+    ) -> tuple[str, str, float | None, str] | None:
+        """Return the final (status, verdict, score, reason) if this interval ends the analysis."""
+        if index == analysis.intervals_total - 1:
+            return (
+                COMPLETED,
+                result.verdict.value,
+                result.score,
+                (f"final interval {index + 1} of {analysis.intervals_total}: {result.reason}"),
+            )
+        if analysis.fail_fast and result.verdict is Verdict.FAIL:
+            return (
+                COMPLETED,
+                Verdict.FAIL.value,
+                result.score,
+                (f"failed fast at interval {index + 1} of {analysis.intervals_total}: {result.reason}"),
+            )
+        return None
+
+    def _finish(
+        self,
+        analysis_id: str,
+        status: str,
+        verdict: str,
+        score: float | None,
+        reason: str,
+        *,
+        error: str | None = None,
+    ) -> bool:
+        """End a running analysis and notify; True if it ended now (a finished one is left unchanged)."""
+        with self._lock:
+            before = self.store.get_analysis(analysis_id, with_intervals=False)
+            if before is None or before.complete:
+                return False
+            record = self.store.finish_analysis(analysis_id, status, verdict, score, reason, error=error)
+        self._trouble.pop(analysis_id, None)
+        if record is None or record.status != status:
+            return False
+        self._notify(analysis_id)
+        return True
+
+    def _notify(self, analysis_id: str) -> None:
+        if self.on_finish is None:
+            return
+        record = self.store.get_analysis(analysis_id, with_intervals=False)
+        if record is not None and record.complete:
+            try:
+                self.on_finish(record)
+            except Exception:  # a notification must never change or delay a verdict
+                log.exception("analysis %s: on_finish hook failed", analysis_id)
+
+
+def log_judged(analysis: AnalysisRecord, index: int, result: CanaryResult, seconds: float) -> None:
+    """Log the one structured line of a judged interval (fixed and sequential mode alike)."""
+    metrics = ",".join(f"{m.name.replace(' ', '_')}:{m.classification.value}" for m in result.metrics)
+    score = "none" if result.score is None else f"{result.score:.2f}"
+    log.info(
+        "interval judged analysis=%s index=%d/%d mode=%s verdict=%s score=%s metrics=%s seconds=%.3f",
+        analysis.id,
+        index + 1,
+        analysis.intervals_total,
+        analysis.mode,
+        result.verdict.value,
+        score,
+        metrics or "-",
+        seconds,
+    )
+
+
+def scopes(analysis: AnalysisRecord) -> tuple[Scope, Scope]:
+    """Return the analysis' baseline and canary scopes (the canary may have its own location and params)."""
+    return (
+        Scope(analysis.baseline_scope, analysis.location, analysis.scope_params),
+        Scope(
+            analysis.canary_scope,
+            analysis.extra.get("canary_location", analysis.location),
+            analysis.extra.get("canary_scope_params", analysis.scope_params),
+        ),
+    )
+
+
+LIVE_MIN_EFFECTIVE = 8.0
+"""Effectively independent points a side a live fixed-mode interval needs to be judged (native configs)."""
+
+
+def live_fixed_config(config: CanaryConfig) -> CanaryConfig:
+    """Return ``config`` with the live rule: an interval on too few independent points is inconclusive.
+
+    A native config's ``mann-whitney`` metric that leaves ``min_effective`` unset gets
+    ``LIVE_MIN_EFFECTIVE``: 15 points of a 10-s rate window sampled each second hold the
+    information of one or two, so the interval is inconclusive (marginal) rather than a
+    fail-fast. Kayenta configs keep Kayenta's behaviour. Test: ``tests/test_live_service.py``.
+    """
+    if config.format != "native":
+        return config
+    metrics = tuple(
+        dataclasses.replace(m, judge_params={**m.judge_params, "min_effective": LIVE_MIN_EFFECTIVE})
+        if m.judge_type == "mann-whitney" and m.judge_params.get("min_effective") is None
+        else m
+        for m in config.metrics
+    )
+    return dataclasses.replace(config, metrics=metrics)
+
+
+def interval_count(lifetime_s: float, interval_s: float) -> int:
+    """Return how many intervals a lifetime holds (at least one)."""
+    if interval_s <= 0:
+        raise KayentaError("interval must be positive")
+    return max(1, int(lifetime_s // interval_s + 1e-9))
+
+
+_FLOAT_KEY = "__float__"  # {"__float__": "inf"}: a non-finite number in a JSON state
+
+
+def json_state_encode(value: Any) -> Any:
+    """Return ``value`` as strict JSON: non-finite floats (a histogram's ``+Inf`` bound) become markers.
+
+    PostgreSQL's JSON type refuses ``Infinity`` and ``NaN`` (SQLite stores them as Python
+    writes them); :func:`json_state_decode` turns the markers back into floats.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return {_FLOAT_KEY: repr(value)}
+    if isinstance(value, dict):
+        return {key: json_state_encode(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_state_encode(item) for item in value]
+    return value
+
+
+def json_state_decode(value: Any) -> Any:
+    """Undo :func:`json_state_encode` (a state stored without markers comes back unchanged)."""
+    if isinstance(value, dict):
+        if len(value) == 1 and isinstance(value.get(_FLOAT_KEY), str):
+            return float(value[_FLOAT_KEY])
+        return {key: json_state_decode(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_state_decode(item) for item in value]
+    return value

@@ -1,0 +1,475 @@
+"""Service settings: environment (``KAYENTA_*``), a ``.env`` file, or a YAML file."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, tzinfo
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from kayenta_py.config.registry import did_you_mean
+from kayenta_py.model.errors import ConfigError, ConfigIssue, KayentaError
+from kayenta_py.model.limits import Limits
+
+SCOPES = ("read", "write")
+ENV_PREFIX = "KAYENTA_"
+SERVICE_SOURCES = ("prometheus", "demo")
+# KAYENTA_* variables that are not settings but are read by this project's own tooling; every
+# other unknown KAYENTA_* variable is an error at start (a misspelt setting must not be ignored).
+TOOLING_VARIABLES: dict[str, str] = {
+    "KAYENTA_SETTINGS_FILE": "the YAML settings file (like --settings)",
+    "KAYENTA_TEST_POSTGRES_URL": "the test suite's PostgreSQL",
+    "KAYENTA_CONFORMANCE_FILE": "the test suite's Kayenta conformance vectors",
+    "KAYENTA_NOTEBOOK_SMALL": "quick runs of the notebooks",
+    "KAYENTA_NAB_DIR": "the notebooks' NAB data",
+    "KAYENTA_BENCH_TOKEN": "the verdict-endpoint benchmark's token",
+}
+# Kubernetes injects <SERVICE>_SERVICE_HOST, <SERVICE>_PORT_8090_TCP... for a Service named "kayenta".
+_SERVICE_LINK = re.compile(
+    r"^KAYENTA_(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)$"
+)
+_GO_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
+_GO_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_GO_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_ISO_DURATION = re.compile(
+    r"^P(?:(?P<days>\d+(?:\.\d+)?)D)?(?:T(?:(?P<hours>\d+(?:\.\d+)?)H)?(?:(?P<minutes>\d+(?:\.\d+)?)M)?"
+    r"(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
+)
+
+
+def parse_duration(value: str | float | int, what: str = "duration") -> float:
+    """Parse an ISO 8601 duration (``PT30M``), a Go/Prometheus one (``1m30s``) or seconds into seconds."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        shown = repr(value) if len(repr(value)) <= 100 else repr(value)[:99] + "…"
+        raise KayentaError(f"{what}: {shown} is not a duration (ISO 8601 like PT30M, 1m30s, or seconds)")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif len(value) > 100 or "\x00" in value:
+        raise KayentaError(f"{what}: not a duration (ISO 8601 like PT30M, 1m30s, or seconds)")
+    else:
+        text = value.strip().upper()
+        match = _ISO_DURATION.match(text)
+        if match and text not in ("P", "PT") and not text.endswith("T"):
+            parts = {k: float(v) for k, v in match.groupdict().items() if v}
+            seconds = (
+                parts.get("days", 0) * 86400
+                + parts.get("hours", 0) * 3600
+                + parts.get("minutes", 0) * 60
+                + parts.get("seconds", 0)
+            )
+        elif _GO_DURATION.match(value.strip()):
+            seconds = sum(float(n) * _GO_UNITS[unit] for n, unit in _GO_PART.findall(value.strip()))
+        else:
+            try:
+                seconds = float(text)
+            except ValueError:
+                raise KayentaError(
+                    f"{what}: {value!r} is not a duration (ISO 8601 like PT30M, 1m30s, or seconds)"
+                ) from None
+    if not math.isfinite(seconds):
+        raise KayentaError(f"{what}: {value!r} is not a finite duration")
+    if seconds < 0:
+        raise KayentaError(f"{what}: {value!r} is negative")
+    return seconds
+
+
+_CRON_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_CHANNEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def cron_trigger(expression: str, timezone: tzinfo | str = UTC) -> CronTrigger:
+    """Return the APScheduler trigger of a five-field crontab (minute hour day month weekday).
+
+    Weekday numbers mean what they mean in cron (0 and 7 are Sunday), unlike
+    APScheduler 3's ``CronTrigger.from_crontab`` (where 0 is Monday).
+    """
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError(
+            f"{expression!r} has {len(fields)} fields; a cron expression has five: "
+            "minute hour day-of-month month day-of-week"
+        )
+    minute, hour, day, month, weekday = fields
+    try:
+        return CronTrigger(
+            minute=minute,
+            hour=hour,
+            day=day,
+            month=month,
+            day_of_week=_cron_weekdays(weekday),
+            timezone=timezone,
+        )
+    except ValueError as exc:
+        raise ValueError(f"{expression!r} is not a valid cron expression: {exc}") from None
+
+
+def _cron_weekdays(field: str) -> str:
+    """Translate a cron day-of-week field (0/7 = Sunday, names, ranges, steps) into weekday names."""
+    if field in ("*", "?"):
+        return "*"
+
+    def day(token: str) -> int:
+        if token.isdigit() and int(token) <= 7:
+            return int(token)
+        if token.lower() in _CRON_WEEKDAYS:
+            return _CRON_WEEKDAYS.index(token.lower())
+        raise ValueError(f"day of week {token!r} is not 0-7 or sun-sat")
+
+    days: set[int] = set()
+    for item in field.split(","):
+        part, slash, step_text = item.partition("/")
+        if slash and not (step_text.isdigit() and int(step_text) >= 1):
+            raise ValueError(f"day of week {item!r}: the step must be a positive number")
+        step = int(step_text) if slash else 1
+        if part == "*":
+            low, high = 0, 6
+        elif "-" in part:
+            first, _, last = part.partition("-")
+            low, high = day(first), day(last)
+            if high == 0 and low > 0:  # a range ending on Sunday (``fri-sun``)
+                high = 7
+        else:
+            low = day(part)
+            high = 7 if slash else low
+        if low > high:
+            raise ValueError(f"day of week {item!r}: the range runs backwards")
+        days.update(d % 7 for d in range(low, high + 1, step))
+    return ",".join(_CRON_WEEKDAYS[d] for d in sorted(days))
+
+
+def _webhook_url(value: SecretStr) -> SecretStr:
+    parts = urlsplit(value.get_secret_value())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http(s) URL (the value is a secret and is not shown)")
+    return value
+
+
+def _cron(value: str | None) -> str | None:
+    if value is not None:
+        cron_trigger(value)
+    return value
+
+
+class SlackChannel(BaseModel):
+    """An extra Slack channel: its incoming webhook, which analyses it hears of, and its digest."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    webhook_url: SecretStr = Field(description="the channel's incoming-webhook URL (a secret)")
+    digest_cron: str | None = Field(None, description="five-field cron of the channel's digest")
+    configs: list[str] = Field(
+        default_factory=list, description="only analyses of these config names (default: all)"
+    )
+    verdicts: list[Literal["pass", "marginal", "fail"]] = Field(
+        default_factory=list, description="only analyses ending with these verdicts (default: all)"
+    )
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _valid_url(cls, value: SecretStr) -> SecretStr:
+        return _webhook_url(value)
+
+    @field_validator("digest_cron")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        return _cron(value)
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """A bearer token and the scope it grants (``write`` implies ``read``)."""
+
+    token: SecretStr
+    scope: str
+
+    def allows(self, scope: str) -> bool:
+        """Return whether this token grants ``scope``."""
+        return self.scope == "write" or scope == self.scope
+
+
+class Settings(BaseSettings):
+    """Settings of the kayenta-py service; every field can be set as ``KAYENTA_<FIELD>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KAYENTA_", env_file=".env", extra="forbid", hide_input_in_errors=True
+    )
+
+    data_dir: Path = Field(Path("kayenta-data"), description="where the SQLite database lives")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in data_dir")
+    prometheus_url: str | None = Field(None, description="the default Prometheus source")
+    prometheus_token: SecretStr | None = Field(None, description="bearer token for that Prometheus")
+    prometheus_timeout: float = Field(10.0, gt=0, description="seconds per connect and per read")
+    prometheus_deadline: float = Field(
+        30.0, gt=0, description="total seconds of one range request, retries included"
+    )
+    prometheus_retries: int = Field(3, ge=0)
+    api_tokens: SecretStr | None = Field(
+        None, description="comma-separated SCOPE:TOKEN entries, SCOPE read or write"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(8090, ge=0, le=65535)
+    max_body_bytes: int = Field(1_048_576, gt=0, description="largest request body accepted")
+    default_source: Literal["prometheus", "demo"] | None = Field(
+        None,
+        description="source of analyses that name none (default: prometheus when prometheus_url is set, "
+        "else none: such analyses are refused); demo serves generated data",
+    )
+    fetch_concurrency: int = Field(8, ge=1, le=256)
+    public_url: str | None = Field(None, description="base of links in answers and reports")
+    source_retry_limit: int = Field(
+        3, ge=1, description="attempts of an interval on a transient error before the analysis fails"
+    )
+    fetch_deadline: float = Field(120.0, gt=0, description="total seconds of one interval's fetch")
+    source_workers: int = Field(4, ge=1, le=256, description="scheduler threads per metrics source")
+    retry_backoff: float = Field(2.0, gt=0, description="first wait before a retry; doubles each time")
+    retry_max_delay: float = Field(60.0, gt=0, description="longest wait between retries")
+    retry_max_seconds: float = Field(600.0, gt=0, description="total retry time before the analysis fails")
+    compat_endpoints_open: bool = Field(
+        False, description="Kayenta-compatible and Flagger endpoints need no token (clients send none)"
+    )
+    slack_webhook_url: SecretStr | None = Field(
+        None, description="incoming-webhook URL of the default Slack channel (a secret)"
+    )
+    slack_digest_cron: str | None = Field(
+        None, description="five-field cron of the default channel's digest, e.g. '0 9 * * 1-5'"
+    )
+    slack_digest_timezone: str = Field("UTC", description="time zone of the digest crons")
+    slack_channels: dict[str, SlackChannel] = Field(
+        default_factory=dict, description="extra Slack channels by name (JSON in the environment)"
+    )
+    slack_retries: int = Field(2, ge=0, le=10, description="immediate retries of a Slack post (429, 5xx)")
+    slack_max_attempts: int = Field(8, ge=1, description="delivery attempts before a message is failed")
+    slack_delivery_interval: float = Field(
+        30.0, gt=0, description="seconds between deliveries of pending Slack messages"
+    )
+    # Limits on requests, checked at every door before anything is stored (kayenta_py/model/limits.py).
+    max_start_ahead: float = Field(
+        30 * 86400.0, ge=0, le=100 * 365 * 86400.0, description="seconds an analysis may start in the future"
+    )
+    max_lifetime: float = Field(
+        90 * 86400.0,
+        gt=0,
+        le=100 * 365 * 86400.0,
+        description="longest lifetime, interval, warmup and lookback of an analysis, in seconds",
+    )
+    max_step: float = Field(86400.0, gt=0, le=100 * 365 * 86400.0, description="largest step, in seconds")
+    max_intervals: int = Field(10_000, ge=1, le=1_000_000, description="most intervals in an analysis")
+    max_points_per_series: int = Field(
+        1_000_000, ge=1, le=100_000_000, description="most points per series over an analysis"
+    )
+    max_name_chars: int = Field(
+        200, ge=1, le=200, description="longest config name, Kayenta config id, location and source"
+    )
+    max_scope_chars: int = Field(500, ge=1, le=500, description="longest scope and scope parameter")
+    max_json_depth: int = Field(32, ge=2, le=200, description="deepest nesting of a config or request")
+    max_json_bytes: int = Field(262_144, ge=1024, description="largest config or request, as JSON bytes")
+
+    @field_validator(
+        "slack_webhook_url",
+        "slack_digest_cron",
+        "prometheus_url",
+        "default_source",
+        "database_url",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _default_source_is_set_up(self) -> Settings:
+        if self.default_source == "prometheus" and not self.prometheus_url:
+            raise ValueError(
+                "default_source: 'prometheus' needs prometheus_url (KAYENTA_PROMETHEUS_URL), which is not set"
+            )
+        return self
+
+    @field_validator("slack_webhook_url")
+    @classmethod
+    def _valid_webhook(cls, value: SecretStr | None) -> SecretStr | None:
+        return None if value is None else _webhook_url(value)
+
+    @field_validator("slack_digest_cron")
+    @classmethod
+    def _valid_digest_cron(cls, value: str | None) -> str | None:
+        return _cron(value)
+
+    @field_validator("slack_digest_timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a time zone name (like UTC or Europe/Berlin)") from None
+        return value
+
+    @field_validator("slack_channels")
+    @classmethod
+    def _valid_channel_names(cls, value: dict[str, SlackChannel]) -> dict[str, SlackChannel]:
+        for name in value:
+            if not _CHANNEL_NAME.match(name):
+                raise ValueError(f"channel name {name!r}: letters, digits, '_', '.', '-' (at most 100)")
+        return value
+
+    @model_validator(mode="after")
+    def _default_channel_once(self) -> Settings:
+        if self.slack_webhook_url is not None and "default" in self.slack_channels:
+            raise ValueError(
+                "slack_channels: 'default' is the channel of slack_webhook_url; give the extra channel "
+                "another name"
+            )
+        if self.slack_digest_cron is not None and self.slack_webhook_url is None:
+            raise ValueError("slack_digest_cron: needs slack_webhook_url (the default channel)")
+        return self
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _valid_tokens(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_tokens(value.get_secret_value())
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Read init arguments, then the environment, ``.env``, and ``$KAYENTA_SETTINGS_FILE`` (YAML).
+
+        An unknown ``KAYENTA_*`` environment variable is an error (:func:`environment_issues`).
+        """
+        issues = environment_issues(os.environ)
+        if issues:
+            raise ConfigError(issues, source="environment")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        yaml_file = os.environ.get("KAYENTA_SETTINGS_FILE")
+        if yaml_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file))
+        return tuple(sources)
+
+    @property
+    def resolved_database_url(self) -> str:
+        """Return the database URL, defaulting to SQLite under ``data_dir``."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'kayenta.db').resolve()}"
+
+    @property
+    def limits(self) -> Limits:
+        """Return the request limits these settings give."""
+        return Limits(
+            max_start_ahead_s=self.max_start_ahead,
+            max_lifetime_s=self.max_lifetime,
+            max_step_s=self.max_step,
+            max_intervals=self.max_intervals,
+            max_points_per_series=self.max_points_per_series,
+            max_name_chars=self.max_name_chars,
+            max_scope_chars=self.max_scope_chars,
+            max_json_depth=self.max_json_depth,
+            max_json_bytes=self.max_json_bytes,
+        )
+
+    def tokens(self) -> list[ApiToken]:
+        """Return the configured API tokens."""
+        return parse_tokens(self.api_tokens.get_secret_value()) if self.api_tokens else []
+
+    def resolved_default_source(self) -> str | None:
+        """Return the source of analyses naming none: the setting, else prometheus if set up, else None."""
+        return self.default_source or ("prometheus" if self.prometheus_url else None)
+
+
+def setting_variables() -> list[str]:
+    """Return the environment variable of every setting (``KAYENTA_PROMETHEUS_URL``...)."""
+    return [ENV_PREFIX + name.upper() for name in Settings.model_fields]
+
+
+def environment_issues(environ: Mapping[str, str]) -> list[ConfigIssue]:
+    """Return a problem for every ``KAYENTA_*`` variable that is neither a setting nor a tooling variable.
+
+    Names are compared in upper case, as the settings read them case-insensitively.
+    """
+    known = set(setting_variables()) | set(TOOLING_VARIABLES)
+    issues = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known:
+            continue
+        if _SERVICE_LINK.match(upper):
+            hint = (
+                "; a Kubernetes service link (a Service named 'kayenta'): set enableServiceLinks: false "
+                "in the pod spec, or name the Service otherwise"
+            )
+        else:
+            hint = did_you_mean(upper, sorted(known))
+        issues.append(ConfigIssue(name, f"unknown environment variable (not a kayenta-py setting){hint}"))
+    return issues
+
+
+def parse_tokens(text: str) -> list[ApiToken]:
+    """Parse ``read:abc,write:def`` into tokens; a malformed entry is an error (never echoing it)."""
+    tokens = []
+    for position, entry in enumerate(filter(None, (e.strip() for e in text.split(","))), start=1):
+        scope, sep, token = entry.partition(":")
+        if not sep or scope not in SCOPES or len(token) < 8:
+            raise ValueError(
+                f"api_tokens entry {position} must be SCOPE:TOKEN with SCOPE read or write "
+                "and a token of at least 8 characters"
+            )
+        tokens.append(ApiToken(SecretStr(token), scope))
+    return tokens
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from the environment, ``.env`` and the YAML file ``path`` (or $KAYENTA_SETTINGS_FILE)."""
+    previous = os.environ.get("KAYENTA_SETTINGS_FILE")
+    if path is not None:
+        if not Path(path).is_file():
+            raise ConfigError([ConfigIssue("", "settings file not found")], source=str(path))
+        os.environ["KAYENTA_SETTINGS_FILE"] = str(path)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        issues = [
+            ConfigIssue(".".join(str(p) for p in error["loc"]), _message(error)) for error in exc.errors()
+        ]
+        raise ConfigError(issues, source=str(path) if path else "settings") from None
+    finally:
+        if path is not None:
+            if previous is None:
+                os.environ.pop("KAYENTA_SETTINGS_FILE", None)
+            else:
+                os.environ["KAYENTA_SETTINGS_FILE"] = previous
+
+
+def _message(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        key = str(error["loc"][-1]) if error["loc"] else ""
+        if key.upper().startswith(ENV_PREFIX):  # a variable of the .env file
+            return "unknown setting" + did_you_mean(key.upper(), setting_variables())
+        return "unknown setting" + did_you_mean(key, list(Settings.model_fields))
+    return str(error["msg"]).removeprefix("Value error, ")
