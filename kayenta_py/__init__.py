@@ -20,7 +20,16 @@ from kayenta_py.config.model import (
 )
 from kayenta_py.config.registry import Registry, default_registry, did_you_mean, use_registry
 from kayenta_py.engine.judge import Judge, format_number
-from kayenta_py.engine.pipeline import analyze, judge, judge_pairs, normalize_metric_data, pair_metric_sets
+from kayenta_py.engine.pipeline import (
+    Judgement,
+    analyze,
+    evaluate,
+    evaluate_window,
+    judge,
+    judge_pairs,
+    normalize_metric_data,
+    pair_metric_sets,
+)
 from kayenta_py.engine.scoring import Score, score_results
 from kayenta_py.engine.sequential import Assessment, SequentialAnalysis, SequentialJudge
 from kayenta_py.engine.source import (
@@ -87,6 +96,7 @@ __all__ = [
     "GroupScore",
     "InputError",
     "Judge",
+    "Judgement",
     "KayentaError",
     "KindDefaults",
     "MetricConfig",
@@ -119,6 +129,8 @@ __all__ = [
     "cohens_d",
     "default_registry",
     "did_you_mean",
+    "evaluate",
+    "evaluate_window",
     "fetch_metric_sets",
     "format_number",
     "generate_labelled_canaries",

@@ -33,6 +33,14 @@ MetricData = Mapping[str, Any]
 """Metric name to an array-like of values, a MetricSet, or a sequence of MetricSets (one per tag set)."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Judgement:
+    """What the engine gives back: the result and the pairs it judged (for reports and stores)."""
+
+    result: CanaryResult
+    pairs: tuple[MetricSetPair, ...]
+
+
 def judge(
     config: CanaryConfig | Mapping[str, Any] | str | Path,
     baseline: MetricData | Any,
@@ -43,7 +51,29 @@ def judge(
     baseline_scope: Scope | str | None = None,
     canary_scope: Scope | str | None = None,
 ) -> CanaryResult:
-    """Judge a canary against its baseline with a config.
+    """Judge a canary against its baseline with a config; the result of :func:`evaluate`."""
+    return evaluate(
+        config,
+        baseline,
+        canary,
+        thresholds=thresholds,
+        registry=registry,
+        baseline_scope=baseline_scope,
+        canary_scope=canary_scope,
+    ).result
+
+
+def evaluate(
+    config: CanaryConfig | Mapping[str, Any] | str | Path,
+    baseline: MetricData | Any,
+    canary: MetricData | Any,
+    *,
+    thresholds: Thresholds | Mapping[str, float] | None = None,
+    registry: Registry | None = None,
+    baseline_scope: Scope | str | None = None,
+    canary_scope: Scope | str | None = None,
+) -> Judgement:
+    """Judge a canary against its baseline with a config; return the result and the pairs judged.
 
     ``baseline`` and ``canary`` map each metric name to its values (an
     array-like, a :class:`MetricSet`, or several MetricSets with different
@@ -77,8 +107,9 @@ def judge(
     scopes = None
     if baseline_scope is not None or canary_scope is not None:
         scopes = (_as_scope(baseline_scope), _as_scope(canary_scope))
-    pairs = pair_metric_sets(config, baseline_sets, canary_sets, scopes=scopes)
-    return judge_pairs(config, pairs, thresholds=thresholds, registry=registry, warnings=warnings)
+    pairs = tuple(pair_metric_sets(config, baseline_sets, canary_sets, scopes=scopes))
+    result = judge_pairs(config, pairs, thresholds=thresholds, registry=registry, warnings=warnings)
+    return Judgement(result, pairs)
 
 
 def _as_scope(scope: Scope | str | None) -> Scope:
@@ -306,7 +337,37 @@ def analyze(
     progress: Progress | None = None,
     registry: Registry | None = None,
 ) -> CanaryResult:
-    """Fetch one retrospective window for both scopes from ``source``, then judge it.
+    """Fetch one window for both scopes from ``source`` and judge it: :func:`evaluate_window`'s result."""
+    return evaluate_window(
+        config,
+        source,
+        baseline,
+        canary,
+        start=start,
+        end=end,
+        step=step,
+        thresholds=thresholds,
+        concurrency=concurrency,
+        progress=progress,
+        registry=registry,
+    ).result
+
+
+def evaluate_window(
+    config: CanaryConfig | Mapping[str, Any] | str | Path,
+    source: MetricsSource,
+    baseline: Scope,
+    canary: Scope,
+    *,
+    start: float,
+    end: float,
+    step: float = 60.0,
+    thresholds: Thresholds | Mapping[str, float] | None = None,
+    concurrency: int = 8,
+    progress: Progress | None = None,
+    registry: Registry | None = None,
+) -> Judgement:
+    """Fetch one retrospective window for both scopes from ``source``, judge it, return result and pairs.
 
     Raises
     ------
@@ -331,5 +392,6 @@ def analyze(
         concurrency=concurrency,
         progress=progress,
     )
-    pairs = pair_metric_sets(config, data.baseline, data.canary, scopes=(baseline, canary))
-    return judge_pairs(config, pairs, thresholds=thresholds, registry=registry, warnings=config.warnings)
+    pairs = tuple(pair_metric_sets(config, data.baseline, data.canary, scopes=(baseline, canary)))
+    result = judge_pairs(config, pairs, thresholds=thresholds, registry=registry, warnings=config.warnings)
+    return Judgement(result, pairs)
