@@ -56,7 +56,7 @@ from kayenta_py.reports.html import (
     render_analysis_html,
     render_result_html,
 )
-from kayenta_py.service.store.repository import AnalysisRecord, IntervalRecord
+from kayenta_py.service.store.tables import AnalysisRecord, IntervalRecord
 
 KAYENTA_PY = Path(sys.executable).with_name("kayenta-py")
 CHECKOUT: dict[str, Any] = yaml.safe_load((EXAMPLES_DIR / "checkout.yaml").read_text(encoding="utf-8"))

@@ -42,7 +42,8 @@ from kayenta_py.engine.source import MetricsSource
 from kayenta_py.service.analyses import Service
 from kayenta_py.service.runner import AnalysisRunner
 from kayenta_py.service.settings import Settings
-from kayenta_py.service.store.repository import FAILED, AnalysisRecord, NotificationRecord, Store
+from kayenta_py.service.store.repository import Store
+from kayenta_py.service.store.tables import FAILED, AnalysisRecord, NotificationRecord
 from metrics_sources.demo import DemoSource
 from metrics_sources.prometheus import PrometheusSource
 

@@ -31,7 +31,7 @@ from sqlalchemy.engine import make_url
 
 from kayenta_py.model.errors import ConfigError
 from kayenta_py.service.settings import TOOLING_VARIABLES, Settings, load_settings, setting_variables
-from kayenta_py.service.store.repository import masked_url
+from kayenta_py.service.store.checks import masked_url
 
 KAYENTA_PY = Path(sys.executable).with_name("kayenta-py")
 REPO = Path(__file__).resolve().parent.parent

@@ -49,7 +49,8 @@ from kayenta_py.integrations.slack.notifier import (
 from kayenta_py.model.errors import ConfigError
 from kayenta_py.service.analyses import Service
 from kayenta_py.service.settings import Settings, cron_trigger, load_settings
-from kayenta_py.service.store.repository import AnalysisRecord, NotificationRecord, Store
+from kayenta_py.service.store.repository import Store
+from kayenta_py.service.store.tables import AnalysisRecord, NotificationRecord
 
 SECRET = "SECRETwebhookTOKEN4242"
 PUBLIC = "https://kayenta.example.test"

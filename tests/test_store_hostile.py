@@ -22,14 +22,10 @@ from sqlalchemy import event, select, text
 import kayenta_py
 from kayenta_py import MetricSet, MetricSetPair
 from kayenta_py.model.pairs_codec import pairs_from_json, pairs_to_json
+from kayenta_py.service.store.errors import UnreadableRecord, is_busy_error
 from kayenta_py.service.store.migrate import alembic_config, upgrade
-from kayenta_py.service.store.repository import (
-    AnalysisRecord,
-    NotificationRecord,
-    Store,
-    UnreadableRecord,
-    is_busy_error,
-)
+from kayenta_py.service.store.repository import Store
+from kayenta_py.service.store.tables import AnalysisRecord, NotificationRecord
 
 CONFIG_BODY: dict[str, Any] = {
     "name": "hostile",

@@ -432,7 +432,8 @@ def load_stored_canaries(
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
     from kayenta_py.model.pairs_codec import pairs_from_json
-    from kayenta_py.service.store.repository import Store, StoreError
+    from kayenta_py.service.store.errors import StoreError
+    from kayenta_py.service.store.repository import Store
 
     registry = registry or default_registry()
     labels = read_labels(Path(labels_path)) if labels_path is not None else {}

@@ -37,14 +37,8 @@ from kayenta_py.model.redact import redact
 from kayenta_py.model.types import Thresholds, rfc3339
 from kayenta_py.reports.html import CONTENT_SECURITY_POLICY, render_analysis_html
 from kayenta_py.service.analyses import Service
-from kayenta_py.service.store.repository import (
-    STATUSES,
-    AnalysisRecord,
-    ConfigVersionRecord,
-    IntervalRecord,
-    StoreError,
-    WriteConflictError,
-)
+from kayenta_py.service.store.errors import StoreError, WriteConflictError
+from kayenta_py.service.store.tables import STATUSES, AnalysisRecord, ConfigVersionRecord, IntervalRecord
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]

@@ -28,7 +28,7 @@ from starlette.routing import Route, compile_path
 from kayenta_py.model.errors import ConfigError, KayentaError
 from kayenta_py.model.redact import redact
 from kayenta_py.service.analyses import ConfigNotFoundError, Service
-from kayenta_py.service.store.repository import UnreadableRecord, is_busy_error, is_unavailable_error
+from kayenta_py.service.store.errors import UnreadableRecord, is_busy_error, is_unavailable_error
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]

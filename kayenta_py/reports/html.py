@@ -27,7 +27,7 @@ from kayenta_py.engine.judge import format_number
 from kayenta_py.model.types import CanaryResult, FloatArray, MetricSet, MetricSetPair, tag_key
 
 if TYPE_CHECKING:
-    from kayenta_py.service.store.repository import AnalysisRecord
+    from kayenta_py.service.store.tables import AnalysisRecord
 
 __all__ = ["FAILING_ROW_COLOR", "MAX_PLOT_POINTS", "downsample", "render_analysis_html", "render_result_html"]
 
@@ -397,7 +397,7 @@ def _history_section(intervals: Sequence[Any], total: int) -> str:
 def _stored_pairs(interval: Any) -> list[MetricSetPair] | None:
     """Return an interval's full stored pairs (its ``pairs``: deltas joined), None if unreadable."""
     from kayenta_py.model.pairs_codec import pairs_from_json
-    from kayenta_py.service.store.repository import StoreError
+    from kayenta_py.service.store.errors import StoreError
 
     try:
         return pairs_from_json(interval.pairs or [])

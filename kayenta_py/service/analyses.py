@@ -29,7 +29,8 @@ from kayenta_py.model.redact import register_settings_secrets
 from kayenta_py.model.types import Thresholds
 from kayenta_py.service.runner import AnalysisRunner, RunnerMetrics, interval_count, runner_options
 from kayenta_py.service.settings import Settings, parse_duration
-from kayenta_py.service.store.repository import STATUSES, AnalysisRecord, Store
+from kayenta_py.service.store.repository import Store
+from kayenta_py.service.store.tables import STATUSES, AnalysisRecord
 
 log = logging.getLogger(__name__)
 

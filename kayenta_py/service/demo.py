@@ -8,7 +8,7 @@ import yaml
 
 from kayenta_py.examples import EXAMPLES_DIR
 from kayenta_py.service.analyses import Service
-from kayenta_py.service.store.repository import AnalysisRecord
+from kayenta_py.service.store.tables import AnalysisRecord
 
 DEMO_CANARIES = {"healthy": "canary-healthy", "regressed": "canary-regressed"}
 

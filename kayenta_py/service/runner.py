@@ -32,15 +32,9 @@ from kayenta_py.engine.source import MetricsSource, Scope, SourceError, fetch_me
 from kayenta_py.model.errors import KayentaError
 from kayenta_py.model.redact import redact
 from kayenta_py.model.types import CanaryResult, Thresholds, Verdict
-from kayenta_py.service.store.repository import (
-    CANCELLED,
-    COMPLETED,
-    FAILED,
-    AnalysisRecord,
-    Store,
-    is_busy_error,
-    is_unavailable_error,
-)
+from kayenta_py.service.store.errors import is_busy_error, is_unavailable_error
+from kayenta_py.service.store.repository import Store
+from kayenta_py.service.store.tables import CANCELLED, COMPLETED, FAILED, AnalysisRecord
 
 if TYPE_CHECKING:
     from kayenta_py.service.settings import Settings

@@ -28,16 +28,14 @@ from kayenta_py.model.limits import Limits, check_duration, check_text, check_ti
 from kayenta_py.model.redact import redact_json
 from kayenta_py.model.types import MetricSet, MetricSetPair, Thresholds, rfc3339
 from kayenta_py.service.analyses import NO_SOURCE, Service
-from kayenta_py.service.store.repository import (
+from kayenta_py.service.store.errors import OriginError, StoreError, WriteConflictError
+from kayenta_py.service.store.tables import (
     CANCELLED,
     COMPLETED,
     FAILED,
     KAYENTA,
     AnalysisRecord,
     ConfigVersionRecord,
-    OriginError,
-    StoreError,
-    WriteConflictError,
 )
 
 CONFIG_ACCOUNT = "kayenta-py"

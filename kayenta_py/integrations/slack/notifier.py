@@ -58,7 +58,8 @@ from sqlalchemy import CursorResult, func, select, update
 
 from kayenta_py.model.redact import redact, redact_json, register_webhook
 from kayenta_py.service.settings import Settings, cron_trigger
-from kayenta_py.service.store.repository import AnalysisRecord, IntervalRecord, NotificationRecord, Store
+from kayenta_py.service.store.repository import Store
+from kayenta_py.service.store.tables import AnalysisRecord, IntervalRecord, NotificationRecord
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from kayenta_py.service.store.repository import Base
+from kayenta_py.service.store.tables import Base
 
 engine = context.config.attributes["engine"]
 with engine.begin() as connection:

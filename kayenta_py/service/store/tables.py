@@ -1,0 +1,234 @@
+"""The store's tables (SQLAlchemy ORM): configs, analyses, intervals, verdicts, notifications, heartbeats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from kayenta_py.model.pairs_codec import (
+    BrokenDeltaError,
+    cumulative_document,
+    has_delta,
+)
+from kayenta_py.service.store.errors import UnreadableRecord
+
+NATIVE, KAYENTA = "native", "kayenta"  # which API created a config
+
+
+RUNNING, COMPLETED, CANCELLED, FAILED = "running", "completed", "cancelled", "failed"
+FINAL_STATUSES = frozenset({COMPLETED, CANCELLED, FAILED})
+STATUSES = (RUNNING, COMPLETED, CANCELLED, FAILED)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+
+class ConfigRecord(Base):
+    """A named canary config; its bodies live in :class:`ConfigVersionRecord`."""
+
+    __tablename__ = "canary_configs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    origin: Mapped[str] = mapped_column(String(20), default=NATIVE, server_default=NATIVE)
+    created_ts: Mapped[float] = mapped_column(Float)
+    deleted_ts: Mapped[float | None] = mapped_column(Float, nullable=True)
+    versions: Mapped[list[ConfigVersionRecord]] = relationship(
+        back_populates="config", order_by="ConfigVersionRecord.version", cascade="all, delete-orphan"
+    )
+
+
+class ConfigVersionRecord(Base):
+    """One version of a canary config's body; older versions are kept as history."""
+
+    __tablename__ = "canary_config_versions"
+    __table_args__ = (UniqueConstraint("config_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    config_id: Mapped[int] = mapped_column(ForeignKey("canary_configs.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_ts: Mapped[float] = mapped_column(Float)
+    config: Mapped[ConfigRecord] = relationship(back_populates="versions")
+
+    @property
+    def name(self) -> str:
+        """Return the config's name."""
+        return self.config.name
+
+    @property
+    def origin(self) -> str:
+        """Return which API created the config (``native`` or ``kayenta``)."""
+        return self.config.origin
+
+
+class AnalysisRecord(Base):
+    """A canary analysis: what to compare, its schedule, and its state and verdict."""
+
+    __tablename__ = "analyses"
+    # One analysis per client identity (a Flagger canary revision); NULL keys never collide.
+    __table_args__ = (Index("uq_analyses_kind_external_key", "kind", "external_key", unique=True),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40), default="native")
+    external_key: Mapped[str | None] = mapped_column(String(500), nullable=True, index=True)
+    mode: Mapped[str] = mapped_column(String(20), default="fixed", server_default="fixed")
+    state: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    config_name: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
+    config_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    config_body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    baseline_scope: Mapped[str] = mapped_column(String(500))
+    canary_scope: Mapped[str] = mapped_column(String(500))
+    location: Mapped[str] = mapped_column(String(200), default="")
+    scope_params: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    source: Mapped[str] = mapped_column(String(200))
+    start_ts: Mapped[float] = mapped_column(Float)
+    lifetime_s: Mapped[float] = mapped_column(Float)
+    interval_s: Mapped[float] = mapped_column(Float)
+    warmup_s: Mapped[float] = mapped_column(Float, default=0.0)
+    lookback_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    step_s: Mapped[float] = mapped_column(Float)
+    thresholds: Mapped[dict[str, float]] = mapped_column(JSON)
+    fail_fast: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    verdict: Mapped[str] = mapped_column(String(20), default="pending")
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    intervals_total: Mapped[int] = mapped_column(Integer)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_ts: Mapped[float] = mapped_column(Float, index=True)
+    updated_ts: Mapped[float] = mapped_column(Float)
+    completed_ts: Mapped[float | None] = mapped_column(Float, nullable=True)
+    intervals: Mapped[list[IntervalRecord]] = relationship(
+        back_populates="analysis", order_by="IntervalRecord.index", cascade="all, delete-orphan"
+    )
+
+    @property
+    def complete(self) -> bool:
+        """Return whether the analysis has ended (its verdict is final)."""
+        return self.status in FINAL_STATUSES
+
+    def due_ts(self, index: int) -> float:
+        """Return when interval ``index`` (0-based) falls due: start + warmup + (index + 1) * interval."""
+        return self.start_ts + self.warmup_s + (index + 1) * self.interval_s
+
+    def window(self, index: int) -> tuple[float, float]:
+        """Return the metric window of interval ``index``: cumulative, the lookback before it, or
+        (sequential mode) the new points since the previous interval."""
+        end = self.due_ts(index)
+        if self.mode == "sequential":  # only the new points: from the previous interval's end
+            return (self.due_ts(index - 1) if index else self.start_ts + self.warmup_s), end
+        start = self.start_ts + self.warmup_s if self.lookback_s is None else end - self.lookback_s
+        return start, end
+
+
+class IntervalRecord(Base):
+    """One judgement of an analysis: its window, raw metric pairs and per-metric results.
+
+    ``stored_pairs`` (column ``pairs``) holds, per metric pair, either every point the
+    interval judged or, when the previous interval's points are a verified prefix of
+    them, only the new points (an entry with a ``delta`` marker); ``pairs`` rebuilds
+    the full pairs from the intervals before it.
+    """
+
+    __tablename__ = "intervals"
+    __table_args__ = (UniqueConstraint("analysis_id", "index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    analysis_id: Mapped[str] = mapped_column(ForeignKey("analyses.id", ondelete="CASCADE"), index=True)
+    index: Mapped[int] = mapped_column(Integer)
+    window_start_ts: Mapped[float] = mapped_column(Float)
+    window_end_ts: Mapped[float] = mapped_column(Float)
+    due_ts: Mapped[float] = mapped_column(Float)
+    judged_ts: Mapped[float] = mapped_column(Float)
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    verdict: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    stored_pairs: Mapped[list[dict[str, Any]]] = mapped_column("pairs", JSON)
+    pairs_digest: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    analysis: Mapped[AnalysisRecord] = relationship(back_populates="intervals")
+
+    @property
+    def pairs(self) -> list[dict[str, Any]]:
+        """Return every metric pair this interval judged, as :func:`pairs_to_json` wrote them."""
+        document = self.stored_pairs
+        if not has_delta(document):
+            return document
+        chain = self.__dict__.get("_chain")
+        if chain is None:
+            try:
+                chain = self.analysis.intervals
+            except Exception:  # detached without its analysis: the earlier intervals are not at hand
+                raise UnreadableRecord(
+                    self.analysis_id, f"interval {self.index} holds deltas; load it with Store.get_analysis"
+                ) from None
+        earlier = [(i.index, i.stored_pairs) for i in chain if i.index <= self.index]
+        try:
+            return cumulative_document(earlier)
+        except BrokenDeltaError as exc:
+            raise UnreadableRecord(self.analysis_id, str(exc)) from None
+
+    @pairs.setter
+    def pairs(self, document: list[dict[str, Any]]) -> None:
+        self.stored_pairs = document
+
+
+class VerdictRecord(Base):
+    """A verdict an analysis published (each change is kept, for audit)."""
+
+    __tablename__ = "verdicts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    analysis_id: Mapped[str] = mapped_column(ForeignKey("analyses.id", ondelete="CASCADE"), index=True)
+    verdict: Mapped[str] = mapped_column(String(20))
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    complete: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text)
+    created_ts: Mapped[float] = mapped_column(Float)
+
+
+class NotificationRecord(Base):
+    """A notification to deliver (Slack message, digest), with its delivery state."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    analysis_id: Mapped[str | None] = mapped_column(
+        ForeignKey("analyses.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    kind: Mapped[str] = mapped_column(String(40))
+    channel: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_ts: Mapped[float] = mapped_column(Float)
+    updated_ts: Mapped[float] = mapped_column(Float)
+
+
+class HeartbeatRecord(Base):
+    """One row that :meth:`Store.check_writable` rewrites to prove the database takes writes."""
+
+    __tablename__ = "heartbeat"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ts: Mapped[float] = mapped_column(Float)
+    pad: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
