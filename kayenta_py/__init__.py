@@ -9,15 +9,8 @@ from __future__ import annotations
 
 from kayenta_py._version import __version__
 from kayenta_py.backtest.runs import backtest, generate_labelled_canaries
-from kayenta_py.config.model import (
-    KIND_DEFAULTS,
-    CanaryConfig,
-    KindDefaults,
-    MetricConfig,
-    MetricKind,
-    is_kayenta_config,
-    load_config,
-)
+from kayenta_py.config.loader import is_kayenta_config, load_config
+from kayenta_py.config.model import KIND_DEFAULTS, CanaryConfig, KindDefaults, MetricConfig, MetricKind
 from kayenta_py.config.registry import Registry, default_registry, did_you_mean, use_registry
 from kayenta_py.engine.judge import Judge, format_number
 from kayenta_py.engine.pipeline import (
@@ -40,21 +33,7 @@ from kayenta_py.engine.source import (
     SourceError,
     fetch_metric_sets,
 )
-from kayenta_py.engine.stats import (
-    NanStrategy,
-    Outliers,
-    OutlierStrategy,
-    cles,
-    cohens_d,
-    iqr_outliers,
-    ksigma_outliers,
-    mean_ratio,
-    percentile,
-    preprocess,
-    remove_nans,
-    replace_nans,
-    summarize,
-)
+from kayenta_py.engine.stats import cles, cohens_d, mean_ratio, percentile, summarize
 from kayenta_py.engine.zeroin import RootResult, zeroin
 from kayenta_py.model.errors import (
     ConfigError,
@@ -63,6 +42,16 @@ from kayenta_py.model.errors import (
     KayentaError,
     PluginError,
     ThresholdsError,
+)
+from kayenta_py.model.preprocessing import (
+    NanStrategy,
+    Outliers,
+    OutlierStrategy,
+    iqr_outliers,
+    ksigma_outliers,
+    preprocess,
+    remove_nans,
+    replace_nans,
 )
 from kayenta_py.model.types import (
     CanaryResult,

@@ -35,7 +35,8 @@ from typing import Any, Literal, TextIO
 
 import numpy as np
 
-from kayenta_py.config.model import CanaryConfig, load_config
+from kayenta_py.config.loader import load_config
+from kayenta_py.config.model import CanaryConfig
 from kayenta_py.config.registry import Registry, default_registry
 from kayenta_py.engine.pipeline import judge
 from kayenta_py.examples.generate import COLUMNS, START

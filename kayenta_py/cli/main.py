@@ -28,7 +28,8 @@ import numpy as np
 
 from kayenta_py._version import __version__
 from kayenta_py.backtest.runs import add_backtest_parser, run_backtest
-from kayenta_py.config.model import CanaryConfig, MetricConfig, load_config
+from kayenta_py.config.loader import load_config
+from kayenta_py.config.model import CanaryConfig, MetricConfig
 from kayenta_py.config.registry import Registry, default_registry
 from kayenta_py.engine.judge import format_number
 from kayenta_py.engine.pipeline import analyze as analyze_canary

@@ -10,7 +10,8 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel
 
-from kayenta_py.engine.stats import NanStrategy, Outliers, preprocess, summarize
+from kayenta_py.engine.stats import summarize
+from kayenta_py.model.preprocessing import NanStrategy, Outliers, preprocess
 from kayenta_py.model.types import (
     Classification,
     Direction,

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from kayenta_py.config.model import CanaryConfig, MetricConfig, load_config
+from kayenta_py.config.loader import load_config
+from kayenta_py.config.model import CanaryConfig, MetricConfig
 from kayenta_py.config.registry import Registry, default_registry, did_you_mean
 from kayenta_py.engine.scoring import inconclusive_reason, score_results, verdict_reason
 from kayenta_py.engine.source import MetricsSource, Progress, Scope, fetch_metric_sets

@@ -29,7 +29,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
 
-from kayenta_py.config.model import CanaryConfig, MetricConfig, load_config
+from kayenta_py.config.loader import load_config
+from kayenta_py.config.model import CanaryConfig, MetricConfig
 from kayenta_py.config.registry import Registry, default_registry
 from kayenta_py.engine.pipeline import pair_metric_sets
 from kayenta_py.engine.scoring import inconclusive_reason

@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 from kayenta_py._version import __version__
-from kayenta_py.config.model import load_config
+from kayenta_py.config.loader import load_config
 from kayenta_py.config.registry import did_you_mean
 from kayenta_py.engine.pipeline import judge as judge_canary
 from kayenta_py.http.errors import (

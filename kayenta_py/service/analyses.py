@@ -11,7 +11,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from kayenta_py.config.model import CanaryConfig, load_config
+from kayenta_py.config.loader import load_config
+from kayenta_py.config.model import CanaryConfig
 from kayenta_py.config.registry import Registry, default_registry
 from kayenta_py.engine.sequential import SequentialAnalysis
 from kayenta_py.engine.source import MetricsSource

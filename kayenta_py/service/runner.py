@@ -24,7 +24,8 @@ from apscheduler.executors.pool import ThreadPoolExecutor as JobThreadPool
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from kayenta_py.config.model import CanaryConfig, load_config
+from kayenta_py.config.loader import load_config
+from kayenta_py.config.model import CanaryConfig
 from kayenta_py.config.registry import Registry
 from kayenta_py.engine.pipeline import judge_pairs, pair_metric_sets
 from kayenta_py.engine.sequential import SequentialAnalysis, fetch_sequential_batch

@@ -20,7 +20,8 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Request, Response
 
-from kayenta_py.config.model import CanaryConfig, load_config
+from kayenta_py.config.loader import load_config
+from kayenta_py.config.model import CanaryConfig
 from kayenta_py.config.registry import did_you_mean
 from kayenta_py.engine.pipeline import judge_pairs, pair_metric_sets
 from kayenta_py.model.errors import KayentaError, ThresholdsError
