@@ -25,7 +25,7 @@ from kayenta_py import (
     mean_ratio,
     zeroin,
 )
-from kayenta_py.engine.stats import effective_points
+from kayenta_py.plugin import effective_points
 
 R_ROOT_TOLERANCE = 1e-4
 """R's ``wilcox.test`` root tolerance (``tol.root``): absolute, in the data's unit."""

@@ -24,7 +24,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
 from kayenta_py import KayentaError, MetricConfig, MetricSet, Scope, SourceError
-from kayenta_py.model.redact import redact_url
+from kayenta_py.plugin import redact_url
 from metrics_sources.promql import build_query
 
 MAX_POINTS = 11_000  # Prometheus refuses range queries of more points per series

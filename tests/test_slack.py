@@ -434,7 +434,7 @@ def test_digest_goes_out_on_schedule_with_counts_and_top_failures(tmp_path: Path
         slack_digest_timezone="Europe/Berlin",
         slack_channels={"releases": releases},
     ) as service:
-        assert service.slack is not None
+        assert service.notifiers.get("slack") is not None
         scheduler = service.runner.scheduler
         job = scheduler.get_job("slack-digest:default")
         assert job is not None and isinstance(job.trigger, CronTrigger)
@@ -478,7 +478,9 @@ def test_digest_goes_out_on_schedule_with_counts_and_top_failures(tmp_path: Path
 
         rows = wait_until(digest_sent, 10, "the digest to be marked sent")
         expected = {a.id: last_metrics(service.store, a.id) for a in [*failed, passed]}
-        queued_next = service.slack.enqueue_digest("default")
+        slack = service.notifiers["slack"]
+        assert isinstance(slack, SlackNotifier)
+        queued_next = slack.enqueue_digest("default")
 
     assert (rescheduled.next_run_time.hour, rescheduled.next_run_time.weekday() < 5) == (9, True)
     assert len(receiver.posts("releases")) == 2  # only checkout's failures go there
@@ -649,7 +651,7 @@ def test_block_kit_limits_with_200_failing_metrics(tmp_path: Path, receiver: Rec
 
 def test_without_slack_settings_nothing_is_queued(tmp_path: Path) -> None:
     with running(tmp_path) as service:
-        assert service.slack is None and service.runner.on_finish is None
+        assert "slack" not in service.notifiers and service.runner.on_finish is None
         assert not [j.id for j in service.runner.scheduler.get_jobs() if j.id.startswith("slack")]
         assert run_analysis(service, "canary-regressed").verdict == "fail"
         assert notifications(service.store) == []

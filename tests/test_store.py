@@ -23,8 +23,8 @@ from sqlalchemy import inspect, select, text
 
 import kayenta_py
 from kayenta_py import CanaryResult, MetricSet, MetricSetPair
+from kayenta_py.model.errors import StoreError
 from kayenta_py.model.pairs_codec import pairs_from_json, pairs_to_json
-from kayenta_py.service.store.errors import StoreError
 from kayenta_py.service.store.migrate import alembic_config
 from kayenta_py.service.store.repository import Store
 from kayenta_py.service.store.tables import CANCELLED, COMPLETED, FAILED, RUNNING, Base, NotificationRecord

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kayenta_py import KayentaError
-from kayenta_py.engine.sequential import clip_p
+from kayenta_py.plugin import clip_p
 
 
 def check_final_share(share: float) -> None:

@@ -21,7 +21,7 @@ from scipy.stats import chi2, norm
 from judges.sequential.common import check_final_share, final_share_p
 from judges.sequential.robust_score import RobustScoreSequence
 from kayenta_py import Direction, KayentaError
-from kayenta_py.engine.sequential import Assessment, SequentialJudge, clip_p
+from kayenta_py.plugin import Assessment, SequentialJudge, clip_p
 
 FloatArray = npt.NDArray[np.float64]
 

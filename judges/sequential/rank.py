@@ -17,8 +17,7 @@ from scipy.stats import chi2, norm
 
 from judges.sequential.common import check_final_share, final_share_p
 from kayenta_py import Direction, KayentaError
-from kayenta_py.engine.sequential import Assessment, SequentialJudge, clip_p
-from kayenta_py.engine.stats import AR1_MAX, ar1_upper_bound
+from kayenta_py.plugin import AR1_MAX, Assessment, SequentialJudge, ar1_upper_bound, clip_p
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -432,8 +432,8 @@ def load_stored_canaries(
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+    from kayenta_py.model.errors import StoreError
     from kayenta_py.model.pairs_codec import pairs_from_json
-    from kayenta_py.service.store.errors import StoreError
     from kayenta_py.service.store.repository import Store
 
     registry = registry or default_registry()

@@ -32,12 +32,13 @@ from kayenta_py.http.errors import (
 )
 from kayenta_py.integrations.flagger import flagger_router
 from kayenta_py.integrations.kayenta.routes import kayenta_router
+from kayenta_py.model.errors import StoreError
 from kayenta_py.model.limits import JsonSafeErrors
 from kayenta_py.model.redact import redact
 from kayenta_py.model.types import Thresholds, rfc3339
 from kayenta_py.reports.html import CONTENT_SECURITY_POLICY, render_analysis_html
 from kayenta_py.service.analyses import Service
-from kayenta_py.service.store.errors import StoreError, WriteConflictError
+from kayenta_py.service.store.errors import WriteConflictError
 from kayenta_py.service.store.tables import STATUSES, AnalysisRecord, ConfigVersionRecord, IntervalRecord
 
 Scope = MutableMapping[str, Any]

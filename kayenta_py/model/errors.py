@@ -42,3 +42,7 @@ class PluginError(KayentaError):
 
 class ThresholdsError(KayentaError, ValueError):
     """Score thresholds are out of range or inverted; the message starts with the field."""
+
+
+class StoreError(KayentaError):
+    """A store operation was refused (a conflict, a missing record), or stored data is unreadable."""

@@ -18,7 +18,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -26,8 +26,35 @@ from kayenta_py._version import __version__
 from kayenta_py.engine.judge import format_number
 from kayenta_py.model.types import CanaryResult, FloatArray, MetricSet, MetricSetPair, tag_key
 
-if TYPE_CHECKING:
-    from kayenta_py.service.store.tables import AnalysisRecord
+
+class StoredAnalysis(Protocol):
+    """What a report reads of a stored analysis (the store's record satisfies it)."""
+
+    id: str
+    status: str
+    verdict: str
+    score: float | None
+    reason: str
+    error: str | None
+    mode: str
+    source: str
+    location: str
+    config_name: str | None
+    config_version: int | None
+    config_body: Any
+    thresholds: Any
+    baseline_scope: str
+    canary_scope: str
+    created_ts: float
+    start_ts: float
+    completed_ts: float | None
+    warmup_s: float
+    lifetime_s: float
+    intervals_total: int
+    intervals: Any
+
+    @property
+    def complete(self) -> bool: ...
 
 __all__ = ["FAILING_ROW_COLOR", "MAX_PLOT_POINTS", "downsample", "render_analysis_html", "render_result_html"]
 
@@ -136,7 +163,7 @@ def render_result_html(
     return _page(title, f"judged {_when(time.time())}", summary, sections)
 
 
-def render_analysis_html(record: AnalysisRecord, *, links: Mapping[str, str] | None = None) -> str:
+def render_analysis_html(record: StoredAnalysis, *, links: Mapping[str, str] | None = None) -> str:
     """Return a self-contained HTML report of a stored analysis.
 
     The summary is the analysis' own (its published verdict, score and reason); the
@@ -396,8 +423,8 @@ def _history_section(intervals: Sequence[Any], total: int) -> str:
 
 def _stored_pairs(interval: Any) -> list[MetricSetPair] | None:
     """Return an interval's full stored pairs (its ``pairs``: deltas joined), None if unreadable."""
+    from kayenta_py.model.errors import StoreError
     from kayenta_py.model.pairs_codec import pairs_from_json
-    from kayenta_py.service.store.errors import StoreError
 
     try:
         return pairs_from_json(interval.pairs or [])

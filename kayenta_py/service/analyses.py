@@ -6,7 +6,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge
@@ -16,7 +16,6 @@ from kayenta_py.config.model import CanaryConfig
 from kayenta_py.config.registry import Registry, default_registry
 from kayenta_py.engine.sequential import SequentialAnalysis
 from kayenta_py.engine.source import MetricsSource
-from kayenta_py.integrations.slack.notifier import SlackNotifier
 from kayenta_py.model.errors import ConfigError, ConfigIssue, KayentaError
 from kayenta_py.model.limits import (
     DEFAULT_LIMITS,
@@ -28,6 +27,7 @@ from kayenta_py.model.limits import (
 )
 from kayenta_py.model.redact import register_settings_secrets
 from kayenta_py.model.types import Thresholds
+from kayenta_py.service.notifiers import build_notifiers
 from kayenta_py.service.runner import AnalysisRunner, RunnerMetrics, interval_count, runner_options
 from kayenta_py.service.settings import Settings, parse_duration
 from kayenta_py.service.store.repository import Store
@@ -145,26 +145,19 @@ class Service:
             metrics=self.runner_metrics,
             **runner_options(settings),
         )
-        # Slack: a finished analysis queues a message (after its verdict is stored); a scheduler
-        # job delivers it. None when no channel is configured: then nothing is ever queued.
-        self.slack = SlackNotifier.from_settings(settings, self.store)
-        if self.slack is not None:
-            previous, notify = self.runner.on_finish, self.slack.notify_finished
-
-            def on_finish(record: AnalysisRecord) -> None:
-                if previous is not None:
-                    previous(record)
-                notify(record)
-
-            self.runner.on_finish = on_finish
+        # Notifiers (Slack, ...): a finished analysis queues their messages (after its verdict is
+        # stored); their scheduler jobs deliver them. None configured: nothing is ever queued.
+        self.notifiers = build_notifiers(settings, self.store)
+        for notifier in self.notifiers.values():
+            self.runner.on_finish = _chained(self.runner.on_finish, notifier.notify_finished)
         self.started = False
 
     def start(self) -> None:
         """Migrate the database, then resume running analyses."""
         self.store.migrate()
         resumed = self.runner.start()
-        if self.slack is not None:
-            self.slack.register(self.runner.scheduler)
+        for notifier in self.notifiers.values():
+            notifier.register(self.runner.scheduler)
         self.started = True
         log.info(
             "kayenta-py service started: database %s, default source %s; %d analyses resumed",
@@ -413,3 +406,16 @@ class Service:
         for status in STATUSES:
             _, total = self.store.list_analyses(status=status, limit=1)
             self._analyses_gauge.labels(status).set(total)
+
+
+def _chained(
+    previous: Callable[[AnalysisRecord], None] | None, then: Callable[[AnalysisRecord], None]
+) -> Callable[[AnalysisRecord], None]:
+    """Return an on-finish hook that runs ``previous`` (if any), then ``then``."""
+
+    def on_finish(record: AnalysisRecord) -> None:
+        if previous is not None:
+            previous(record)
+        then(record)
+
+    return on_finish

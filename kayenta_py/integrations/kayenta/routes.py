@@ -24,12 +24,12 @@ from kayenta_py.config.loader import load_config
 from kayenta_py.config.model import CanaryConfig
 from kayenta_py.config.registry import did_you_mean
 from kayenta_py.engine.pipeline import judge_pairs, pair_metric_sets
-from kayenta_py.model.errors import KayentaError, ThresholdsError
+from kayenta_py.model.errors import KayentaError, StoreError, ThresholdsError
 from kayenta_py.model.limits import Limits, check_duration, check_text, check_time, json_issue
 from kayenta_py.model.redact import redact_json
 from kayenta_py.model.types import MetricSet, MetricSetPair, Thresholds, rfc3339
 from kayenta_py.service.analyses import NO_SOURCE, Service
-from kayenta_py.service.store.errors import OriginError, StoreError, WriteConflictError
+from kayenta_py.service.store.errors import OriginError, WriteConflictError
 from kayenta_py.service.store.tables import (
     CANCELLED,
     COMPLETED,

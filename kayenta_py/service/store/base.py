@@ -22,43 +22,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from kayenta_py.model.redact import redact
-from kayenta_py.service.store.checks import (  # noqa: F401 (re-export)
-    _check_origin,
-    _is_object,
-    _payload_problem,
-    _readable_ts,
+from kayenta_py.service.store.checks import (
     _sqlite_file,
     _sqlite_pragmas,
     analysis_problem,
     masked_url,
 )
-from kayenta_py.service.store.errors import (  # noqa: F401 (re-export)
-    OriginError,
-    StoreError,
-    UnreadableRecord,
-    WriteConflictError,
-    _database_causes,
-    _sqlite_code,
-    is_busy_error,
-    is_unavailable_error,
-)
-from kayenta_py.service.store.tables import (  # noqa: F401 (re-export)
-    CANCELLED,
-    COMPLETED,
-    FAILED,
-    FINAL_STATUSES,
-    KAYENTA,
-    NATIVE,
-    RUNNING,
-    STATUSES,
+from kayenta_py.service.store.tables import (
     AnalysisRecord,
-    Base,
-    ConfigRecord,
-    ConfigVersionRecord,
     HeartbeatRecord,
-    IntervalRecord,
-    NotificationRecord,
-    VerdictRecord,
 )
 
 log = logging.getLogger(__name__)

@@ -9,33 +9,13 @@ from typing import Any, cast
 
 from sqlalchemy.engine import make_url
 
-from kayenta_py.service.store.errors import (  # noqa: F401 (re-export)
+from kayenta_py.service.store.errors import (
     OriginError,
-    StoreError,
-    UnreadableRecord,
-    WriteConflictError,
-    _database_causes,
-    _sqlite_code,
-    is_busy_error,
-    is_unavailable_error,
 )
-from kayenta_py.service.store.tables import (  # noqa: F401 (re-export)
-    CANCELLED,
-    COMPLETED,
-    FAILED,
-    FINAL_STATUSES,
-    KAYENTA,
-    NATIVE,
-    RUNNING,
-    STATUSES,
+from kayenta_py.service.store.tables import (
     AnalysisRecord,
-    Base,
     ConfigRecord,
-    ConfigVersionRecord,
-    HeartbeatRecord,
-    IntervalRecord,
     NotificationRecord,
-    VerdictRecord,
 )
 
 _SECRET_QUERY = ("password", "passwd", "secret", "token")

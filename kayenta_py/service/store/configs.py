@@ -15,44 +15,18 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from kayenta_py.model.errors import StoreError
 from kayenta_py.service.store.base import StoreBase
-from kayenta_py.service.store.checks import (  # noqa: F401 (re-export)
+from kayenta_py.service.store.checks import (
     _check_origin,
-    _is_object,
-    _payload_problem,
-    _readable_ts,
-    _sqlite_file,
-    _sqlite_pragmas,
-    analysis_problem,
-    masked_url,
 )
-from kayenta_py.service.store.errors import (  # noqa: F401 (re-export)
-    OriginError,
-    StoreError,
-    UnreadableRecord,
+from kayenta_py.service.store.errors import (
     WriteConflictError,
-    _database_causes,
-    _sqlite_code,
-    is_busy_error,
-    is_unavailable_error,
 )
-from kayenta_py.service.store.tables import (  # noqa: F401 (re-export)
-    CANCELLED,
-    COMPLETED,
-    FAILED,
-    FINAL_STATUSES,
-    KAYENTA,
+from kayenta_py.service.store.tables import (
     NATIVE,
-    RUNNING,
-    STATUSES,
-    AnalysisRecord,
-    Base,
     ConfigRecord,
     ConfigVersionRecord,
-    HeartbeatRecord,
-    IntervalRecord,
-    NotificationRecord,
-    VerdictRecord,
 )
 
 log = logging.getLogger(__name__)

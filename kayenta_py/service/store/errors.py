@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 
-from kayenta_py.model.errors import KayentaError
+from kayenta_py.model.errors import StoreError
 
 _BUSY_SQLSTATES = frozenset({"55P03", "40P01", "40001"})  # lock not available, deadlock, serialization
 # read-only transaction, disk full, out of memory, too many connections, shutting down, cannot connect now
@@ -13,10 +13,6 @@ _UNAVAILABLE_SQLSTATES = frozenset({"25006", "53100", "53200", "53300", "57P01",
 _SQLITE_BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
 _SQLITE_UNAVAILABLE = (8, 10, 13, 14)  # SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN
 _SQLITE_UNAVAILABLE_TEXT = ("disk is full", "disk i/o error", "readonly database", "unable to open database")
-
-
-class StoreError(KayentaError):
-    """A store operation was refused (a conflict, a missing record)."""
 
 
 class OriginError(StoreError):

@@ -13,44 +13,13 @@ from sqlalchemy import (
     update,
 )
 
+from kayenta_py.model.errors import StoreError
 from kayenta_py.service.store.base import StoreBase
-from kayenta_py.service.store.checks import (  # noqa: F401 (re-export)
-    _check_origin,
-    _is_object,
+from kayenta_py.service.store.checks import (
     _payload_problem,
-    _readable_ts,
-    _sqlite_file,
-    _sqlite_pragmas,
-    analysis_problem,
-    masked_url,
 )
-from kayenta_py.service.store.errors import (  # noqa: F401 (re-export)
-    OriginError,
-    StoreError,
-    UnreadableRecord,
-    WriteConflictError,
-    _database_causes,
-    _sqlite_code,
-    is_busy_error,
-    is_unavailable_error,
-)
-from kayenta_py.service.store.tables import (  # noqa: F401 (re-export)
-    CANCELLED,
-    COMPLETED,
-    FAILED,
-    FINAL_STATUSES,
-    KAYENTA,
-    NATIVE,
-    RUNNING,
-    STATUSES,
-    AnalysisRecord,
-    Base,
-    ConfigRecord,
-    ConfigVersionRecord,
-    HeartbeatRecord,
-    IntervalRecord,
+from kayenta_py.service.store.tables import (
     NotificationRecord,
-    VerdictRecord,
 )
 
 log = logging.getLogger(__name__)

@@ -29,9 +29,7 @@ from kayenta_py.service.store.checks import (
     analysis_problem,
 )
 from kayenta_py.service.store.configs import ConfigStore
-from kayenta_py.service.store.errors import (
-    UnreadableRecord,
-)
+from kayenta_py.service.store.errors import UnreadableRecord
 from kayenta_py.service.store.outbox import NotificationStore
 from kayenta_py.service.store.tables import (
     RUNNING,

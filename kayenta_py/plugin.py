@@ -1,0 +1,74 @@
+"""The public API for plugin authors: what a judge or a metrics source is written against.
+
+Judges subclass :class:`Judge` (one fixed-horizon comparison per metric) or :class:`SequentialJudge`
+(anytime-valid: a JSON state updated batch by batch, see :class:`Assessment`); metrics sources
+implement :class:`MetricsSource`. Both register through entry points (``kayenta_py.judges``,
+``kayenta_py.metrics_sources``), exactly as the built-in ones in ``judges/`` and ``metrics_sources/``
+do; :mod:`kayenta_py.testing` holds the checks a plugin runs on itself. Everything here is also
+importable from :mod:`kayenta_py`; the names below are the ones kept stable for plugins.
+"""
+
+from __future__ import annotations
+
+from kayenta_py.config.model import MetricConfig, MetricKind
+from kayenta_py.config.registry import Registry, did_you_mean
+from kayenta_py.engine.judge import Judge, format_number
+from kayenta_py.engine.sequential import Assessment, SequentialJudge, clip_p
+from kayenta_py.engine.source import MetricsSource, Scope, SourceError
+from kayenta_py.engine.stats import (
+    AR1_MAX,
+    ar1_upper_bound,
+    cles,
+    effective_points,
+    mean_ratio,
+    percentile,
+    summarize,
+)
+from kayenta_py.engine.zeroin import zeroin
+from kayenta_py.model.errors import ConfigError, InputError, KayentaError
+from kayenta_py.model.redact import redact_url
+from kayenta_py.model.types import (
+    Classification,
+    Direction,
+    FloatArray,
+    MetricResult,
+    MetricSet,
+    MetricSetPair,
+    SummaryStats,
+    Verdict,
+)
+
+__all__ = [
+    "AR1_MAX",
+    "Assessment",
+    "Classification",
+    "ConfigError",
+    "Direction",
+    "FloatArray",
+    "InputError",
+    "Judge",
+    "KayentaError",
+    "MetricConfig",
+    "MetricKind",
+    "MetricResult",
+    "MetricSet",
+    "MetricSetPair",
+    "MetricsSource",
+    "Registry",
+    "Scope",
+    "SequentialJudge",
+    "SourceError",
+    "SummaryStats",
+    "Verdict",
+    "ar1_upper_bound",
+    "cles",
+    "clip_p",
+    "did_you_mean",
+    "effective_points",
+    "format_number",
+    "mean_ratio",
+    "percentile",
+    "redact_url",
+    "summarize",
+    "zeroin",
+]
