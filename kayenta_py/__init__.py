@@ -8,7 +8,8 @@ sources are written against.
 from __future__ import annotations
 
 from kayenta_py._version import __version__
-from kayenta_py.backtest.runs import backtest, generate_labelled_canaries
+from kayenta_py.backtest.generate import generate_labelled_canaries
+from kayenta_py.backtest.runs import backtest
 from kayenta_py.config.loader import is_kayenta_config, load_config
 from kayenta_py.config.model import KIND_DEFAULTS, CanaryConfig, KindDefaults, MetricConfig, MetricKind
 from kayenta_py.config.registry import Registry, default_registry, did_you_mean, use_registry

@@ -25,13 +25,10 @@ import yaml
 
 import kayenta_py
 from kayenta_py import KayentaError, Registry, Scope, Verdict
-from kayenta_py.backtest.runs import (
-    MARGINAL_NOTE,
-    add_backtest_parser,
-    generate_labelled_canaries,
-    nest,
-    run_backtest,
-)
+from kayenta_py.backtest.generate import generate_labelled_canaries
+from kayenta_py.backtest.overrides import nest
+from kayenta_py.backtest.runs import MARGINAL_NOTE
+from kayenta_py.cli.backtest import add_backtest_parser, run_backtest
 from kayenta_py.examples import EXAMPLES_DIR
 from kayenta_py.model.pairs_codec import pairs_from_json
 from kayenta_py.service.analyses import Service

@@ -1,0 +1,171 @@
+"""Options the commands share: Prometheus connection, time windows, scopes, thresholds, secrets from files."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from kayenta_py.config.model import CanaryConfig
+from kayenta_py.config.registry import Registry
+from kayenta_py.model.errors import KayentaError
+from kayenta_py.model.limits import DEFAULT_LIMITS, check_duration, check_time
+from kayenta_py.model.types import Thresholds
+
+# Exit codes (the --help epilog lists them).
+EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_MARGINAL, EXIT_INTERNAL, EXIT_SOURCE = 0, 1, 2, 3, 4, 5
+
+
+def _add_prometheus_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--prometheus",
+        default=os.environ.get("KAYENTA_PROMETHEUS_URL"),
+        metavar="URL",
+        help="Prometheus base URL (default: $KAYENTA_PROMETHEUS_URL)",
+    )
+    parser.add_argument("--location", default="", help="the scopes' location (${location})")
+    parser.add_argument(
+        "--scope-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an extended scope parameter (${KEY}); repeatable",
+    )
+    parser.add_argument(
+        "--bearer-token-file",
+        type=Path,
+        metavar="FILE",
+        help="file holding a bearer token (default: $KAYENTA_PROMETHEUS_TOKEN)",
+    )
+    parser.add_argument("--username", help="basic-auth user")
+    parser.add_argument(
+        "--password-file", type=Path, metavar="FILE", help="file holding the basic-auth password"
+    )
+    parser.add_argument("--insecure", action="store_true", help="do not verify the server's TLS certificate")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
+    parser.add_argument("--retries", type=int, default=3, help="retries on errors, 429 and 5xx (default 3)")
+
+
+def _add_window_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    when = "RFC 3339, epoch seconds, 'now' or 'now-30m'"
+    parser.add_argument(
+        "--start",
+        required=required,
+        default=None if required else "now-1h",
+        help=f"window start ({when})" + ("" if required else "; default now-1h"),
+    )
+    parser.add_argument(
+        "--end",
+        required=required,
+        default=None if required else "now",
+        help=f"window end ({when})" + ("" if required else "; default now"),
+    )
+    parser.add_argument(
+        "--step", type=_step, default=60.0, help="seconds between points (default 60, at most 86400)"
+    )
+
+
+def _without_credentials(url: str) -> str:
+    """Return ``url`` without user info, query or fragment (shown in a report, never a secret)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    with contextlib.suppress(ValueError):  # an invalid port: leave it out
+        netloc += f":{parts.port}" if parts.port else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _prometheus(args: argparse.Namespace, registry: Registry) -> Any:
+    if not args.prometheus:
+        raise KayentaError("--prometheus: no Prometheus URL given (nor KAYENTA_PROMETHEUS_URL)")
+    token = _read_secret(args.bearer_token_file, "--bearer-token-file") if args.bearer_token_file else None
+    token = token or os.environ.get("KAYENTA_PROMETHEUS_TOKEN") or None
+    password = _read_secret(args.password_file, "--password-file") if args.password_file else None
+    if (args.username is None) != (password is None):
+        raise KayentaError("--username and --password-file go together")
+    return registry.source_class("prometheus")(
+        args.prometheus,
+        bearer_token=token,
+        username=args.username,
+        password=password,
+        verify_tls=not args.insecure,
+        timeout=args.timeout,
+        retries=args.retries,
+    )
+
+
+def _read_secret(path: Path, option: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise KayentaError(f"{option}: cannot read {path}: {exc.strerror}") from None
+
+
+def _scope_params(pairs: Sequence[str]) -> dict[str, str]:
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise KayentaError(f"--scope-param: {pair!r} is not KEY=VALUE")
+        params[key] = value
+    return params
+
+
+_RELATIVE_TIME = re.compile(r"^now(?:-(\d+(?:\.\d+)?)([smhd]))?$")
+
+
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_time(text: str, option: str) -> float:
+    """Parse RFC 3339, epoch seconds, ``now`` or ``now-<n><s|m|h|d>`` into epoch seconds."""
+    text = text.strip()
+    relative = _RELATIVE_TIME.match(text)
+    if relative:
+        amount, unit = relative.groups()
+        return check_time(time.time() - (float(amount) * _UNIT_SECONDS[unit] if amount else 0.0), option)
+    try:
+        return check_time(float(text), option)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise KayentaError(
+            f"{option}: {text!r} is not a time (RFC 3339 like 2026-11-26T09:00:00Z, epoch seconds, "
+            "'now' or 'now-30m')"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return check_time(moment.timestamp(), option)
+
+
+def _step(text: str) -> float:
+    """Parse ``--step``: seconds, finite, positive and at most a day (argparse names the option)."""
+    try:
+        return check_duration(float(text), "step", DEFAULT_LIMITS.max_step_s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    except KayentaError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("step: ")) from None
+
+
+def _thresholds(config: CanaryConfig, pass_: float | None, marginal: float | None) -> Thresholds:
+    try:
+        return Thresholds(
+            config.thresholds.pass_ if pass_ is None else pass_,
+            config.thresholds.marginal if marginal is None else marginal,
+        )
+    except ValueError as exc:
+        raise KayentaError(
+            str(exc).replace("thresholds.pass", "--pass").replace("thresholds.marginal", "--marginal")
+        ) from None
+
+

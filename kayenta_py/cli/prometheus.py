@@ -1,0 +1,128 @@
+"""The analyze and query commands: a retrospective window judged from Prometheus, or one metric dry-run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from typing import TextIO
+
+import numpy as np
+
+from kayenta_py.cli.judge import _emit, _write_report
+from kayenta_py.cli.options import (
+    EXIT_PASS,
+    _prometheus,
+    _scope_params,
+    _thresholds,
+    _without_credentials,
+    parse_time,
+)
+from kayenta_py.config.loader import load_config
+from kayenta_py.config.model import MetricConfig
+from kayenta_py.config.registry import Registry
+from kayenta_py.engine.judge import format_number
+from kayenta_py.engine.pipeline import analyze as analyze_canary
+from kayenta_py.engine.pipeline import pair_metric_sets
+from kayenta_py.engine.source import MetricsSource, Scope
+from kayenta_py.model.errors import KayentaError
+from kayenta_py.model.types import MetricSet, rfc3339
+
+
+def _analyze(args: argparse.Namespace, registry: Registry, out: TextIO) -> int:
+    config = load_config(args.config, registry=registry)
+    thresholds = _thresholds(config, args.pass_, args.marginal)
+    source = _prometheus(args, registry)
+    start, end = parse_time(args.start, "--start"), parse_time(args.end, "--end")
+    params = _scope_params(args.scope_param)
+
+    def progress(done: int, total: int, metric: str, side: str) -> None:
+        print(f"fetched {done}/{total}: {metric} ({side})", file=sys.stderr)
+
+    recording = _RecordingSource(source)
+    baseline_scope = Scope(args.baseline_scope, args.location, params)
+    canary_scope = Scope(args.canary_scope, args.location, params)
+    result = analyze_canary(
+        config,
+        recording,
+        baseline_scope,
+        canary_scope,
+        start=start,
+        end=end,
+        step=args.step,
+        thresholds=thresholds,
+        concurrency=args.concurrency,
+        progress=progress if args.progress else None,
+        registry=registry,
+    )
+    code = _emit(config, result, args.format, out)
+    if args.html is not None:
+        details = {
+            "config": config.name,
+            "baseline scope": args.baseline_scope,
+            "canary scope": args.canary_scope,
+            "window": f"{rfc3339(start)} to {rfc3339(end)}, step {args.step:g} s",
+            "source": _without_credentials(str(args.prometheus)),
+        }
+        baseline, canary = recording.split(baseline_scope)
+        pairs = pair_metric_sets(config, baseline, canary, scopes=(baseline_scope, canary_scope))
+        _write_report(args.html, result, pairs, config, details)
+    return code
+
+
+class _RecordingSource:
+    """A metrics source that keeps what it fetched, so ``--html`` can plot the values judged."""
+
+    def __init__(self, source: MetricsSource) -> None:
+        self.source = source
+        self.fetched: list[tuple[Scope, str, list[MetricSet]]] = []
+        self._lock = threading.Lock()
+
+    def fetch(
+        self,
+        metric: MetricConfig,
+        scope: Scope,
+        start: float | None = None,
+        end: float | None = None,
+        step: float | None = None,
+    ) -> list[MetricSet]:
+        sets = self.source.fetch(metric, scope, start, end, step)
+        with self._lock:
+            self.fetched.append((scope, metric.name, sets))
+        return sets
+
+    def split(self, baseline: Scope) -> tuple[dict[str, list[MetricSet]], dict[str, list[MetricSet]]]:
+        """Return the baseline's and the canary's metric sets by metric name."""
+        sides: tuple[dict[str, list[MetricSet]], dict[str, list[MetricSet]]] = ({}, {})
+        for scope, name, sets in self.fetched:
+            sides[0 if scope is baseline else 1][name] = sets
+        return sides
+
+
+def _query(args: argparse.Namespace, registry: Registry, out: TextIO) -> int:
+    config = load_config(args.config, registry=registry)
+    try:
+        metric = config.metric(args.metric)
+    except KeyError as exc:
+        raise KayentaError(f"--metric: {exc.args[0]}") from None
+    source = _prometheus(args, registry)
+    scope = Scope(args.scope, args.location, _scope_params(args.scope_param))
+    start, end = parse_time(args.start, "--start"), parse_time(args.end, "--end")
+    out.write(f"query: {source.render(metric, scope)}\n")
+    out.write(f"window: {rfc3339(start)} .. {rfc3339(end)}, step {args.step:g} s\n")
+    sets = source.fetch(metric, scope, start, end, args.step)
+    out.write(f"series: {len(sets)}\n")
+    for metric_set in sets:
+        values = metric_set.values
+        finite = values[np.isfinite(values)]
+        tags = ",".join(f"{k}={v}" for k, v in metric_set.tags.items()) or "(no labels)"
+        summary = (
+            f"min {format_number(float(finite.min()))}, mean {format_number(float(finite.mean()))}, "
+            f"max {format_number(float(finite.max()))}"
+            if finite.size
+            else "no finite values"
+        )
+        out.write(f"  {{{tags}}}: {values.size} points, {values.size - finite.size} missing; {summary}\n")
+    return EXIT_PASS
+
+
