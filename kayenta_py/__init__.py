@@ -25,7 +25,8 @@ from kayenta_py.engine.pipeline import (
     pair_metric_sets,
 )
 from kayenta_py.engine.scoring import Score, score_results
-from kayenta_py.engine.sequential import Assessment, SequentialAnalysis, SequentialJudge
+from kayenta_py.engine.sequential import SequentialAnalysis
+from kayenta_py.engine.sequential_judge import Assessment, SequentialJudge
 from kayenta_py.engine.source import (
     FetchedData,
     MetricsSource,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from kayenta_py.config.model import MetricConfig, MetricKind
 from kayenta_py.config.registry import Registry, did_you_mean
 from kayenta_py.engine.judge import Judge, format_number
-from kayenta_py.engine.sequential import Assessment, SequentialJudge, clip_p
+from kayenta_py.engine.sequential_judge import Assessment, SequentialJudge, clip_p
 from kayenta_py.engine.source import MetricsSource, Scope, SourceError
 from kayenta_py.engine.stats import (
     AR1_MAX,

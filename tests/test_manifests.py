@@ -34,7 +34,7 @@ from live_server import LiveServer, settings_for
 from kayenta_py import load_config
 from kayenta_py.http.app import create_app
 from kayenta_py.integrations.flagger import _METADATA, HOOKS
-from kayenta_py.integrations.kayenta.routes import (
+from kayenta_py.integrations.kayenta.fields import (
     _EXECUTION_FIELDS,
     _SCOPE_FIELDS,
     _STANDALONE_FIELDS,

@@ -49,13 +49,9 @@ from kayenta_py import MetricSet, MetricSetPair, default_registry, judge_pairs, 
 from kayenta_py.examples import EXAMPLES_DIR
 from kayenta_py.model.pairs_codec import pairs_to_json
 from kayenta_py.model.types import CanaryResult
-from kayenta_py.reports.html import (
-    FAILING_ROW_COLOR,
-    MAX_PLOT_POINTS,
-    downsample,
-    render_analysis_html,
-    render_result_html,
-)
+from kayenta_py.reports.html import render_analysis_html, render_result_html
+from kayenta_py.reports.svg import downsample
+from kayenta_py.reports.templates import FAILING_ROW_COLOR, MAX_PLOT_POINTS
 from kayenta_py.service.store.tables import AnalysisRecord, IntervalRecord
 
 KAYENTA_PY = Path(sys.executable).with_name("kayenta-py")

@@ -315,7 +315,8 @@ def test_a_message_left_sending_is_retried_after_its_lease(tmp_path: Path) -> No
     """
     from pydantic import SecretStr
 
-    from kayenta_py.integrations.slack.notifier import SENDING, SENT, STALE_SENDING_S, Channel, SlackNotifier
+    from kayenta_py.integrations.slack.channels import Channel
+    from kayenta_py.integrations.slack.notifier import SENDING, SENT, STALE_SENDING_S, SlackNotifier
     from kayenta_py.service.store.repository import Store
     from kayenta_py.service.store.tables import NotificationRecord
 

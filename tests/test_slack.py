@@ -35,17 +35,10 @@ from pydantic import SecretStr, ValidationError
 from sqlalchemy import select
 
 from kayenta_py.examples import EXAMPLES_DIR
-from kayenta_py.integrations.slack.notifier import (
-    DIGEST,
-    FAILING,
-    FINISHED,
-    MAX_BLOCKS,
-    MAX_HEADER_TEXT,
-    MAX_SECTION_TEXT,
-    Channel,
-    SlackNotifier,
-    finished_message,
-)
+from kayenta_py.integrations.slack.blocks import FAILING, MAX_BLOCKS, MAX_HEADER_TEXT, MAX_SECTION_TEXT
+from kayenta_py.integrations.slack.channels import Channel
+from kayenta_py.integrations.slack.messages import finished_message
+from kayenta_py.integrations.slack.notifier import DIGEST, FINISHED, SlackNotifier
 from kayenta_py.model.errors import ConfigError
 from kayenta_py.service.analyses import Service
 from kayenta_py.service.settings import Settings, cron_trigger, load_settings

@@ -151,10 +151,6 @@ class SettingResult:
         }
 
 
-# ---------------------------------------------------------------- judge parameter overrides
-
-
-# ---------------------------------------------------------------- loading canaries
 
 
 # ---------------------------------------------------------------- judging
@@ -199,11 +195,3 @@ def backtest(
                 progress(1)
         results.append(SettingResult(MappingProxyType(dict(params)), tuple(outcomes)))
     return results
-
-
-# ---------------------------------------------------------------- command line
-
-
-# ---------------------------------------------------------------- generator
-
-

@@ -159,10 +159,6 @@ class CanaryConfig:
         raise KeyError(f"no metric {name!r}{did_you_mean(name, [m.name for m in self.metrics])}")
 
 
-# ---------------------------------------------------------------- native format
-
-
-# ---------------------------------------------------------------- Kayenta format
 
 
 # ---------------------------------------------------------------- loading
@@ -177,8 +173,3 @@ def effective_group_weight(weights: Mapping[str, float], groups: Iterable[str], 
         return float(weights[group])
     unweighted = [g for g in dict.fromkeys(groups) if g not in weights]
     return (100.0 - sum(weights.values())) / len(unweighted) if unweighted else 0.0
-
-
-# ---------------------------------------------------------------- error messages
-
-

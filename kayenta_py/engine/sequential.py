@@ -19,22 +19,15 @@ References: Lindon & Malek, NeurIPS 2022 (counts); Waudby-Smith & Ramdas, JRSS-B
 
 from __future__ import annotations
 
-import math
-from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Literal
-
-import numpy as np
-import numpy.typing as npt
-from pydantic import BaseModel
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 from kayenta_py.config.loader import load_config
 from kayenta_py.config.model import CanaryConfig, MetricConfig
 from kayenta_py.config.registry import Registry, default_registry
-from kayenta_py.engine.pipeline import pair_metric_sets
 from kayenta_py.engine.scoring import inconclusive_reason
-from kayenta_py.engine.source import MetricsSource, Scope, fetch_metric_sets
+from kayenta_py.engine.sequential_judge import Assessment, SequentialJudge, copy_state
 from kayenta_py.model.errors import KayentaError
 from kayenta_py.model.types import (
     CanaryResult,
@@ -42,92 +35,11 @@ from kayenta_py.model.types import (
     Direction,
     GroupScore,
     MetricResult,
-    MetricSet,
-    MetricSetPair,
-    SummaryStats,
     Thresholds,
     Verdict,
 )
 
 SEQUENTIAL_JUDGES = ("sequential-count", "sequential-histogram", "sequential-rank")
-EMPTY_STATS = SummaryStats(0.0, 0.0, 0.0, 0.0, 0)
-
-
-@dataclass(frozen=True)
-class Assessment:
-    """A sequential judge's current evidence on one metric.
-
-    ``p_regression`` is an anytime-valid p-value for "no relevant regression"
-    (small: a regression is established); ``p_safe`` one for "a relevant
-    regression" (small: it is excluded). ``e_regression`` is the current
-    e-value behind ``p_regression`` (for e-BH). ``ci`` is the confidence
-    sequence of ``effect_measure`` at the level asked for. ``p_final`` is a
-    fixed-horizon p-value for "no relevant regression", read once, when the
-    lifetime ends; a judge that keeps part of its alpha for that final look
-    reports both p-values already divided by their shares (1: no final look).
-    ``inconclusive`` says why the evidence is too thin for a pass at the end of
-    the lifetime (fewer points or events than the judge's minimum, or an estimate
-    past the relevant effect that is not established); None when it suffices.
-    """
-
-    p_regression: float
-    p_safe: float
-    e_regression: float
-    ci: tuple[float, float] | None
-    estimate: float | None
-    effect_measure: str
-    observations: int
-    neutral: float = 1.0  # the effect's value when nothing changed (a ratio's 1, theta's 0.5)
-    baseline: SummaryStats = EMPTY_STATS
-    canary: SummaryStats = EMPTY_STATS
-    details: Mapping[str, Any] = field(default_factory=dict)
-    p_final: float = 1.0
-    inconclusive: str | None = None
-
-
-class SequentialJudge(ABC):
-    """Base class of sequential judges: keyword-only parameters, a JSON state, batch updates."""
-
-    name: ClassVar[str]
-    version: ClassVar[str] = "1.0"
-    sequential: ClassVar[bool] = True
-    params_model: ClassVar[type[BaseModel] | None] = None
-
-    def __init__(
-        self,
-        *,
-        direction: Direction | str = Direction.INCREASE,
-        critical: bool = False,
-        must_have_data: bool = False,
-        nan_strategy: str = "remove",
-        outliers: Any = None,
-    ) -> None:
-        self.direction = Direction(direction)
-        self.critical = critical
-        self.must_have_data = must_have_data
-        self.nan_strategy = nan_strategy
-        self.outliers = outliers
-
-    @property
-    def full_name(self) -> str:
-        """Return the versioned judge name."""
-        return f"{self.name}-v{self.version}"
-
-    def get_params(self) -> dict[str, Any]:
-        """Return the judge's parameters as given."""
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
-
-    @abstractmethod
-    def new_state(self, alpha: float) -> dict[str, Any]:
-        """Return the empty state of a metric judged at level ``alpha`` (JSON-serializable)."""
-
-    @abstractmethod
-    def update(self, state: dict[str, Any], baseline: Any, canary: Any) -> dict[str, Any]:
-        """Fold one batch of new baseline and canary data into ``state`` and return it."""
-
-    @abstractmethod
-    def assess(self, state: Mapping[str, Any]) -> Assessment:
-        """Return the current evidence held in ``state``."""
 
 
 @dataclass
@@ -508,175 +420,8 @@ def _interval(ci: tuple[float, float] | None) -> str:
     return f"[{ci[0]:.4g}, {ci[1]:.4g}]"
 
 
-def copy_state(value: Any) -> Any:
-    """A deep copy of a JSON-like judge state (dicts, lists, scalars), much faster than ``copy.deepcopy``.
-
-    A list of scalars (a grid of log-likelihoods) is copied in one step; scalars are immutable.
-    """
-    if isinstance(value, dict):
-        return {k: copy_state(v) for k, v in value.items()}
-    if isinstance(value, list):
-        if not value or not (isinstance(value[0], dict | list) or isinstance(value[-1], dict | list)):
-            return list(value)  # a list of scalars (state lists are homogeneous or short records)
-        return [copy_state(v) for v in value]
-    return value
-
-
-def clip_p(value: float) -> float:
-    """Return ``value`` clipped into [0, 1] (NaN becomes 1)."""
-    if math.isnan(value):
-        return 1.0
-    return min(1.0, max(0.0, value))
-
-
 # ---------------------------------------------------------------- live data
 
 
-@dataclass(frozen=True)
-class SequentialBatch:
-    """One window's data shaped for each metric's sequential judge, and the raw pairs behind it."""
-
-    baseline: dict[str, Any]
-    canary: dict[str, Any]
-    pairs: list[MetricSetPair]
-    warnings: list[str]
 
 
-def fetch_sequential_batch(
-    config: CanaryConfig,
-    source: MetricsSource,
-    baseline: Scope,
-    canary: Scope,
-    *,
-    start: float,
-    end: float,
-    step: float,
-    after: float | None = None,
-    concurrency: int = 8,
-    registry: Registry | None = None,
-    deadline: float | None = None,
-) -> SequentialBatch:
-    """Fetch the newest window from ``source`` and shape it as batches for :meth:`SequentialAnalysis.update`.
-
-    ``sequential-count`` metrics fetch their ``query`` (events per step) and
-    ``traffic_query`` (requests per step), summed over series; ``sequential-histogram``
-    metrics fetch bucket series labelled ``le``; ``sequential-rank`` metrics one series
-    per side. Baseline and canary are aligned on common timestamps; points at or
-    before ``after`` (the previous window's end) are dropped, so no point counts twice.
-    ``deadline`` bounds the whole fetch (see :func:`fetch_metric_sets`).
-    """
-    registry = registry or default_registry()
-    fetched: list[MetricConfig] = []
-    for metric in config.metrics:
-        fetched.append(metric)
-        if metric.judge_type == "sequential-count":
-            if not metric.traffic_query:
-                raise KayentaError(f"metric {metric.name!r}: sequential-count needs a traffic_query")
-            fetched.append(replace(metric, name=f"{metric.name}{TRAFFIC_SUFFIX}", query=metric.traffic_query))
-    data = fetch_metric_sets(
-        replace(config, metrics=tuple(fetched)),
-        source,
-        baseline,
-        canary,
-        start=start,
-        end=end,
-        step=step,
-        concurrency=concurrency,
-        deadline=deadline,
-    )
-    batches_b: dict[str, Any] = {}
-    batches_c: dict[str, Any] = {}
-    warnings: list[str] = []
-    pairs = pair_metric_sets(
-        replace(config, metrics=tuple(fetched)), data.baseline, data.canary, scopes=(baseline, canary)
-    )
-    for metric in config.metrics:
-        sides = (data.baseline.get(metric.name, []), data.canary.get(metric.name, []))
-        if metric.judge_type == "sequential-count":
-            traffic = (
-                data.baseline.get(metric.name + TRAFFIC_SUFFIX, []),
-                data.canary.get(metric.name + TRAFFIC_SUFFIX, []),
-            )
-            counts_b, counts_c = _summed(sides[0], traffic[0]), _summed(sides[1], traffic[1])
-            times = _common(list(counts_b), list(counts_c), after)
-            batches_b[metric.name] = (_at(counts_b[0], times), _at(counts_b[1], times))
-            batches_c[metric.name] = (_at(counts_c[0], times), _at(counts_c[1], times))
-        elif metric.judge_type == "sequential-histogram":
-            given = metric.judge_params.get("buckets")
-            columns_b = _histogram(sides[0], metric.name)
-            columns_c = _histogram(sides[1], metric.name)
-            bounds = [float(x) for x in given] if given else sorted(columns_b)
-            times = _common([columns_b[b] for b in bounds if b in columns_b], list(columns_c.values()), after)
-            batches_b[metric.name] = {b: _at(columns_b[b], times) for b in bounds if b in columns_b}
-            batches_c[metric.name] = {b: _at(column, times) for b, column in columns_c.items()}
-        else:
-            mine = [p for p in pairs if p.name == metric.name]
-            warnings.extend(dict.fromkeys(p.warning for p in mine if p.warning))
-            paired = [p for p in mine if len(p.baseline) and len(p.canary)]
-            if len(paired) > 1:
-                warnings.append(
-                    f"metric {metric.name!r}: {len(paired)} pairs of series; only the first "
-                    f"({paired[0].tags or 'no labels'}) is judged (name the labels to keep in pair_on)"
-                )
-            series_b = _by_time(paired[0].baseline) if paired else {}
-            series_c = _by_time(paired[0].canary) if paired else {}
-            times = _common([series_b], [series_c], after)
-            batches_b[metric.name] = _at(series_b, times)
-            batches_c[metric.name] = _at(series_c, times)
-    return SequentialBatch(batches_b, batches_c, pairs, warnings)
-
-
-TRAFFIC_SUFFIX = "#traffic"
-
-
-def _by_time(metric_set: MetricSet) -> dict[float, float]:
-    stamps = metric_set.timestamps if metric_set.timestamps is not None else np.arange(metric_set.values.size)
-    return {float(t): float(v) for t, v in zip(stamps.tolist(), metric_set.values.tolist(), strict=True)}
-
-
-def _summed(
-    events: list[MetricSet], traffic: list[MetricSet]
-) -> tuple[dict[float, float], dict[float, float]]:
-    """Events and traffic per timestamp, summed over series (NaN counts as 0 events, missing traffic)."""
-    out_events: dict[float, float] = {}
-    out_traffic: dict[float, float] = {}
-    for metric_set in events:
-        for t, v in _by_time(metric_set).items():
-            out_events[t] = out_events.get(t, 0.0) + (v if math.isfinite(v) else 0.0)
-    for metric_set in traffic:
-        for t, v in _by_time(metric_set).items():
-            if math.isfinite(v):
-                out_traffic[t] = out_traffic.get(t, 0.0) + v
-    return {t: out_events.get(t, 0.0) for t in out_traffic}, out_traffic
-
-
-def _histogram(sets: list[MetricSet], name: str) -> dict[float, dict[float, float]]:
-    """Bucket counts by bound (``le``) and timestamp, summed over series, from series labelled ``le``."""
-    by_bound: dict[float, dict[float, float]] = {}
-    for metric_set in sets:
-        le = metric_set.tags.get("le")
-        if le is None:
-            raise KayentaError(f"metric {name!r}: a histogram series has no 'le' label")
-        try:
-            bound = math.inf if le in ("+Inf", "Inf", "inf") else float(le)
-        except ValueError:
-            raise KayentaError(f"metric {name!r}: le={le!r} is not a bucket bound") from None
-        series = by_bound.setdefault(bound, {})
-        for t, v in _by_time(metric_set).items():
-            series[t] = series.get(t, 0.0) + v
-    return by_bound
-
-
-def _common(
-    baseline: list[dict[float, float]], canary: list[dict[float, float]], after: float | None
-) -> list[float]:
-    if not baseline or not canary:
-        return []
-    times = set(baseline[0])
-    for series in (*baseline[1:], *canary):
-        times &= set(series)
-    return sorted(t for t in times if after is None or t > after)
-
-
-def _at(series: dict[float, float], times: list[float]) -> npt.NDArray[np.float64]:
-    return np.array([series[t] for t in times], dtype=np.float64)

@@ -36,7 +36,8 @@ from kayenta_py.model.errors import StoreError
 from kayenta_py.model.limits import JsonSafeErrors
 from kayenta_py.model.redact import redact
 from kayenta_py.model.types import Thresholds, rfc3339
-from kayenta_py.reports.html import CONTENT_SECURITY_POLICY, render_analysis_html
+from kayenta_py.reports.html import render_analysis_html
+from kayenta_py.reports.templates import CONTENT_SECURITY_POLICY
 from kayenta_py.service.analyses import Service
 from kayenta_py.service.store.errors import WriteConflictError
 from kayenta_py.service.store.tables import STATUSES, AnalysisRecord, ConfigVersionRecord, IntervalRecord

@@ -27,8 +27,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from kayenta_py.config.loader import load_config
 from kayenta_py.config.model import CanaryConfig
 from kayenta_py.config.registry import Registry
+from kayenta_py.engine.batches import fetch_sequential_batch
 from kayenta_py.engine.pipeline import judge_pairs, pair_metric_sets
-from kayenta_py.engine.sequential import SequentialAnalysis, fetch_sequential_batch
+from kayenta_py.engine.sequential import SequentialAnalysis
 from kayenta_py.engine.source import MetricsSource, Scope, SourceError, fetch_metric_sets
 from kayenta_py.model.errors import KayentaError
 from kayenta_py.model.redact import redact

@@ -1,0 +1,115 @@
+"""Kayenta's documents of executions: canary and standalone analysis status, results and exceptions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kayenta_py.integrations.kayenta.fields import (
+    _duration,
+)
+from kayenta_py.model.types import rfc3339
+from kayenta_py.service.store.tables import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    AnalysisRecord,
+)
+
+
+def execution_status(record: AnalysisRecord) -> dict[str, Any]:
+    """Return Kayenta's CanaryExecutionStatusResponse for an analysis."""
+    extra, query = record.extra, record.extra.get("query", {})
+    end_ts = record.start_ts + record.warmup_s + record.lifetime_s
+    last = record.intervals[-1] if record.intervals else None
+    result = None
+    if record.status == COMPLETED and last is not None:
+        result = {
+            "judgeResult": last.result.get("kayenta"),
+            "canaryDuration": _duration(end_ts - record.start_ts),
+            "metricSetPairListId": record.id,
+        }
+    return {
+        "application": query.get("application"),
+        "parentPipelineExecutionId": query.get("parentPipelineExecutionId"),
+        "pipelineId": record.id,
+        "canaryConfigId": extra.get("config_id"),
+        "complete": record.complete,
+        "status": _status(record),
+        "exception": _exception(record),
+        "result": result,
+        "config": record.config_body,
+        "canaryExecutionRequest": extra.get("request"),
+        "metricSetPairListId": record.id if last is not None else None,
+        "buildTimeMillis": int(record.created_ts * 1000),
+        "buildTimeIso": rfc3339(record.created_ts),
+        "startTimeMillis": int(record.start_ts * 1000),
+        "startTimeIso": rfc3339(record.start_ts),
+        "endTimeMillis": int(end_ts * 1000),
+        "endTimeIso": rfc3339(end_ts),
+        "storageAccountName": query.get("storageAccountName"),
+        "configurationAccountName": query.get("configurationAccountName"),
+        "metricsAccountName": query.get("metricsAccountName"),
+        "warnings": extra.get("warnings", []),
+    }
+
+
+def standalone_document(record: AnalysisRecord) -> dict[str, Any]:
+    """Return Kayenta's CanaryAnalysisExecutionStatusResponse for a standalone analysis."""
+    extra, query = record.extra, record.extra.get("query", {})
+    status = _status(record)
+    executions = [
+        {
+            "executionId": f"{record.id}-{interval.index}",
+            "executionStatus": "SUCCEEDED",
+            "result": {"judgeResult": interval.result.get("kayenta")},
+            "warnings": [],
+        }
+        for interval in record.intervals
+    ]
+    result = None
+    if record.complete:
+        passed = record.status == COMPLETED and record.verdict == "pass"
+        result = {
+            "didPassThresholds": passed,
+            "hasWarnings": bool(extra.get("warnings")),
+            "canaryScoreMessage": record.reason,
+            "canaryScores": [i.score if i.score is not None else 0.0 for i in record.intervals],
+            "canaryExecutionResults": executions,
+            "buildTimeIso": rfc3339(record.created_ts),
+            "startTimeIso": rfc3339(record.start_ts),
+            "endTimeIso": rfc3339(record.completed_ts),
+        }
+    return {
+        "application": query.get("application"),
+        "user": query.get("user"),
+        "parentPipelineExecutionId": query.get("parentPipelineExecutionId"),
+        "pipelineId": record.id,
+        "complete": record.complete,
+        "executionStatus": status.upper(),
+        "status": status,
+        "exception": _exception(record),
+        "canaryAnalysisExecutionResult": result,
+        "canaryExecutionResults": executions,
+        "canaryAnalysisExecutionRequest": extra.get("request"),
+        "canaryConfig": record.config_body,
+        "canaryConfigId": extra.get("config_id"),
+        "metricsAccountName": query.get("metricsAccountName"),
+        "storageAccountName": query.get("storageAccountName"),
+        "buildTimeIso": rfc3339(record.created_ts),
+        "startTimeIso": rfc3339(record.start_ts),
+        "endTimeIso": rfc3339(record.completed_ts),
+        "warnings": extra.get("warnings", []),
+    }
+
+
+def _status(record: AnalysisRecord) -> str:
+    return {COMPLETED: "succeeded", FAILED: "terminal", CANCELLED: "canceled"}.get(record.status, "running")
+
+
+def _exception(record: AnalysisRecord) -> dict[str, Any] | None:
+    if record.status != FAILED:
+        return None
+    message = record.error or record.reason
+    return {"message": message, "details": {"error": message, "errors": [message]}}
+
+

@@ -1,0 +1,253 @@
+"""Kayenta executions mapped to native analyses: scopes, configs (stored or ad hoc), sources and accounts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import HTTPException
+
+from kayenta_py.config.loader import load_config
+from kayenta_py.config.registry import did_you_mean
+from kayenta_py.integrations.kayenta.fields import (
+    _EXECUTION_FIELDS,
+    _SCOPE_FIELDS,
+    _STANDALONE_FIELDS,
+    _STANDALONE_SCOPE_FIELDS,
+    _bad,
+    _limited,
+    _location,
+    _minutes,
+    _mode,
+    _params,
+    _request_thresholds,
+    _step,
+    _text,
+    _time,
+    _unknown,
+)
+from kayenta_py.model.limits import check_duration, check_time
+from kayenta_py.service.analyses import NO_SOURCE, Service
+from kayenta_py.service.store.tables import (
+    ConfigVersionRecord,
+)
+
+
+def _start_execution(
+    service: Service,
+    config: dict[str, Any],
+    config_id: str | None,
+    execution: Mapping[str, Any],
+    query: Mapping[str, str],
+    warnings: list[str] | None = None,
+    *,
+    version: int | None = None,
+) -> dict[str, str]:
+    warnings = list(warnings or [])
+    warnings += _unknown(execution, _EXECUTION_FIELDS, "executionRequest")
+    parsed = load_config(config, registry=service.registry, limits=service.limits)
+    warnings += list(parsed.warnings)
+    scopes = execution.get("scopes")
+    if not isinstance(scopes, Mapping) or not scopes:
+        raise _bad("scopes", "required: {<scopeName>: {controlScope, experimentScope}}")
+    name, pair = _scope_pair(scopes, {m.scope_name for m in parsed.metrics})
+    control, experiment = pair.get("controlScope"), pair.get("experimentScope")
+    if not isinstance(control, Mapping) or not isinstance(experiment, Mapping):
+        raise _bad(f"scopes.{name}", "needs controlScope and experimentScope objects")
+    for side, scope in (("controlScope", control), ("experimentScope", experiment)):
+        warnings += _unknown(scope, _SCOPE_FIELDS, f"scopes.{name}.{side}")
+    start = _time(control.get("start"), f"scopes.{name}.controlScope.start")
+    end = _time(control.get("end"), f"scopes.{name}.controlScope.end")
+    experiment_window = (
+        _time(experiment.get("start"), f"scopes.{name}.experimentScope.start"),
+        _time(experiment.get("end"), f"scopes.{name}.experimentScope.end"),
+    )
+    if end <= start:
+        raise _bad(f"scopes.{name}.controlScope.end", "must come after start")
+    _limited(check_duration, end - start, f"scopes.{name}.controlScope.end", service.limits.max_lifetime_s)
+    if experiment_window != (start, end):
+        raise _bad(
+            f"scopes.{name}.experimentScope",
+            "start and end must equal the controlScope's "
+            "(kayenta-py compares both scopes over the same window)",
+        )
+    step = _step(control.get("step", 60), f"scopes.{name}.controlScope.step", service.limits)
+    limits, where = service.limits, f"scopes.{name}"
+    source, more = _source(service, query.get("metricsAccountName"))
+    warnings += more
+    thresholds = _request_thresholds(execution, parsed.thresholds)
+    record = service.create_analysis(
+        **_config_arguments(config, config_id, version),
+        baseline_scope=_text(control.get("scope"), f"{where}.controlScope.scope", limits.max_scope_chars),
+        canary_scope=_text(experiment.get("scope"), f"{where}.experimentScope.scope", limits.max_scope_chars),
+        scope_params=_params(control.get("extendedScopeParams"), f"{where}.controlScope", limits),
+        location=_location(control, f"{where}.controlScope", limits),
+        source=source,
+        start=start,
+        end=end,
+        step=step,
+        thresholds=thresholds.to_dict(),
+        kind="kayenta",
+        mode=_mode(execution),
+        extra={
+            "canary_location": _location(experiment, f"{where}.experimentScope", limits),
+            "canary_scope_params": _params(
+                experiment.get("extendedScopeParams"), f"{where}.experimentScope", limits
+            ),
+            "request": dict(execution),
+            "query": dict(query),
+            "config_id": config_id,
+            "warnings": warnings,
+        },
+    )
+    return {"canaryExecutionId": record.id}
+
+
+def _start_standalone(
+    service: Service,
+    config: dict[str, Any],
+    config_id: str | None,
+    request: Mapping[str, Any],
+    query: Mapping[str, str],
+    warnings: list[str] | None = None,
+    *,
+    version: int | None = None,
+) -> dict[str, str]:
+    warnings = list(warnings or []) + _unknown(request, _STANDALONE_FIELDS, "executionRequest")
+    parsed = load_config(config, registry=service.registry, limits=service.limits)
+    limits = service.limits
+    scopes = request.get("scopes")
+    if not isinstance(scopes, list) or not scopes or not isinstance(scopes[0], Mapping):
+        raise _bad("scopes", "required: a list of {controlScope, experimentScope, ...}")
+    if len(scopes) > 1:
+        warnings.append(f"scopes: {len(scopes)} given; kayenta-py analyzes the first only")
+    scope = scopes[0]
+    warnings += _unknown(scope, _STANDALONE_SCOPE_FIELDS, "scopes[0]")
+    warmup = _minutes(request.get("beginAfterMins", 0), "beginAfterMins", limits, positive=False)
+    lookback = _minutes(request.get("lookbackMins", 0), "lookbackMins", limits, positive=False)
+    start_field = "scopes[0].startTimeIso" if scope.get("startTimeIso") else "scopes[0].startTimeMillis"
+    start = _time(scope.get("startTimeIso") or scope.get("startTimeMillis"), start_field, True)
+    _limited(check_time, start, start_field, ahead=limits.max_start_ahead_s)
+    # As Kayenta's calculateLifetime: an end time, when given, wins over lifetimeDurationMins.
+    end_value = scope.get("endTimeIso") or scope.get("endTimeMillis")
+    if end_value:
+        end_field = "scopes[0].endTimeIso" if scope.get("endTimeIso") else "scopes[0].endTimeMillis"
+        end = _time(end_value, end_field)
+        if request.get("lifetimeDurationMins") is not None:
+            warnings.append("lifetimeDurationMins: ignored, scopes[0].endTimeIso gives the lifetime")
+        lifetime = end - start - warmup
+        if lifetime <= 0:
+            raise _bad(end_field, "must come after startTimeIso (and beginAfterMins)")
+        _limited(check_duration, lifetime, end_field, limits.max_lifetime_s)
+    else:
+        lifetime = _minutes(request.get("lifetimeDurationMins"), "lifetimeDurationMins", limits)
+    interval = _minutes(request.get("analysisIntervalMins", lifetime / 60), "analysisIntervalMins", limits)
+    source, more = _source(service, query.get("metricsAccountName"))
+    warnings += more
+    thresholds = _request_thresholds(request, parsed.thresholds)
+    record = service.create_analysis(
+        **_config_arguments(config, config_id, version),
+        baseline_scope=_text(scope.get("controlScope"), "scopes[0].controlScope", limits.max_scope_chars),
+        canary_scope=_text(scope.get("experimentScope"), "scopes[0].experimentScope", limits.max_scope_chars),
+        scope_params=_params(scope.get("extendedScopeParams"), "scopes[0]", limits),
+        location=_text(scope.get("controlLocation"), "scopes[0].controlLocation", limits.max_name_chars),
+        source=source,
+        start=start,
+        lifetime=lifetime,
+        interval=interval,
+        warmup=warmup,
+        lookback=lookback or None,
+        step=_step(scope.get("step", 60), "scopes[0].step", limits),
+        thresholds=thresholds.to_dict(),
+        kind="kayenta-standalone",
+        mode=_mode(request),
+        extra={
+            "canary_location": _text(
+                scope.get("experimentLocation", scope.get("controlLocation")),
+                "scopes[0].experimentLocation",
+                limits.max_name_chars,
+            ),
+            "request": dict(request),
+            "query": dict(query),
+            "config_id": config_id,
+            "warnings": warnings,
+        },
+    )
+    return {"canaryAnalysisExecutionId": record.id}
+
+
+def _config_arguments(config: dict[str, Any], config_id: str | None, version: int | None) -> dict[str, Any]:
+    """Name a stored config by id and the version read at the request (it stays pinned), else inline."""
+    if version is not None and config_id is not None:
+        return {"config": None, "config_name": config_id, "config_version": version}
+    return {"config": config, "config_name": None}
+
+
+def _stored_config(service: Service, config_id: str) -> ConfigVersionRecord:
+    """Return a stored canary config, or answer 404."""
+    record = service.store.get_config(config_id)
+    if record is None:
+        raise HTTPException(404, f"no canary config {config_id!r}")
+    return record
+
+
+def _adhoc(body: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """Unpack an ad hoc request ``{canaryConfig, executionRequest}``; other fields become warnings."""
+    config, execution = body.get("canaryConfig"), body.get("executionRequest")
+    if not isinstance(config, dict) or not isinstance(execution, dict):
+        raise _bad("body", "an ad hoc request needs canaryConfig and executionRequest objects")
+    wrapper = ("canaryConfig", "executionRequest")
+    return config, execution, [f"{k}: unknown field, ignored" for k in body if k not in wrapper]
+
+
+def _scope_pair(scopes: Mapping[str, Any], used: set[str]) -> tuple[str, Mapping[str, Any]]:
+    """Pick the scope set the config's metrics use: kayenta-py runs one scope pair per analysis."""
+    if len(used) > 1:
+        raise _bad(
+            "scopes",
+            f"the config's metrics use several scopes ({', '.join(sorted(used))}); "
+            "kayenta-py compares one baseline/canary pair per analysis",
+        )
+    wanted = next(iter(used), "default")
+    name = wanted if wanted in scopes else next(iter(scopes))
+    if name != wanted:
+        raise _bad("scopes", f"no scope {wanted!r} (the metrics' scopeName){did_you_mean(wanted, scopes)}")
+    pair = scopes[name]
+    if not isinstance(pair, Mapping):
+        raise _bad(f"scopes.{name}", "must be {controlScope, experimentScope}")
+    return name, pair
+
+
+def _source(service: Service, account: str | None) -> tuple[str | None, list[str]]:
+    """Map Kayenta's metrics account onto a source; an unknown account uses the default, with a warning.
+
+    No account: None, so the service picks the config's source or the default one (or refuses).
+    """
+    names = service.source_names()
+    if account in names:
+        return str(account), []
+    if account is None:
+        return None, []
+    default = service.default_source()
+    if default is None:
+        raise HTTPException(
+            422,
+            [
+                {
+                    "loc": ["query", "metricsAccountName"],
+                    "msg": f"metricsAccountName: {account!r} is not a kayenta-py source "
+                    f"(known: {', '.join(names)}), and {NO_SOURCE}",
+                }
+            ],
+        )
+    return default, [f"metricsAccountName {account!r} is not a kayenta-py source; using {default!r}"]
+
+
+def _source_account(service: Service, name: str) -> dict[str, Any]:
+    kind = "prometheus" if name == "prometheus" else name
+    account: dict[str, Any] = {"name": name, "type": kind, "supportedTypes": ["METRICS_STORE"]}
+    if name == "prometheus" and service.settings.prometheus_url:
+        account["endpoint"] = {"baseUrl": service.settings.prometheus_url}
+    return account
+
+
