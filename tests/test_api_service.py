@@ -37,7 +37,7 @@ import kayenta_py
 from kayenta_py import Scope, default_registry, fetch_metric_sets, judge_pairs, load_config, pair_metric_sets
 from kayenta_py.examples import EXAMPLES_DIR
 from kayenta_py.service.analyses import Service
-from kayenta_py.service.runner import live_fixed_config
+from kayenta_py.service.runner_support import live_fixed_config
 from kayenta_py.service.settings import Settings
 
 WRITE_TOKEN = "writer-token-1"

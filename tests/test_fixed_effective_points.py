@@ -23,7 +23,7 @@ import pytest
 import kayenta_py
 from judges import MannWhitneyJudge
 from kayenta_py import Classification, ConfigError, MetricSet, MetricSetPair, Verdict
-from kayenta_py.service.runner import LIVE_MIN_EFFECTIVE, live_fixed_config
+from kayenta_py.service.runner_support import LIVE_MIN_EFFECTIVE, live_fixed_config
 
 N = 15  # points a side: one 15 s interval at a 1 s step
 BASE_RATIO = 0.01

@@ -42,7 +42,8 @@ from kayenta_py.integrations.kayenta.fields import (
     CONFIG_ACCOUNT,
 )
 from kayenta_py.service.analyses import Service
-from kayenta_py.service.settings import Settings, parse_duration
+from kayenta_py.service.settings import Settings
+from kayenta_py.service.settings_parsing import parse_duration
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 ARGO_TEMPLATE = CONFIG_DIR / "argo-rollouts" / "kayenta-analysis-template.yaml"

@@ -41,7 +41,8 @@ from kayenta_py.integrations.slack.messages import finished_message
 from kayenta_py.integrations.slack.notifier import DIGEST, FINISHED, SlackNotifier
 from kayenta_py.model.errors import ConfigError
 from kayenta_py.service.analyses import Service
-from kayenta_py.service.settings import Settings, cron_trigger, load_settings
+from kayenta_py.service.settings import Settings, load_settings
+from kayenta_py.service.settings_parsing import cron_trigger
 from kayenta_py.service.store.repository import Store
 from kayenta_py.service.store.tables import AnalysisRecord, NotificationRecord
 

@@ -2,45 +2,51 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
-import math
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 from kayenta_py._version import __version__
 from kayenta_py.config.loader import load_config
 from kayenta_py.config.registry import did_you_mean
 from kayenta_py.engine.pipeline import judge as judge_canary
-from kayenta_py.http.errors import (
-    RETRY_AFTER_S,
-    AsciiJSONResponse,
-    BodyGuard,
-    ErrorGuard,
-    MethodGuard,
-    install_error_handlers,
-    method_table,
-    one_line,
-    openapi_document,
+from kayenta_py.http.dependencies import _auth, _compat_guard, _native_writer
+from kayenta_py.http.documents import (
+    _analysis,
+    _epoch,
+    _given,
+    _links,
+    _nan,
+    _write_problem,
+    analysis_summary,
+    config_document,
+    interval_document,
+    verdict_document,
+)
+from kayenta_py.http.errors import RETRY_AFTER_S, AsciiJSONResponse, install_error_handlers, openapi_document
+from kayenta_py.http.guards import BodyGuard, ErrorGuard, MethodGuard, method_table
+from kayenta_py.http.schemas import (
+    AnalysisRequest,
+    ConfigCreate,
+    ConfigUpdate,
+    JudgeRequest,
+    Readiness,
 )
 from kayenta_py.integrations.flagger import flagger_router
 from kayenta_py.integrations.kayenta.routes import kayenta_router
 from kayenta_py.model.errors import StoreError
-from kayenta_py.model.limits import JsonSafeErrors
 from kayenta_py.model.redact import redact
-from kayenta_py.model.types import Thresholds, rfc3339
+from kayenta_py.model.types import Thresholds
 from kayenta_py.reports.html import render_analysis_html
 from kayenta_py.reports.templates import CONTENT_SECURITY_POLICY
 from kayenta_py.service.analyses import Service
 from kayenta_py.service.store.errors import WriteConflictError
-from kayenta_py.service.store.tables import STATUSES, AnalysisRecord, ConfigVersionRecord, IntervalRecord
+from kayenta_py.service.store.tables import STATUSES
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -50,85 +56,6 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 # ---------------------------------------------------------------- request bodies
 
 
-class _Body(JsonSafeErrors):
-    """A request body: unknown fields and non-finite numbers are refused; errors are strict JSON."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-class ThresholdsBody(_Body):
-    """Score thresholds."""
-
-    pass_: float = Field(95.0, alias="pass", ge=0, le=100, description="a score at or above it passes (> 0)")
-    marginal: float = Field(75.0, ge=0, le=100, description="a score at or below it fails")
-
-
-Duration = str | StrictFloat | StrictInt
-
-
-class AnalysisRequest(_Body):
-    """A live (or retrospective) canary analysis to run."""
-
-    config: dict[str, Any] | None = Field(None, description="an inline canary config (native or Kayenta)")
-    config_name: str | None = Field(None, description="the name of a stored config")
-    config_version: int | None = Field(
-        None,
-        ge=1,
-        le=2**31 - 1,
-        description="pin this stored version of config_name (default: the latest at start)",
-    )
-    baseline_scope: str = Field(min_length=1)
-    canary_scope: str = Field(min_length=1)
-    scope_params: dict[str, str] = Field(default_factory=dict)
-    location: str = ""
-    source: str | None = Field(
-        None,
-        description="metrics source: prometheus or demo (default: the config's, else KAYENTA_DEFAULT_SOURCE, "
-        "else prometheus when KAYENTA_PROMETHEUS_URL is set; with none, the analysis is refused)",
-    )
-    start: datetime | None = Field(None, description="RFC 3339; default now")
-    end: datetime | None = Field(None, description="RFC 3339; a past window runs at once")
-    lifetime: Duration | None = Field(None, description="ISO 8601 duration or seconds; default PT30M")
-    interval: Duration | None = Field(None, description="ISO 8601 duration or seconds; default the lifetime")
-    warmup: Duration | None = Field(0, description="ignored data at the start")
-    lookback: Duration | None = Field(None, description="window per interval; default since start")
-    step: float = Field(60.0, gt=0, description="seconds between metric points")
-    thresholds: ThresholdsBody | None = None
-    fail_fast: bool = Field(True, description="end with fail at the first failing interval")
-    mode: Literal["fixed", "sequential"] | None = Field(
-        None,
-        description="sequential: anytime-valid judges that may decide early; fixed: Kayenta's test re-run "
-        "each interval (default: the config's mode:, else sequential for a native config whose metrics "
-        "all have sequential judges, else fixed; answers say which and why in mode, mode_reason)",
-    )
-    alpha: float = Field(0.05, gt=0, lt=1, description="sequential mode: the canary's false-fail rate")
-    family: Literal["bonferroni", "e-bh"] = Field("bonferroni", description="sequential mode: metric family")
-
-
-class JudgeRequest(_Body):
-    """A synchronous judgement of posted values."""
-
-    config: dict[str, Any] | None = None
-    config_name: str | None = None
-    config_version: int | None = Field(
-        None, ge=1, le=2**31 - 1, description="pin this stored version of config_name"
-    )
-    baseline: dict[str, list[float | None]]
-    canary: dict[str, list[float | None]]
-    thresholds: ThresholdsBody | None = None
-
-
-class ConfigCreate(_Body):
-    """A new named canary config."""
-
-    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    config: dict[str, Any]
-
-
-class ConfigUpdate(_Body):
-    """A new version of a canary config."""
-
-    config: dict[str, Any]
 
 
 # ---------------------------------------------------------------- app
@@ -388,198 +315,5 @@ log = logging.getLogger("kayenta_py.api")
 MAX_LIMIT = 500
 MAX_OFFSET = 1_000_000_000
 MAX_VERSION = 2**31 - 1  # the store's version column is a 32-bit integer on PostgreSQL
-class Readiness(BaseModel):
-    """The answer of /readyz."""
-
-    status: Literal["ready", "not ready"]
-    database: bool = Field(description="the database answers")
-    writable: bool = Field(description="the database takes writes (not full, not read-only)")
-    scheduler: bool = Field(description="the analysis scheduler runs")
-    problem: str | None = Field(None, description="why the database is not ready")
 
 
-def _write_problem(service: Service) -> str | None:
-    """Return why the database cannot take writes (``Store.check_writable``), or None."""
-    try:
-        return service.store.check_writable()
-    except Exception as exc:  # the check itself failing is a problem too
-        return f"{type(exc).__name__}: {one_line(exc)}"
-
-
-def verdict_document(record: AnalysisRecord) -> dict[str, Any]:
-    """Return ``{verdict, score, complete, reason}`` for rollout controllers."""
-    score = record.score if record.score is not None and math.isfinite(record.score) else None
-    return {"verdict": record.verdict, "score": score, "complete": record.complete, "reason": record.reason}
-
-
-def analysis_summary(service: Service, request: Request, record: AnalysisRecord) -> dict[str, Any]:
-    """Return an analysis without its intervals."""
-    return {
-        "id": record.id,
-        "status": record.status,
-        **verdict_document(record),
-        "config_name": record.config_name,
-        "config_version": record.config_version,
-        "baseline_scope": record.baseline_scope,
-        "canary_scope": record.canary_scope,
-        "scope_params": record.scope_params,
-        "location": record.location,
-        "source": record.source,
-        "start": rfc3339(record.start_ts),
-        "end": rfc3339(record.start_ts + record.warmup_s + record.lifetime_s),
-        "lifetime_s": record.lifetime_s,
-        "interval_s": record.interval_s,
-        "warmup_s": record.warmup_s,
-        "lookback_s": record.lookback_s,
-        "step_s": record.step_s,
-        "thresholds": record.thresholds,
-        "fail_fast": record.fail_fast,
-        "mode": record.mode,
-        "mode_reason": record.extra.get("mode_reason"),
-        "intervals_total": record.intervals_total,
-        "error": record.error,
-        "created": rfc3339(record.created_ts),
-        "updated": rfc3339(record.updated_ts),
-        "completed": rfc3339(record.completed_ts),
-        "links": _links(service, request, record.id),
-    }
-
-
-def interval_document(interval: IntervalRecord) -> dict[str, Any]:
-    """Return one judged interval with its per-metric results."""
-    return {
-        "index": interval.index,
-        "window": {"start": rfc3339(interval.window_start_ts), "end": rfc3339(interval.window_end_ts)},
-        "due": rfc3339(interval.due_ts),
-        "judged": rfc3339(interval.judged_ts),
-        "score": interval.score,
-        "verdict": interval.verdict,
-        "reason": interval.reason,
-        "groups": interval.result.get("groups", []),
-        "metrics": interval.result.get("metrics", []),
-    }
-
-
-def config_document(record: ConfigVersionRecord, *, with_body: bool = True) -> dict[str, Any]:
-    """Return a stored config version."""
-    document: dict[str, Any] = {
-        "name": record.name,
-        "version": record.version,
-        "created": rfc3339(record.created_ts),
-    }
-    if with_body:
-        document["config"] = record.body
-    else:
-        document["metrics"] = len(record.body.get("metrics", []))
-    return document
-
-
-def _links(service: Service, request: Request, analysis_id: str) -> dict[str, str]:
-    base = (service.settings.public_url or str(request.base_url)).rstrip("/")
-    own = f"{base}/api/v1/analyses/{analysis_id}"
-    return {"self": own, "verdict": f"{own}/verdict", "report": f"{own}/report", "cancel": f"{own}/cancel"}
-
-
-def _analysis(service: Service, analysis_id: str, *, with_intervals: bool = True) -> AnalysisRecord:
-    record = service.store.get_analysis(analysis_id, with_intervals=with_intervals)
-    if record is None:
-        raise HTTPException(404, f"no analysis {analysis_id!r}")
-    return record
-
-
-def _given(thresholds: ThresholdsBody | None) -> dict[str, float] | None:
-    """Return the thresholds a body gave: only its keys (a missing one is the config's, not 95 or 75)."""
-    return None if thresholds is None else thresholds.model_dump(by_alias=True, exclude_unset=True)
-
-
-def _epoch(moment: datetime | None) -> float | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
-def _nan(values: dict[str, list[float | None]]) -> dict[str, list[float]]:
-    return {name: [math.nan if v is None else v for v in series] for name, series in values.items()}
-
-
-def _auth(service: Service, scope: str) -> Callable[..., None]:
-    """Return a dependency that demands a bearer token with ``scope`` when tokens are configured."""
-
-    def check(authorization: Annotated[str | None, Header(include_in_schema=False)] = None) -> None:
-        tokens = service.settings.tokens()
-        if not tokens:
-            return
-        scheme, _, presented = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not presented.strip():
-            raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-        presented = presented.strip()
-        match = next(
-            (
-                t
-                for t in tokens
-                if hmac.compare_digest(t.token.get_secret_value().encode(), presented.encode())
-            ),
-            None,
-        )
-        if match is None:
-            raise HTTPException(401, "invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
-        if not match.allows(scope):
-            raise HTTPException(403, f"this token has the {match.scope} scope; {scope} is required")
-
-    check.kayenta_guard = scope  # type: ignore[attr-defined]  # read by the OpenAPI document
-    return check
-
-
-def _compat_guard(service: Service) -> Callable[..., None]:
-    """Authorize Kayenta-compatible and Flagger calls: reads need read, the rest write.
-
-    Argo Rollouts' kayenta provider and Flagger's webhooks send no credentials; with
-    ``compat_endpoints_open`` these endpoints skip the token check (protect them by network).
-    """
-    read, write = _auth(service, "read"), _auth(service, "write")
-
-    def check(
-        request: Request, authorization: Annotated[str | None, Header(include_in_schema=False)] = None
-    ) -> None:
-        if service.settings.compat_endpoints_open:
-            return
-        (read if request.method in ("GET", "HEAD") else write)(authorization)
-
-    check.kayenta_guard = "compat"  # type: ignore[attr-defined]
-    return check
-
-
-def _native_writer(service: Service) -> Callable[[str, str | None], None]:
-    """Return a check that a Kayenta-compatible call may change the native config ``config_id``.
-
-    Those endpoints may be open to clients without a token (``compat_endpoints_open``); a config
-    created through the native API is changed through them only with a write token, and never
-    when no tokens are configured.
-    """
-    write = _auth(service, "write")
-
-    def check(config_id: str, authorization: str | None) -> None:
-        message = (
-            f"config {config_id!r} was created through the native API (/api/v1/configs): "
-            "the Kayenta-compatible endpoints change it only with a write token"
-        )
-        if not service.settings.tokens():
-            raise HTTPException(
-                403,
-                [
-                    {
-                        "loc": ["path", "config_id"],
-                        "msg": f"{message}, and KAYENTA_API_TOKENS is not set; "
-                        f"use /api/v1/configs/{config_id}",
-                    }
-                ],
-            )
-        try:
-            write(authorization)
-        except HTTPException as exc:
-            detail = [{"loc": ["header", "authorization"], "msg": f"{message}: {exc.detail}"}]
-            raise HTTPException(exc.status_code, detail, headers=exc.headers) from None
-
-    return check

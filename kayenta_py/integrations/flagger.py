@@ -32,7 +32,7 @@ from kayenta_py.model.limits import JsonSafeErrors, check_text, json_issue
 from kayenta_py.model.redact import redact
 from kayenta_py.model.types import Thresholds
 from kayenta_py.service.analyses import ConfigNotFoundError, Service
-from kayenta_py.service.settings import parse_duration
+from kayenta_py.service.settings_parsing import parse_duration
 from kayenta_py.service.store.tables import AnalysisRecord
 
 HOOKS = (

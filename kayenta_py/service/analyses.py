@@ -28,8 +28,10 @@ from kayenta_py.model.limits import (
 from kayenta_py.model.redact import register_settings_secrets
 from kayenta_py.model.types import Thresholds
 from kayenta_py.service.notifiers import build_notifiers
-from kayenta_py.service.runner import AnalysisRunner, RunnerMetrics, interval_count, runner_options
-from kayenta_py.service.settings import Settings, parse_duration
+from kayenta_py.service.runner import AnalysisRunner
+from kayenta_py.service.runner_support import RunnerMetrics, interval_count, runner_options
+from kayenta_py.service.settings import Settings
+from kayenta_py.service.settings_parsing import parse_duration
 from kayenta_py.service.store.repository import Store
 from kayenta_py.service.store.tables import STATUSES, AnalysisRecord
 

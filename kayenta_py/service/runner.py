@@ -16,21 +16,18 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from apscheduler.executors.pool import ThreadPoolExecutor as JobThreadPool
 from apscheduler.schedulers.background import BackgroundScheduler
-from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from kayenta_py.config.loader import load_config
-from kayenta_py.config.model import CanaryConfig
 from kayenta_py.config.registry import Registry
 from kayenta_py.engine.batches import fetch_sequential_batch
 from kayenta_py.engine.pipeline import judge_pairs, pair_metric_sets
 from kayenta_py.engine.sequential import SequentialAnalysis
-from kayenta_py.engine.source import MetricsSource, Scope, SourceError, fetch_metric_sets
+from kayenta_py.engine.source import MetricsSource, SourceError, fetch_metric_sets
 from kayenta_py.model.errors import KayentaError
 from kayenta_py.model.redact import redact
 from kayenta_py.model.types import CanaryResult, Thresholds, Verdict
@@ -39,63 +36,21 @@ from kayenta_py.service.store.repository import Store
 from kayenta_py.service.store.tables import CANCELLED, COMPLETED, FAILED, AnalysisRecord
 
 if TYPE_CHECKING:
-    from kayenta_py.service.settings import Settings
+    pass
+from kayenta_py.service.runner_support import (
+    RunnerMetrics,
+    _Trouble,
+    json_state_decode,
+    json_state_encode,
+    live_fixed_config,
+    log_judged,
+    scopes,
+)
 
 log = logging.getLogger(__name__)
 
 SourceFactory = Callable[[str], MetricsSource]
 """Returns the metrics source called by the given name (raises KayentaError if unknown)."""
-
-
-@dataclass
-class RunnerMetrics:
-    """The runner's own Prometheus metrics."""
-
-    judgements: Counter
-    judge_seconds: Histogram
-    source_errors: Counter
-
-    @classmethod
-    def create(cls, registry: CollectorRegistry) -> RunnerMetrics:
-        """Register the metrics in ``registry``."""
-        return cls(
-            Counter(
-                "kayenta_judgements", "Interval judgements stored, by verdict", ["verdict"], registry=registry
-            ),
-            Histogram(
-                "kayenta_judge_duration_seconds",
-                "Time to fetch and judge one interval",
-                registry=registry,
-                buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-            ),
-            Counter(
-                "kayenta_source_errors", "Failed metric fetches, by source", ["source"], registry=registry
-            ),
-        )
-
-
-@dataclass
-class _Trouble:
-    """Failed attempts of an analysis since it last stored an interval."""
-
-    first_ts: float
-    attempts: int = 0
-    logged_trace: bool = False
-    unrecorded: tuple[str, str] | None = None  # a failure (reason, error) the store could not take yet
-    record_attempts: int = 0
-
-
-def runner_options(settings: Settings) -> dict[str, Any]:
-    """The runner's keyword arguments from the service settings."""
-    return {
-        "concurrency": settings.fetch_concurrency,
-        "retry_limit": settings.source_retry_limit,
-        "retry_backoff": settings.retry_backoff,
-        "retry_max_delay": settings.retry_max_delay,
-        "retry_max_seconds": settings.retry_max_seconds,
-        "source_workers": settings.source_workers,
-        "fetch_deadline": settings.fetch_deadline,
-    }
 
 
 class AnalysisRunner:
@@ -489,89 +444,3 @@ class AnalysisRunner:
                 log.exception("analysis %s: on_finish hook failed", analysis_id)
 
 
-def log_judged(analysis: AnalysisRecord, index: int, result: CanaryResult, seconds: float) -> None:
-    """Log the one structured line of a judged interval (fixed and sequential mode alike)."""
-    metrics = ",".join(f"{m.name.replace(' ', '_')}:{m.classification.value}" for m in result.metrics)
-    score = "none" if result.score is None else f"{result.score:.2f}"
-    log.info(
-        "interval judged analysis=%s index=%d/%d mode=%s verdict=%s score=%s metrics=%s seconds=%.3f",
-        analysis.id,
-        index + 1,
-        analysis.intervals_total,
-        analysis.mode,
-        result.verdict.value,
-        score,
-        metrics or "-",
-        seconds,
-    )
-
-
-def scopes(analysis: AnalysisRecord) -> tuple[Scope, Scope]:
-    """Return the analysis' baseline and canary scopes (the canary may have its own location and params)."""
-    return (
-        Scope(analysis.baseline_scope, analysis.location, analysis.scope_params),
-        Scope(
-            analysis.canary_scope,
-            analysis.extra.get("canary_location", analysis.location),
-            analysis.extra.get("canary_scope_params", analysis.scope_params),
-        ),
-    )
-
-
-LIVE_MIN_EFFECTIVE = 8.0
-"""Effectively independent points a side a live fixed-mode interval needs to be judged (native configs)."""
-
-
-def live_fixed_config(config: CanaryConfig) -> CanaryConfig:
-    """Return ``config`` with the live rule: an interval on too few independent points is inconclusive.
-
-    A native config's ``mann-whitney`` metric that leaves ``min_effective`` unset gets
-    ``LIVE_MIN_EFFECTIVE``: 15 points of a 10-s rate window sampled each second hold the
-    information of one or two, so the interval is inconclusive (marginal) rather than a
-    fail-fast. Kayenta configs keep Kayenta's behaviour. Test: ``tests/test_live_service.py``.
-    """
-    if config.format != "native":
-        return config
-    metrics = tuple(
-        dataclasses.replace(m, judge_params={**m.judge_params, "min_effective": LIVE_MIN_EFFECTIVE})
-        if m.judge_type == "mann-whitney" and m.judge_params.get("min_effective") is None
-        else m
-        for m in config.metrics
-    )
-    return dataclasses.replace(config, metrics=metrics)
-
-
-def interval_count(lifetime_s: float, interval_s: float) -> int:
-    """Return how many intervals a lifetime holds (at least one)."""
-    if interval_s <= 0:
-        raise KayentaError("interval must be positive")
-    return max(1, int(lifetime_s // interval_s + 1e-9))
-
-
-_FLOAT_KEY = "__float__"  # {"__float__": "inf"}: a non-finite number in a JSON state
-
-
-def json_state_encode(value: Any) -> Any:
-    """Return ``value`` as strict JSON: non-finite floats (a histogram's ``+Inf`` bound) become markers.
-
-    PostgreSQL's JSON type refuses ``Infinity`` and ``NaN`` (SQLite stores them as Python
-    writes them); :func:`json_state_decode` turns the markers back into floats.
-    """
-    if isinstance(value, float) and not math.isfinite(value):
-        return {_FLOAT_KEY: repr(value)}
-    if isinstance(value, dict):
-        return {key: json_state_encode(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_state_encode(item) for item in value]
-    return value
-
-
-def json_state_decode(value: Any) -> Any:
-    """Undo :func:`json_state_encode` (a state stored without markers comes back unchanged)."""
-    if isinstance(value, dict):
-        if len(value) == 1 and isinstance(value.get(_FLOAT_KEY), str):
-            return float(value[_FLOAT_KEY])
-        return {key: json_state_decode(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [json_state_decode(item) for item in value]
-    return value

@@ -61,7 +61,8 @@ from kayenta_py.integrations.slack.messages import (
     summarize,
 )
 from kayenta_py.model.redact import redact, redact_json, register_webhook
-from kayenta_py.service.settings import Settings, cron_trigger
+from kayenta_py.service.settings import Settings
+from kayenta_py.service.settings_parsing import cron_trigger
 from kayenta_py.service.store.repository import Store
 from kayenta_py.service.store.tables import AnalysisRecord, IntervalRecord, NotificationRecord
 

@@ -23,6 +23,7 @@ from kayenta_py.service.store.checks import (
 from kayenta_py.service.store.errors import (
     WriteConflictError,
 )
+from kayenta_py.service.store.records import ConfigVersion
 from kayenta_py.service.store.tables import (
     NATIVE,
     ConfigRecord,
@@ -39,7 +40,7 @@ class ConfigStore(StoreBase):
 
     def create_config(
         self, name: str, body: Mapping[str, Any], *, origin: str = NATIVE, only_origin: str | None = None
-    ) -> ConfigVersionRecord:
+    ) -> ConfigVersion:
         """Store a new config as version 1; a live config of that name is a conflict.
 
         A deleted config of that name is created again, its history continuing; with
@@ -47,7 +48,7 @@ class ConfigStore(StoreBase):
         """
         now = time.time()
 
-        def write() -> ConfigVersionRecord:
+        def write() -> ConfigVersion:
             with self.session() as session:
                 config = session.scalar(select(ConfigRecord).where(ConfigRecord.name == name))
                 if config is not None and config.deleted_ts is None:
@@ -68,16 +69,16 @@ class ConfigStore(StoreBase):
                 session.add(record)
                 session.flush()
                 record.config = config
-                return record
+                return ConfigVersion.from_row(record)
 
         return self._retrying(write, name)
 
     def update_config(
         self, name: str, body: Mapping[str, Any], *, only_origin: str | None = None
-    ) -> ConfigVersionRecord:
+    ) -> ConfigVersion:
         """Store a new version of an existing config (with ``only_origin``: only if that API made it)."""
 
-        def write() -> ConfigVersionRecord:
+        def write() -> ConfigVersion:
             with self.session() as session:
                 config = self._live_config(session, name)
                 _check_origin(config, only_origin)
@@ -90,12 +91,12 @@ class ConfigStore(StoreBase):
                 session.add(record)
                 session.flush()
                 record.config = config
-                return record
+                return ConfigVersion.from_row(record)
 
         return self._retrying(write, name)
 
     @staticmethod
-    def _retrying(write: Callable[[], ConfigVersionRecord], name: str) -> ConfigVersionRecord:
+    def _retrying(write: Callable[[], ConfigVersion], name: str) -> ConfigVersion:
         """Run a config write again when a concurrent one took its name or version (unique keys).
 
         The next attempt reads the other write's result: a create then finds the name taken
@@ -127,7 +128,7 @@ class ConfigStore(StoreBase):
                 )
             )
 
-    def get_config(self, name: str, version: int | None = None) -> ConfigVersionRecord | None:
+    def get_config(self, name: str, version: int | None = None) -> ConfigVersion | None:
         """Return a config's latest (or given) version, or None."""
         with self.session() as session:
             config = session.scalar(select(ConfigRecord).where(ConfigRecord.name == name))
@@ -139,11 +140,12 @@ class ConfigStore(StoreBase):
             else:
                 query = query.where(ConfigVersionRecord.version == version)
             record = session.scalar(query)
-            if record is not None:
-                record.config = config
-            return record
+            if record is None:
+                return None
+            record.config = config
+            return ConfigVersion.from_row(record)
 
-    def config_history(self, name: str) -> list[ConfigVersionRecord]:
+    def config_history(self, name: str) -> list[ConfigVersion]:
         """Return every version of a config, oldest first."""
         with self.session() as session:
             config = session.scalar(select(ConfigRecord).where(ConfigRecord.name == name))
@@ -158,9 +160,9 @@ class ConfigStore(StoreBase):
             )
             for record in records:
                 record.config = config
-            return records
+            return [ConfigVersion.from_row(record) for record in records]
 
-    def list_configs(self) -> list[ConfigVersionRecord]:
+    def list_configs(self) -> list[ConfigVersion]:
         """Return the latest version of every live config, by name."""
         with self.session() as session:
             configs = session.scalars(
@@ -176,7 +178,7 @@ class ConfigStore(StoreBase):
                 )
                 if record is not None:
                     record.config = config
-                    out.append(record)
+                    out.append(ConfigVersion.from_row(record))
             return out
 
     def delete_config(self, name: str, *, only_origin: str | None = None) -> None:

@@ -31,6 +31,7 @@ from kayenta_py.service.store.checks import (
 from kayenta_py.service.store.configs import ConfigStore
 from kayenta_py.service.store.errors import UnreadableRecord
 from kayenta_py.service.store.outbox import NotificationStore
+from kayenta_py.service.store.records import Analysis, IntervalOutcome, VerdictChange
 from kayenta_py.service.store.tables import (
     RUNNING,
     AnalysisRecord,
@@ -46,7 +47,7 @@ class Store(ConfigStore, NotificationStore):
 
     # ------------------------------------------------------------ analyses
 
-    def create_analysis(self, **fields: Any) -> AnalysisRecord:
+    def create_analysis(self, **fields: Any) -> Analysis:
         """Store a new running analysis; ``fields`` are :class:`AnalysisRecord` columns."""
         now = time.time()
         record = AnalysisRecord(
@@ -77,9 +78,9 @@ class Store(ConfigStore, NotificationStore):
             if existing is None:
                 raise
             return existing
-        return record
+        return Analysis.from_row(record)
 
-    def get_analysis(self, analysis_id: str, *, with_intervals: bool = True) -> AnalysisRecord | None:
+    def get_analysis(self, analysis_id: str, *, with_intervals: bool = True) -> Analysis | None:
         """Return an analysis (with its intervals, oldest first) or None.
 
         Raises :class:`UnreadableRecord` when its row (or an interval's) cannot be read.
@@ -88,15 +89,15 @@ class Store(ConfigStore, NotificationStore):
             with self.session() as session:
                 record = session.get(AnalysisRecord, analysis_id)
                 if record is not None and with_intervals:
-                    for interval in record.intervals:  # loaded before the session closes
-                        interval.__dict__["_chain"] = record.intervals
+                    record.intervals  # noqa: B018 (loaded before the session closes)
         except (ValueError, TypeError, OverflowError) as exc:  # a body that does not decode
             raise UnreadableRecord(analysis_id, f"{type(exc).__name__}: {exc}") from None
-        if record is not None:
-            problem = analysis_problem(record)
-            if problem is not None:
-                raise UnreadableRecord(analysis_id, problem)
-        return record
+        if record is None:
+            return None
+        problem = analysis_problem(record)
+        if problem is not None:
+            raise UnreadableRecord(analysis_id, problem)
+        return Analysis.from_row(record, with_intervals=with_intervals)
 
     def list_analyses(
         self,
@@ -106,7 +107,7 @@ class Store(ConfigStore, NotificationStore):
         kind: str | None = None,
         limit: int = 50,
         offset: int = 0,
-    ) -> tuple[list[AnalysisRecord], int]:
+    ) -> tuple[list[Analysis], int]:
         """Return a page of analyses, newest first, and the total matching."""
         query = select(AnalysisRecord)
         if status is not None:
@@ -118,9 +119,9 @@ class Store(ConfigStore, NotificationStore):
         with self.session() as session:
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         page = query.order_by(AnalysisRecord.created_ts.desc(), AnalysisRecord.id).limit(limit).offset(offset)
-        return self._readable(page), int(total)
+        return [Analysis.from_row(row) for row in self._readable(page)], int(total)
 
-    def find_analysis(self, kind: str, external_key: str) -> AnalysisRecord | None:
+    def find_analysis(self, kind: str, external_key: str) -> Analysis | None:
         """Return the newest analysis a client created under ``external_key``, or None."""
         with self.session() as session:
             analysis_id = session.scalar(
@@ -131,9 +132,10 @@ class Store(ConfigStore, NotificationStore):
             )
         return None if analysis_id is None else self.get_analysis(analysis_id, with_intervals=False)
 
-    def running_analyses(self) -> list[AnalysisRecord]:
+    def running_analyses(self) -> list[Analysis]:
         """Return every analysis still running (to resume after a restart), less unreadable rows."""
-        return self._readable(select(AnalysisRecord).where(AnalysisRecord.status == RUNNING))
+        rows = self._readable(select(AnalysisRecord).where(AnalysisRecord.status == RUNNING))
+        return [Analysis.from_row(row) for row in rows]
 
     def judged_indices(self, analysis_id: str) -> set[int]:
         """Return the indices of the intervals already judged."""
@@ -141,6 +143,30 @@ class Store(ConfigStore, NotificationStore):
             return set(
                 session.scalars(select(IntervalRecord.index).where(IntervalRecord.analysis_id == analysis_id))
             )
+
+    def interval_outcomes(self, analysis_id: str) -> list[IntervalOutcome]:
+        """Return the outcome of every stored interval, oldest first, without their pairs."""
+        query = (
+            select(IntervalRecord.index, IntervalRecord.verdict, IntervalRecord.score, IntervalRecord.reason)
+            .where(IntervalRecord.analysis_id == analysis_id)
+            .order_by(IntervalRecord.index)
+        )
+        with self.session() as session:
+            return [
+                IntervalOutcome(index=index, verdict=verdict, score=score, reason=reason)
+                for index, verdict, score, reason in session.execute(query)
+            ]
+
+    def last_result(self, analysis_id: str) -> dict[str, Any] | None:
+        """Return the per-metric result of an analysis' last stored interval (None: none stored)."""
+        query = (
+            select(IntervalRecord.result)
+            .where(IntervalRecord.analysis_id == analysis_id)
+            .order_by(IntervalRecord.index.desc())
+            .limit(1)
+        )
+        with self.session() as session:
+            return session.scalar(query)
 
     def record_interval(
         self,
@@ -216,7 +242,7 @@ class Store(ConfigStore, NotificationStore):
         reason: str,
         *,
         error: str | None = None,
-    ) -> AnalysisRecord | None:
+    ) -> Analysis | None:
         """End a running analysis (cancelled, failed, or completed without a new interval)."""
         now = time.time()
         with self.session() as session:
@@ -226,7 +252,7 @@ class Store(ConfigStore, NotificationStore):
             if analysis.status == RUNNING:
                 analysis.status, analysis.completed_ts, analysis.error = status, now, error
                 self._publish(session, analysis, verdict, score, reason, now)
-            return analysis
+            return Analysis.from_row(analysis)
 
     @staticmethod
     def _publish(
@@ -244,13 +270,10 @@ class Store(ConfigStore, NotificationStore):
             )
         )
 
-    def verdict_history(self, analysis_id: str) -> list[VerdictRecord]:
+    def verdict_history(self, analysis_id: str) -> list[VerdictChange]:
         """Return the verdicts an analysis published, oldest first."""
         with self.session() as session:
-            return list(
-                session.scalars(
-                    select(VerdictRecord)
-                    .where(VerdictRecord.analysis_id == analysis_id)
-                    .order_by(VerdictRecord.id)
-                )
+            rows = session.scalars(
+                select(VerdictRecord).where(VerdictRecord.analysis_id == analysis_id).order_by(VerdictRecord.id)
             )
+            return [VerdictChange.from_row(row) for row in rows]

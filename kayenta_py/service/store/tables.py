@@ -18,19 +18,21 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from kayenta_py.model.pairs_codec import (
-    BrokenDeltaError,
-    cumulative_document,
-    has_delta,
+from kayenta_py.model.pairs_codec import has_delta
+from kayenta_py.service.store.records import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    FINAL_STATUSES,
+    RUNNING,
+    Schedule,
+    full_pairs,
 )
-from kayenta_py.service.store.errors import UnreadableRecord
 
 NATIVE, KAYENTA = "native", "kayenta"  # which API created a config
 
-
-RUNNING, COMPLETED, CANCELLED, FAILED = "running", "completed", "cancelled", "failed"
-FINAL_STATUSES = frozenset({COMPLETED, CANCELLED, FAILED})
 STATUSES = (RUNNING, COMPLETED, CANCELLED, FAILED)
+__all__ = ["CANCELLED", "COMPLETED", "FAILED", "FINAL_STATUSES", "RUNNING", "STATUSES"]
 
 
 class Base(DeclarativeBase):
@@ -76,7 +78,7 @@ class ConfigVersionRecord(Base):
         return self.config.origin
 
 
-class AnalysisRecord(Base):
+class AnalysisRecord(Schedule, Base):
     """A canary analysis: what to compare, its schedule, and its state and verdict."""
 
     __tablename__ = "analyses"
@@ -118,24 +120,6 @@ class AnalysisRecord(Base):
         back_populates="analysis", order_by="IntervalRecord.index", cascade="all, delete-orphan"
     )
 
-    @property
-    def complete(self) -> bool:
-        """Return whether the analysis has ended (its verdict is final)."""
-        return self.status in FINAL_STATUSES
-
-    def due_ts(self, index: int) -> float:
-        """Return when interval ``index`` (0-based) falls due: start + warmup + (index + 1) * interval."""
-        return self.start_ts + self.warmup_s + (index + 1) * self.interval_s
-
-    def window(self, index: int) -> tuple[float, float]:
-        """Return the metric window of interval ``index``: cumulative, the lookback before it, or
-        (sequential mode) the new points since the previous interval."""
-        end = self.due_ts(index)
-        if self.mode == "sequential":  # only the new points: from the previous interval's end
-            return (self.due_ts(index - 1) if index else self.start_ts + self.warmup_s), end
-        start = self.start_ts + self.warmup_s if self.lookback_s is None else end - self.lookback_s
-        return start, end
-
 
 class IntervalRecord(Base):
     """One judgement of an analysis: its window, raw metric pairs and per-metric results.
@@ -167,22 +151,14 @@ class IntervalRecord(Base):
     @property
     def pairs(self) -> list[dict[str, Any]]:
         """Return every metric pair this interval judged, as :func:`pairs_to_json` wrote them."""
-        document = self.stored_pairs
-        if not has_delta(document):
-            return document
         chain = self.__dict__.get("_chain")
-        if chain is None:
+        if chain is None and has_delta(self.stored_pairs):
             try:
                 chain = self.analysis.intervals
             except Exception:  # detached without its analysis: the earlier intervals are not at hand
-                raise UnreadableRecord(
-                    self.analysis_id, f"interval {self.index} holds deltas; load it with Store.get_analysis"
-                ) from None
-        earlier = [(i.index, i.stored_pairs) for i in chain if i.index <= self.index]
-        try:
-            return cumulative_document(earlier)
-        except BrokenDeltaError as exc:
-            raise UnreadableRecord(self.analysis_id, str(exc)) from None
+                chain = None
+        earlier = None if chain is None else [(i.index, i.stored_pairs) for i in chain]
+        return full_pairs(self.analysis_id, self.index, self.stored_pairs, earlier)
 
     @pairs.setter
     def pairs(self, document: list[dict[str, Any]]) -> None:
