@@ -25,8 +25,8 @@ from scipy.stats import norm
 
 import kayenta_py
 from judges import SequentialCountJudge, SequentialHistogramJudge, SequentialRankJudge
-from judges.sequential.count import LOG_RATIO_GRID, RateRatioTest
 from judges.sequential.rank import _centred_signs
+from judges.sequential.rate_ratio import LOG_RATIO_GRID, RateRatioTest
 from kayenta_py import (
     CanaryResult,
     Classification,

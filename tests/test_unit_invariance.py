@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from judges import EffectSizeParams, MannWhitneyJudge, MannWhitneyParams, RankSumStatistic, wilcoxon_interval
-from judges.mann_whitney import EffectThresholds
+from judges.mann_whitney_params import EffectThresholds
 from kayenta_py import (
     Classification,
     ConfigError,
