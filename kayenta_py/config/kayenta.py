@@ -122,5 +122,3 @@ def _from_kayenta(
         warnings=tuple(warnings),
         raw=MappingProxyType(dict(raw)),
     )
-
-

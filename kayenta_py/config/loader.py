@@ -90,5 +90,3 @@ def is_kayenta_config(raw: Mapping[str, Any]) -> bool:
             for m in metrics
         )
     return False
-
-

@@ -102,5 +102,3 @@ def _unknown_fields(model: BaseModel, path: str) -> list[tuple[str, str]]:
                 if isinstance(item, BaseModel):
                     found.extend(_unknown_fields(item, f"{where}[{index}]"))
     return found
-
-

@@ -159,8 +159,6 @@ class CanaryConfig:
         raise KeyError(f"no metric {name!r}{did_you_mean(name, [m.name for m in self.metrics])}")
 
 
-
-
 # ---------------------------------------------------------------- loading
 
 

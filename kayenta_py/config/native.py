@@ -277,5 +277,3 @@ def _check_groups(
             issues.append(ConfigIssue(f"metrics[{index}].group", message))
         else:
             warnings.append(f"metrics[{index}]: {message}")
-
-

@@ -122,5 +122,3 @@ class _KayentaModel(_Lenient):
     templates: dict[str, str] = Field(default_factory=dict)
     classifier: _KClassifier = _KClassifier()
     mode: Literal["fixed", "sequential"] = "fixed"  # kayenta-py's extension
-
-

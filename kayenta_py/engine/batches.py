@@ -21,6 +21,7 @@ from kayenta_py.model.types import (
 
 TRAFFIC_SUFFIX = "#traffic"
 
+
 @dataclass(frozen=True)
 class SequentialBatch:
     """One window's data shaped for each metric's sequential judge, and the raw pairs behind it."""
@@ -166,5 +167,3 @@ def _common(
 
 def _at(series: dict[float, float], times: list[float]) -> npt.NDArray[np.float64]:
     return np.array([series[t] for t in times], dtype=np.float64)
-
-

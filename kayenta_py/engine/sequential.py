@@ -418,10 +418,3 @@ def _interval(ci: tuple[float, float] | None) -> str:
     if ci is None:
         return "(none yet)"
     return f"[{ci[0]:.4g}, {ci[1]:.4g}]"
-
-
-# ---------------------------------------------------------------- live data
-
-
-
-

@@ -17,6 +17,7 @@ from kayenta_py.model.types import (
 
 EMPTY_STATS = SummaryStats(0.0, 0.0, 0.0, 0.0, 0)
 
+
 @dataclass(frozen=True)
 class Assessment:
     """A sequential judge's current evidence on one metric.
@@ -113,5 +114,3 @@ def clip_p(value: float) -> float:
     if math.isnan(value):
         return 1.0
     return min(1.0, max(0.0, value))
-
-

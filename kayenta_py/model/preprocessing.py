@@ -12,6 +12,7 @@ from kayenta_py.model.types import FloatArray, as_values
 
 FENCE_SLACK = 1e-12
 
+
 class NanStrategy(StrEnum):
     """What to do with NaN values before judging."""
 
@@ -101,5 +102,3 @@ def preprocess(
     data = remove_nans(values) if nan_strategy is NanStrategy.REMOVE else replace_nans(values)
     data = as_values(data[np.isfinite(data)]) if not np.isfinite(data).all() else data
     return outliers.apply(data) if outliers is not None else data
-
-
