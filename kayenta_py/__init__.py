@@ -13,7 +13,7 @@ from kayenta_py.backtest.runs import backtest
 from kayenta_py.config.loader import is_kayenta_config, load_config
 from kayenta_py.config.model import KIND_DEFAULTS, CanaryConfig, KindDefaults, MetricConfig, MetricKind
 from kayenta_py.config.registry import Registry, default_registry, did_you_mean, use_registry
-from kayenta_py.engine.judge import Judge, format_number
+from kayenta_py.engine.judge import Judge
 from kayenta_py.engine.pipeline import (
     Judgement,
     analyze,
@@ -45,6 +45,7 @@ from kayenta_py.model.errors import (
     PluginError,
     ThresholdsError,
 )
+from kayenta_py.model.formatting import format_number
 from kayenta_py.model.preprocessing import (
     NanStrategy,
     Outliers,

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from kayenta_py.config.model import MetricConfig, MetricKind
 from kayenta_py.config.registry import Registry, did_you_mean
-from kayenta_py.engine.judge import Judge, format_number
-from kayenta_py.engine.sequential_judge import Assessment, SequentialJudge, clip_p
+from kayenta_py.engine.judge import Judge
+from kayenta_py.engine.sequential_judge import Assessment, BatchShape, SequentialJudge, clip_p
 from kayenta_py.engine.source import MetricsSource, Scope, SourceError
 from kayenta_py.engine.stats import (
     AR1_MAX,
@@ -26,6 +26,7 @@ from kayenta_py.engine.stats import (
 )
 from kayenta_py.engine.zeroin import zeroin
 from kayenta_py.model.errors import ConfigError, InputError, KayentaError
+from kayenta_py.model.formatting import format_number
 from kayenta_py.model.redact import redact_url
 from kayenta_py.model.types import (
     Classification,
@@ -41,6 +42,7 @@ from kayenta_py.model.types import (
 __all__ = [
     "AR1_MAX",
     "Assessment",
+    "BatchShape",
     "Classification",
     "ConfigError",
     "Direction",

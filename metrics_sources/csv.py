@@ -75,6 +75,12 @@ class CsvSource:
     """
 
     name = "csv"
+    service_source = False  # the files are named on the command line, never by the service
+
+    @classmethod
+    def is_configured(cls, settings: Mapping[str, object]) -> bool:
+        """Never a service source: the files are named on the command line (``kayenta-py judge``)."""
+        return False
 
     def __init__(self, *, files: Mapping[str, str | Path]) -> None:
         self._files: dict[str, str | Path] = {str(scope): path for scope, path in files.items()}

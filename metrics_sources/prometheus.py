@@ -9,15 +9,16 @@ import math
 import re
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -30,6 +31,26 @@ from metrics_sources.promql import build_query
 MAX_POINTS = 11_000  # Prometheus refuses range queries of more points per series
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 _STATUS = re.compile(r"HTTP Status Code (\d+) \((.*)\)$", re.DOTALL)
+
+
+class PrometheusSettings(BaseModel):
+    """The prometheus source's service settings: ``prometheus_<field>`` (``KAYENTA_PROMETHEUS_<FIELD>``)."""
+
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
+
+    url: str | None = Field(None, description="the default Prometheus source")
+    token: SecretStr | None = Field(None, description="bearer token for that Prometheus")
+    timeout: float = Field(10.0, gt=0, description="seconds per connect and per read")
+    deadline: float = Field(30.0, gt=0, description="total seconds of one range request, retries included")
+    retries: int = Field(3, ge=0)
+
+    @classmethod
+    def from_service(cls, settings: Mapping[str, Any]) -> PrometheusSettings:
+        """Return the ``prometheus_*`` entries of the service's settings (prefix dropped)."""
+        prefix = PrometheusSource.settings_prefix + "_"
+        return cls.model_validate(
+            {key.removeprefix(prefix): value for key, value in settings.items() if key.startswith(prefix)}
+        )
 
 
 class PrometheusSource:
@@ -69,6 +90,28 @@ class PrometheusSource:
     """
 
     name = "prometheus"
+    settings_prefix: ClassVar[str] = "prometheus"
+    settings_model: ClassVar[type[BaseModel]] = PrometheusSettings
+
+    @classmethod
+    def is_configured(cls, settings: Mapping[str, Any]) -> bool:
+        """Return whether the service's settings set this source up (``prometheus_url`` is set)."""
+        return bool(PrometheusSettings.from_service(settings).url)
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> PrometheusSource:
+        """Return the source the service's settings describe (``prometheus_*``, ``fetch_concurrency``)."""
+        own = PrometheusSettings.from_service(settings)
+        if not own.url:
+            raise KayentaError("source: 'prometheus' is not set up (KAYENTA_PROMETHEUS_URL is not set)")
+        return cls(
+            own.url,
+            bearer_token=own.token.get_secret_value() if own.token else None,
+            timeout=own.timeout,
+            retries=own.retries,
+            deadline=own.deadline,
+            pool_size=max(32, int(settings.get("fetch_concurrency", 8))),
+        )
 
     def __init__(
         self,

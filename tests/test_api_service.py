@@ -187,7 +187,7 @@ def local_judgements(canary: str, start: float) -> list[kayenta_py.CanaryResult]
     A live fixed-mode interval of a native config applies the effective-points rule
     (``live_fixed_config``), so the library judges with it too.
     """
-    config = live_fixed_config(load_config(CHECKOUT))
+    config = live_fixed_config(load_config(CHECKOUT), default_registry())
     source = default_registry().source_class("demo")()
     results = []
     for index in range(INTERVALS):

@@ -182,8 +182,9 @@ def test_kayenta_configs_keep_kayentas_judge() -> None:
     assert loaded.metrics[0].judge_params["min_effective"] == 0
     unset = kayenta_py.load_config({"metrics": [{"name": "error-ratio", "kind": "errors"}]})
     assert unset.metrics[0].judge_params["min_effective"] is None
-    assert live_fixed_config(unset).metrics[0].judge_params["min_effective"] == LIVE_MIN_EFFECTIVE
-    assert live_fixed_config(loaded).metrics[0].judge_params["min_effective"] == 0
+    registry = kayenta_py.default_registry()
+    assert live_fixed_config(unset, registry).metrics[0].judge_params["min_effective"] == LIVE_MIN_EFFECTIVE
+    assert live_fixed_config(loaded, registry).metrics[0].judge_params["min_effective"] == 0
     rng = np.random.default_rng(20260)
     for _ in range(40):
         baseline, canary = ar1_ratio(rng), ar1_ratio(rng)

@@ -42,8 +42,9 @@ from kayenta_py.engine.source import MetricsSource
 from kayenta_py.service.analyses import Service
 from kayenta_py.service.runner import AnalysisRunner
 from kayenta_py.service.settings import Settings
+from kayenta_py.service.store.records import Analysis as AnalysisRecord
 from kayenta_py.service.store.repository import Store
-from kayenta_py.service.store.tables import FAILED, AnalysisRecord, NotificationRecord
+from kayenta_py.service.store.tables import FAILED, NotificationRecord
 from metrics_sources.demo import DemoSource
 from metrics_sources.prometheus import PrometheusSource
 

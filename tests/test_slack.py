@@ -35,16 +35,18 @@ from pydantic import SecretStr, ValidationError
 from sqlalchemy import select
 
 from kayenta_py.examples import EXAMPLES_DIR
-from kayenta_py.integrations.slack.blocks import FAILING, MAX_BLOCKS, MAX_HEADER_TEXT, MAX_SECTION_TEXT
+from kayenta_py.integrations.slack.blocks import MAX_BLOCKS, MAX_HEADER_TEXT, MAX_SECTION_TEXT
 from kayenta_py.integrations.slack.channels import Channel
 from kayenta_py.integrations.slack.messages import finished_message
 from kayenta_py.integrations.slack.notifier import DIGEST, FINISHED, SlackNotifier
 from kayenta_py.model.errors import ConfigError
+from kayenta_py.model.types import FAILING_CLASSIFICATIONS
 from kayenta_py.service.analyses import Service
 from kayenta_py.service.settings import Settings, load_settings
 from kayenta_py.service.settings_parsing import cron_trigger
+from kayenta_py.service.store.records import Analysis as AnalysisRecord
 from kayenta_py.service.store.repository import Store
-from kayenta_py.service.store.tables import AnalysisRecord, NotificationRecord
+from kayenta_py.service.store.tables import NotificationRecord
 
 SECRET = "SECRETwebhookTOKEN4242"
 PUBLIC = "https://kayenta.example.test"
@@ -490,7 +492,7 @@ def test_digest_goes_out_on_schedule_with_counts_and_top_failures(tmp_path: Path
     counted: Counter[str] = Counter()
     for analysis_id, metrics in expected.items():
         if analysis_id != passed.id:
-            counted.update({m["name"] for m in metrics if m["classification"] in FAILING})
+            counted.update({m["name"] for m in metrics if m["classification"] in FAILING_CLASSIFICATIONS})
     assert "p50-latency" in counted
     top = sorted(counted.items(), key=lambda item: (-item[1], item[0]))[:5]
     assert sections[1].splitlines() == [

@@ -82,6 +82,7 @@ class SequentialCountJudge(_RateRatioJudge):
     """
 
     name = "sequential-count"
+    batch_shape = "counts"
     params_model = CountParams
 
     def new_state(self, alpha: float) -> dict[str, Any]:

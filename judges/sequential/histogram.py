@@ -46,6 +46,7 @@ class SequentialHistogramJudge(_RateRatioJudge):
     """
 
     name = "sequential-histogram"
+    batch_shape = "histogram"
     params_model = HistogramParams
 
     def __init__(

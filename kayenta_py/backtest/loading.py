@@ -202,7 +202,7 @@ def load_stored_canaries(
                     canary,
                     f"analysis {record.id}",
                     config=configs[body_key],
-                    thresholds=Thresholds(record.thresholds["pass"], record.thresholds["marginal"]),
+                    thresholds=Thresholds.from_dict(record.thresholds),
                     past_verdict=record.verdict,
                 )
             )

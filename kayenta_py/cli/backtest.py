@@ -13,8 +13,9 @@ from typing import Any, TextIO
 from kayenta_py.backtest.loading import load_csv_canaries, load_stored_canaries
 from kayenta_py.backtest.overrides import parse_assignment, parse_sweep, parse_value, validate_overrides
 from kayenta_py.backtest.runs import LABELS, MARGINAL_NOTE, OUTCOMES, SettingResult, backtest
+from kayenta_py.cli.options import cli_thresholds
 from kayenta_py.config.loader import load_config
-from kayenta_py.config.model import DEFAULT_JUDGE, CanaryConfig
+from kayenta_py.config.model import DEFAULT_JUDGE
 from kayenta_py.config.registry import Registry
 from kayenta_py.model.errors import KayentaError
 from kayenta_py.model.types import Thresholds
@@ -121,7 +122,9 @@ def run_backtest(args: argparse.Namespace, registry: Registry, out: TextIO) -> i
         origin = _safe_url(args.database_url)
         if not canaries:
             raise KayentaError(f"--database-url: no completed analysis to backtest in {origin}")
-    thresholds = _thresholds(config, args.pass_, args.marginal)
+    thresholds = cli_thresholds(
+        config.thresholds if config is not None else Thresholds(), args.pass_, args.marginal
+    )
     bar = _progress_bar(len(settings) * len(canaries), disable=args.no_progress)
     try:
         results = backtest(
@@ -150,22 +153,6 @@ def run_backtest(args: argparse.Namespace, registry: Registry, out: TextIO) -> i
     else:
         out.write(render_backtest(header, results))
     return 0
-
-
-def _thresholds(
-    config: CanaryConfig | None, pass_: float | None, marginal: float | None
-) -> Thresholds | None:
-    if pass_ is None and marginal is None:
-        return None
-    default = config.thresholds if config is not None else Thresholds()
-    try:
-        return Thresholds(
-            default.pass_ if pass_ is None else pass_, default.marginal if marginal is None else marginal
-        )
-    except ValueError as exc:
-        raise KayentaError(
-            str(exc).replace("thresholds.pass", "--pass").replace("thresholds.marginal", "--marginal")
-        ) from None
 
 
 def _safe_url(url: str) -> str:

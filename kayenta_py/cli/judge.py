@@ -14,15 +14,15 @@ from kayenta_py.cli.options import (
     EXIT_FAIL,
     EXIT_MARGINAL,
     EXIT_PASS,
-    _thresholds,
+    cli_thresholds,
 )
 from kayenta_py.config.loader import load_config
 from kayenta_py.config.model import CanaryConfig
 from kayenta_py.config.registry import Registry
-from kayenta_py.engine.judge import format_number
 from kayenta_py.engine.pipeline import judge as judge_canary
 from kayenta_py.engine.pipeline import pair_metric_sets
 from kayenta_py.model.errors import KayentaError
+from kayenta_py.model.formatting import format_number, format_score
 from kayenta_py.model.types import CanaryResult, MetricSet, MetricSetPair, Verdict
 
 VERDICT_EXIT = {Verdict.PASS: EXIT_PASS, Verdict.FAIL: EXIT_FAIL, Verdict.MARGINAL: EXIT_MARGINAL}
@@ -30,7 +30,7 @@ VERDICT_EXIT = {Verdict.PASS: EXIT_PASS, Verdict.FAIL: EXIT_FAIL, Verdict.MARGIN
 
 def _judge(args: argparse.Namespace, registry: Registry, out: TextIO) -> int:
     config = load_config(args.config, registry=registry)
-    thresholds = _thresholds(config, args.pass_, args.marginal)
+    thresholds = cli_thresholds(config.thresholds, args.pass_, args.marginal)
     source = registry.source_class("csv")(files={"baseline": args.baseline, "canary": args.canary})
     baseline: dict[str, list[MetricSet]] = {}
     canary: dict[str, list[MetricSet]] = {}
@@ -118,7 +118,7 @@ def render_text(config: CanaryConfig, result: CanaryResult) -> str:
             f"group {group.name}: score {format_number(group.score)}, weight {format_number(group.weight)}"
             + (" (no data)" if group.no_data else "")
         )
-    score = "n/a" if result.score is None else f"{result.score:.2f}"
+    score = format_score(result.score)
     lines += [
         "",
         f"score: {score}  (pass >= {result.thresholds.pass_:g}, marginal > {result.thresholds.marginal:g})",

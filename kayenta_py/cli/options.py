@@ -8,14 +8,13 @@ import os
 import re
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from kayenta_py.config.model import CanaryConfig
 from kayenta_py.config.registry import Registry
 from kayenta_py.model.errors import KayentaError
+from kayenta_py.model.formatting import parse_rfc3339
 from kayenta_py.model.limits import DEFAULT_LIMITS, check_duration, check_time
 from kayenta_py.model.types import Thresholds
 
@@ -136,15 +135,12 @@ def parse_time(text: str, option: str) -> float:
     except ValueError:
         pass
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        return check_time(parse_rfc3339(text), option)
     except ValueError:
         raise KayentaError(
             f"{option}: {text!r} is not a time (RFC 3339 like 2026-11-26T09:00:00Z, epoch seconds, "
             "'now' or 'now-30m')"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return check_time(moment.timestamp(), option)
 
 
 def _step(text: str) -> float:
@@ -157,15 +153,13 @@ def _step(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("step: ")) from None
 
 
-def _thresholds(config: CanaryConfig, pass_: float | None, marginal: float | None) -> Thresholds:
-    try:
-        return Thresholds(
-            config.thresholds.pass_ if pass_ is None else pass_,
-            config.thresholds.marginal if marginal is None else marginal,
-        )
-    except ValueError as exc:
-        raise KayentaError(
-            str(exc).replace("thresholds.pass", "--pass").replace("thresholds.marginal", "--marginal")
-        ) from None
+def cli_thresholds(default: Thresholds, pass_: float | None, marginal: float | None) -> Thresholds | None:
+    """Return ``default`` with ``--pass`` and ``--marginal`` applied (None: neither was given)."""
+    if pass_ is None and marginal is None:
+        return None
+    return default.overridden({"pass": pass_, "marginal": marginal}, field=_THRESHOLD_OPTIONS)
+
+
+_THRESHOLD_OPTIONS = {"pass": "--pass", "marginal": "--marginal"}
 
 

@@ -14,24 +14,24 @@ from kayenta_py.cli.options import (
     EXIT_PASS,
     _prometheus,
     _scope_params,
-    _thresholds,
     _without_credentials,
+    cli_thresholds,
     parse_time,
 )
 from kayenta_py.config.loader import load_config
 from kayenta_py.config.model import MetricConfig
 from kayenta_py.config.registry import Registry
-from kayenta_py.engine.judge import format_number
 from kayenta_py.engine.pipeline import analyze as analyze_canary
 from kayenta_py.engine.pipeline import pair_metric_sets
 from kayenta_py.engine.source import MetricsSource, Scope
 from kayenta_py.model.errors import KayentaError
+from kayenta_py.model.formatting import format_number
 from kayenta_py.model.types import MetricSet, rfc3339
 
 
 def _analyze(args: argparse.Namespace, registry: Registry, out: TextIO) -> int:
     config = load_config(args.config, registry=registry)
-    thresholds = _thresholds(config, args.pass_, args.marginal)
+    thresholds = cli_thresholds(config.thresholds, args.pass_, args.marginal)
     source = _prometheus(args, registry)
     start, end = parse_time(args.start, "--start"), parse_time(args.end, "--end")
     params = _scope_params(args.scope_param)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -12,6 +12,7 @@ import numpy.typing as npt
 from kayenta_py.config.model import CanaryConfig, MetricConfig
 from kayenta_py.config.registry import Registry, default_registry
 from kayenta_py.engine.pipeline import pair_metric_sets
+from kayenta_py.engine.sequential_judge import BatchShape
 from kayenta_py.engine.source import MetricsSource, Scope, fetch_metric_sets
 from kayenta_py.model.errors import KayentaError
 from kayenta_py.model.types import (
@@ -48,20 +49,22 @@ def fetch_sequential_batch(
 ) -> SequentialBatch:
     """Fetch the newest window from ``source`` and shape it as batches for :meth:`SequentialAnalysis.update`.
 
-    ``sequential-count`` metrics fetch their ``query`` (events per step) and
-    ``traffic_query`` (requests per step), summed over series; ``sequential-histogram``
-    metrics fetch bucket series labelled ``le``; ``sequential-rank`` metrics one series
-    per side. Baseline and canary are aligned on common timestamps; points at or
-    before ``after`` (the previous window's end) are dropped, so no point counts twice.
+    Each metric's judge declares its :data:`BatchShape` (``batch_shape``): ``counts`` fetch
+    the ``query`` (events per step) and the ``traffic_query`` (requests per step), summed over
+    series; ``histogram`` fetch bucket series labelled ``le``; ``values`` one series per side.
+    The engine names no judge, so a third-party sequential judge is shaped alike. Baseline
+    and canary are aligned on common timestamps; points at or before ``after`` (the previous
+    window's end) are dropped, so no point counts twice.
     ``deadline`` bounds the whole fetch (see :func:`fetch_metric_sets`).
     """
     registry = registry or default_registry()
     fetched: list[MetricConfig] = []
+    shapes = {metric.name: batch_shape(metric, registry) for metric in config.metrics}
     for metric in config.metrics:
         fetched.append(metric)
-        if metric.judge_type == "sequential-count":
+        if shapes[metric.name] == "counts":
             if not metric.traffic_query:
-                raise KayentaError(f"metric {metric.name!r}: sequential-count needs a traffic_query")
+                raise KayentaError(f"metric {metric.name!r}: {metric.judge_type} needs a traffic_query")
             fetched.append(replace(metric, name=f"{metric.name}{TRAFFIC_SUFFIX}", query=metric.traffic_query))
     data = fetch_metric_sets(
         replace(config, metrics=tuple(fetched)),
@@ -82,7 +85,7 @@ def fetch_sequential_batch(
     )
     for metric in config.metrics:
         sides = (data.baseline.get(metric.name, []), data.canary.get(metric.name, []))
-        if metric.judge_type == "sequential-count":
+        if shapes[metric.name] == "counts":
             traffic = (
                 data.baseline.get(metric.name + TRAFFIC_SUFFIX, []),
                 data.canary.get(metric.name + TRAFFIC_SUFFIX, []),
@@ -91,7 +94,7 @@ def fetch_sequential_batch(
             times = _common(list(counts_b), list(counts_c), after)
             batches_b[metric.name] = (_at(counts_b[0], times), _at(counts_b[1], times))
             batches_c[metric.name] = (_at(counts_c[0], times), _at(counts_c[1], times))
-        elif metric.judge_type == "sequential-histogram":
+        elif shapes[metric.name] == "histogram":
             given = metric.judge_params.get("buckets")
             columns_b = _histogram(sides[0], metric.name)
             columns_c = _histogram(sides[1], metric.name)
@@ -114,6 +117,17 @@ def fetch_sequential_batch(
             batches_b[metric.name] = _at(series_b, times)
             batches_c[metric.name] = _at(series_c, times)
     return SequentialBatch(batches_b, batches_c, pairs, warnings)
+
+
+def batch_shape(metric: MetricConfig, registry: Registry) -> BatchShape:
+    """Return the batch shape ``metric``'s judge declares (``values`` for a judge that declares none)."""
+    shape = getattr(registry.judge_class(metric.judge_type), "batch_shape", "values")
+    if shape not in get_args(BatchShape):
+        raise KayentaError(
+            f"metric {metric.name!r}: judge {metric.judge_type} declares batch_shape {shape!r} "
+            f"(the engine shapes {', '.join(get_args(BatchShape))})"
+        )
+    return cast(BatchShape, shape)
 
 
 def _by_time(metric_set: MetricSet) -> dict[float, float]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -161,12 +160,3 @@ class Judge(ABC):
             tags=pair.tags,
             **extras,
         )
-
-
-def format_number(value: float | None) -> str:
-    """Format a number compactly for reasons and tables (4 significant digits)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if value == 0 or 1e-3 <= abs(value) < 1e5:
-        return f"{value:.4g}"
-    return f"{value:.3e}"

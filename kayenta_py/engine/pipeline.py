@@ -191,15 +191,7 @@ def _thresholds(given: Thresholds | Mapping[str, float] | None, default: Thresho
         return default
     if isinstance(given, Thresholds):
         return given
-    unknown = set(given) - {"pass", "marginal"}
-    if unknown:
-        raise KayentaError(f"thresholds: unknown key(s) {sorted(unknown)}; use 'pass' and 'marginal'")
-    try:
-        return Thresholds(
-            float(given.get("pass", default.pass_)), float(given.get("marginal", default.marginal))
-        )
-    except ValueError as exc:
-        raise KayentaError(str(exc)) from None
+    return default.overridden(given)
 
 
 def normalize_metric_data(data: MetricData | Any, side: str) -> dict[str, list[MetricSet]]:

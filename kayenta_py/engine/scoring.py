@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from kayenta_py.config.model import effective_group_weight
-from kayenta_py.engine.judge import format_number
+from kayenta_py.model.formatting import format_number
 from kayenta_py.model.types import Classification, GroupScore, MetricResult, Thresholds, Verdict
 
 NODATA_THRESHOLD = 50.0  # percent of results

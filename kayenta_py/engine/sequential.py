@@ -39,8 +39,6 @@ from kayenta_py.model.types import (
     Verdict,
 )
 
-SEQUENTIAL_JUDGES = ("sequential-count", "sequential-histogram", "sequential-rank")
-
 
 @dataclass
 class _MetricTrack:
@@ -116,7 +114,7 @@ class SequentialAnalysis:
             if not getattr(judge, "sequential", False):
                 raise KayentaError(
                     f"metric {metric.name!r}: judge {metric.judge_type} is not sequential "
-                    f"(use one of {', '.join(SEQUENTIAL_JUDGES)})"
+                    f"(use one of {', '.join(sequential_judge_names(self.registry))})"
                 )
             assert isinstance(judge, SequentialJudge)
             self.tracks[metric.name] = _MetricTrack(metric, judge, judge.new_state(self.level))
@@ -408,6 +406,11 @@ def _group_scores(results: list[MetricResult]) -> tuple[GroupScore, ...]:
         )
         for group in dict.fromkeys(g for r in results for g in r.groups)
     )
+
+
+def sequential_judge_names(registry: Registry) -> list[str]:
+    """Return the registered judges with a sequential form."""
+    return [n for n in registry.judge_names() if getattr(registry.judge_class(n), "sequential", False)]
 
 
 def _number(value: float | None) -> str:

@@ -6,7 +6,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel
 
@@ -50,6 +50,20 @@ class Assessment:
     inconclusive: str | None = None
 
 
+BatchShape = Literal["values", "counts", "histogram"]
+"""The batch shapes the engine can fetch for a sequential judge, per side and interval:
+
+``values``
+    One series' new values, aligned by time with the other side's (the first pair of series).
+``counts``
+    ``(events, traffic)``: the metric's ``query`` (events per step) and its ``traffic_query``
+    (requests per step), each summed over series and aligned by time.
+``histogram``
+    ``{bound: counts}``: bucket series labelled ``le`` summed per bound, aligned by time
+    (the bounds are the judge's ``buckets`` parameter when given, else the baseline's).
+"""
+
+
 class SequentialJudge(ABC):
     """Base class of sequential judges: keyword-only parameters, a JSON state, batch updates."""
 
@@ -57,6 +71,8 @@ class SequentialJudge(ABC):
     version: ClassVar[str] = "1.0"
     sequential: ClassVar[bool] = True
     params_model: ClassVar[type[BaseModel] | None] = None
+    batch_shape: ClassVar[BatchShape] = "values"
+    """How the engine shapes each side's batch for :meth:`update` (see :data:`BatchShape`)."""
 
     def __init__(
         self,

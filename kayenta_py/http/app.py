@@ -41,7 +41,6 @@ from kayenta_py.integrations.flagger import flagger_router
 from kayenta_py.integrations.kayenta.routes import kayenta_router
 from kayenta_py.model.errors import StoreError
 from kayenta_py.model.redact import redact
-from kayenta_py.model.types import Thresholds
 from kayenta_py.reports.html import render_analysis_html
 from kayenta_py.reports.templates import CONTENT_SECURITY_POLICY
 from kayenta_py.service.analyses import Service
@@ -235,13 +234,8 @@ def create_app(
     def judge(body: JudgeRequest) -> dict[str, Any]:
         """Judge posted baseline and canary values with a config, synchronously."""
         config, _, _, _ = service.resolve_config(body.config, body.config_name, body.config_version)
-        thresholds = None
         given = _given(body.thresholds)
-        if given is not None:
-            thresholds = Thresholds(
-                float(given.get("pass", config.thresholds.pass_)),
-                float(given.get("marginal", config.thresholds.marginal)),
-            )
+        thresholds = None if given is None else config.thresholds.overridden(given)
         known = [m.name for m in config.metrics]
         for side, data in (("baseline", body.baseline), ("canary", body.canary)):
             for name in data:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import HTTPException, Request
@@ -12,9 +12,10 @@ from kayenta_py.http.errors import one_line
 from kayenta_py.http.schemas import (
     ThresholdsBody,
 )
+from kayenta_py.model.formatting import epoch_of
 from kayenta_py.model.types import rfc3339
 from kayenta_py.service.analyses import Service
-from kayenta_py.service.store.tables import AnalysisRecord, ConfigVersionRecord, IntervalRecord
+from kayenta_py.service.store.records import Analysis, ConfigVersion, Interval
 
 
 def _write_problem(service: Service) -> str | None:
@@ -25,13 +26,13 @@ def _write_problem(service: Service) -> str | None:
         return f"{type(exc).__name__}: {one_line(exc)}"
 
 
-def verdict_document(record: AnalysisRecord) -> dict[str, Any]:
+def verdict_document(record: Analysis) -> dict[str, Any]:
     """Return ``{verdict, score, complete, reason}`` for rollout controllers."""
     score = record.score if record.score is not None and math.isfinite(record.score) else None
     return {"verdict": record.verdict, "score": score, "complete": record.complete, "reason": record.reason}
 
 
-def analysis_summary(service: Service, request: Request, record: AnalysisRecord) -> dict[str, Any]:
+def analysis_summary(service: Service, request: Request, record: Analysis) -> dict[str, Any]:
     """Return an analysis without its intervals."""
     return {
         "id": record.id,
@@ -64,7 +65,7 @@ def analysis_summary(service: Service, request: Request, record: AnalysisRecord)
     }
 
 
-def interval_document(interval: IntervalRecord) -> dict[str, Any]:
+def interval_document(interval: Interval) -> dict[str, Any]:
     """Return one judged interval with its per-metric results."""
     return {
         "index": interval.index,
@@ -79,7 +80,7 @@ def interval_document(interval: IntervalRecord) -> dict[str, Any]:
     }
 
 
-def config_document(record: ConfigVersionRecord, *, with_body: bool = True) -> dict[str, Any]:
+def config_document(record: ConfigVersion, *, with_body: bool = True) -> dict[str, Any]:
     """Return a stored config version."""
     document: dict[str, Any] = {
         "name": record.name,
@@ -99,7 +100,7 @@ def _links(service: Service, request: Request, analysis_id: str) -> dict[str, st
     return {"self": own, "verdict": f"{own}/verdict", "report": f"{own}/report", "cancel": f"{own}/cancel"}
 
 
-def _analysis(service: Service, analysis_id: str, *, with_intervals: bool = True) -> AnalysisRecord:
+def _analysis(service: Service, analysis_id: str, *, with_intervals: bool = True) -> Analysis:
     record = service.store.get_analysis(analysis_id, with_intervals=with_intervals)
     if record is None:
         raise HTTPException(404, f"no analysis {analysis_id!r}")
@@ -112,11 +113,7 @@ def _given(thresholds: ThresholdsBody | None) -> dict[str, float] | None:
 
 
 def _epoch(moment: datetime | None) -> float | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    return None if moment is None else epoch_of(moment)
 
 
 def _nan(values: dict[str, list[float | None]]) -> dict[str, list[float]]:

@@ -30,10 +30,10 @@ from kayenta_py.http.errors import AsciiJSONResponse
 from kayenta_py.model.errors import ConfigError, KayentaError
 from kayenta_py.model.limits import JsonSafeErrors, check_text, json_issue
 from kayenta_py.model.redact import redact
-from kayenta_py.model.types import Thresholds
+from kayenta_py.model.types import Thresholds, threshold_values
 from kayenta_py.service.analyses import ConfigNotFoundError, Service
 from kayenta_py.service.settings_parsing import parse_duration
-from kayenta_py.service.store.tables import AnalysisRecord
+from kayenta_py.service.store.records import Analysis
 
 HOOKS = (
     "confirm-rollout",
@@ -127,7 +127,7 @@ def flagger_router(service: Service, guard: Callable[..., None]) -> APIRouter:
     return router
 
 
-def _start(service: Service, payload: FlaggerPayload, key: str) -> AnalysisRecord:
+def _start(service: Service, payload: FlaggerPayload, key: str) -> Analysis:
     meta: Mapping[str, Any] = payload.metadata
     config_name = meta.get("config")
     if not config_name:
@@ -184,17 +184,9 @@ def _thresholds(value: Any) -> dict[str, float] | None:
             raise KayentaError(
                 'metadata.thresholds: not JSON; give {"pass": 95, "marginal": 75} as a string'
             ) from None
-    if not isinstance(value, Mapping):
-        raise KayentaError('metadata.thresholds: must be {"pass": ..., "marginal": ...}')
-    limits: dict[str, float] = {}
-    for key, number in value.items():
-        if key not in ("pass", "marginal"):
-            raise KayentaError(f"metadata.thresholds.{key}: unknown field; give pass and marginal")
-        if isinstance(number, bool) or not isinstance(number, int | float):
-            raise KayentaError(f"metadata.thresholds.{key}: {number!r} is not a number")
-        limits[key] = float(number)
-    if "pass" in limits and "marginal" in limits:
-        Thresholds(limits["pass"], limits["marginal"])  # out of range or inverted: names the key
+    limits = threshold_values(value, "metadata.thresholds")
+    if "pass" in limits and "marginal" in limits:  # out of range or inverted: names the key
+        Thresholds().overridden(limits, field="metadata.thresholds")
     return limits
 
 
@@ -206,7 +198,7 @@ def _error(status: int, field: str, message: str) -> JSONResponse:
     return AsciiJSONResponse({"detail": [item]}, status_code=status)
 
 
-def _answer(hook: str, record: AnalysisRecord) -> PlainTextResponse:
+def _answer(hook: str, record: Analysis) -> PlainTextResponse:
     failing = record.verdict == "fail"
     passed = record.complete and record.verdict == "pass"
     summary = f"analysis {record.id}: {record.verdict}" + (

@@ -41,7 +41,15 @@ class PluginError(KayentaError):
 
 
 class ThresholdsError(KayentaError, ValueError):
-    """Score thresholds are out of range or inverted; the message starts with the field."""
+    """Score thresholds are out of range or inverted; the message starts with the field.
+
+    ``key`` is the threshold at fault (``pass`` or ``marginal``; None: the thresholds as a whole)
+    and ``problem`` the message without its field, so a door can name its own field.
+    """
+
+    def __init__(self, field: str, problem: str, *, key: str | None = None) -> None:
+        self.field, self.problem, self.key = field, problem, key
+        super().__init__(f"{field}: {problem}")
 
 
 class StoreError(KayentaError):

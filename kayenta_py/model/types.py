@@ -29,6 +29,12 @@ class Classification(StrEnum):
     ERROR = "Error"
 
 
+FAILING_CLASSIFICATIONS = frozenset(
+    {Classification.HIGH, Classification.LOW, Classification.NODATA_FAIL_METRIC, Classification.ERROR}
+)
+"""Classifications that count against a canary (a report's or a message's failing metrics)."""
+
+
 class Direction(StrEnum):
     """Which change of a metric counts as a regression."""
 
@@ -253,14 +259,44 @@ class Thresholds:
     def __post_init__(self) -> None:
         for label, value in (("pass", self.pass_), ("marginal", self.marginal)):
             if not 0.0 <= value <= 100.0 or math.isnan(value):
-                raise ThresholdsError(f"thresholds.{label}: {value:g} is not between 0 and 100")
+                raise ThresholdsError(f"thresholds.{label}", f"{value:g} is not between 0 and 100", key=label)
         if self.pass_ <= 0.0:
             # A score of 0 (a critical failure, mostly missing data) must never pass.
-            raise ThresholdsError("thresholds.pass: 0 would let a score of 0 pass; it must be above 0")
+            raise ThresholdsError(
+                "thresholds.pass", "0 would let a score of 0 pass; it must be above 0", key="pass"
+            )
         if self.marginal > self.pass_:
             raise ThresholdsError(
-                f"thresholds.marginal: {self.marginal:g} is above thresholds.pass ({self.pass_:g})"
+                "thresholds.marginal",
+                f"{self.marginal:g} is above thresholds.pass ({self.pass_:g})",
+                key="marginal",
             )
+
+    @classmethod
+    def from_dict(cls, stored: Mapping[str, float]) -> Thresholds:
+        """Return the thresholds :meth:`to_dict` wrote."""
+        return cls(float(stored["pass"]), float(stored["marginal"]))
+
+    def overridden(
+        self, given: Mapping[str, Any] | None, *, field: str | Mapping[str, str] = "thresholds"
+    ) -> Thresholds:
+        """Return these thresholds with the keys ``given`` states replaced: every door's one parser.
+
+        ``given`` holds ``pass`` and/or ``marginal`` (a number or a numeric string; a None value
+        is not given). Errors (:class:`ThresholdsError`) name ``<field>.<key>``, or ``field[key]``
+        when ``field`` maps keys to a door's own names (``--pass``). Test: ``tests/test_config.py``.
+        """
+        values = {"pass": self.pass_, "marginal": self.marginal, **threshold_values(given, field)}
+        try:
+            return Thresholds(values["pass"], values["marginal"])
+        except ThresholdsError as exc:
+            if exc.key is None:
+                raise
+            where = _threshold_field(field, exc.key)
+            problem = exc.problem
+            for key in ("pass", "marginal"):
+                problem = problem.replace(f"thresholds.{key}", _threshold_field(field, key))
+            raise ThresholdsError(where, problem, key=exc.key) from None
 
     def classify(self, score: float) -> Verdict:
         """Return Kayenta's verdict for a score: pass at or above ``pass``, fail at or below ``marginal``."""
@@ -277,6 +313,42 @@ class Thresholds:
     def to_dict(self) -> dict[str, float]:
         """Return the thresholds as ``{"pass": ..., "marginal": ...}``."""
         return {"pass": self.pass_, "marginal": self.marginal}
+
+
+def threshold_values(
+    given: Mapping[str, Any] | None, field: str | Mapping[str, str] = "thresholds"
+) -> dict[str, float]:
+    r"""Return the thresholds ``given`` states (``pass``, ``marginal``) as numbers, each checked.
+
+    Unknown keys, booleans, non-numbers and non-finite numbers are :class:`ThresholdsError`\ s
+    naming the field (see :meth:`Thresholds.overridden`); the pair is checked by ``Thresholds``.
+    """
+    if given is None:
+        return {}
+    name = field if isinstance(field, str) else "thresholds"
+    if not isinstance(given, Mapping):
+        raise ThresholdsError(name, 'must be {"pass": ..., "marginal": ...}')
+    values: dict[str, float] = {}
+    for key, value in given.items():
+        if key not in ("pass", "marginal"):
+            raise ThresholdsError(f"{name}.{key}", "unknown field; give pass and/or marginal")
+        if value is None:
+            continue
+        where = _threshold_field(field, key)
+        try:
+            if isinstance(value, bool) or not isinstance(value, int | float | str):
+                raise ValueError
+            number = float(value)
+        except ValueError:
+            raise ThresholdsError(where, f"{str(value)[:64]!r} is not a number", key=key) from None
+        if not math.isfinite(number):
+            raise ThresholdsError(where, f"{number:g} is not a finite number", key=key)
+        values[key] = number
+    return values
+
+
+def _threshold_field(field: str | Mapping[str, str], key: str) -> str:
+    return f"{field}.{key}" if isinstance(field, str) else field[key]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from kayenta_py.model.formatting import format_utc
 from kayenta_py.model.types import CanaryResult, MetricSetPair
 from kayenta_py.reports.sections import (
     _history_section,
@@ -32,38 +33,81 @@ from kayenta_py.reports.svg import (
 from kayenta_py.reports.templates import (
     FAILING_ROW_COLOR,
     MAX_PLOT_POINTS,
-    _when,
 )
 
 
 class StoredAnalysis(Protocol):
-    """What a report reads of a stored analysis (the store's record satisfies it)."""
+    """What a report reads of a stored analysis (read-only; the store's record satisfies it)."""
 
-    id: str
-    status: str
-    verdict: str
-    score: float | None
-    reason: str
-    error: str | None
-    mode: str
-    source: str
-    location: str
-    config_name: str | None
-    config_version: int | None
-    config_body: Any
-    thresholds: Any
-    baseline_scope: str
-    canary_scope: str
-    created_ts: float
-    start_ts: float
-    completed_ts: float | None
-    warmup_s: float
-    lifetime_s: float
-    intervals_total: int
-    intervals: Any
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def verdict(self) -> str: ...
+
+    @property
+    def score(self) -> float | None: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+    @property
+    def mode(self) -> str: ...
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def location(self) -> str: ...
+
+    @property
+    def config_name(self) -> str | None: ...
+
+    @property
+    def config_version(self) -> int | None: ...
+
+    @property
+    def config_body(self) -> Any: ...
+
+    @property
+    def thresholds(self) -> Any: ...
+
+    @property
+    def baseline_scope(self) -> str: ...
+
+    @property
+    def canary_scope(self) -> str: ...
+
+    @property
+    def created_ts(self) -> float: ...
+
+    @property
+    def start_ts(self) -> float: ...
+
+    @property
+    def completed_ts(self) -> float | None: ...
+
+    @property
+    def warmup_s(self) -> float: ...
+
+    @property
+    def lifetime_s(self) -> float: ...
+
+    @property
+    def intervals_total(self) -> int: ...
+
+    @property
+    def intervals(self) -> Any: ...
 
     @property
     def complete(self) -> bool: ...
+
 
 __all__ = ["FAILING_ROW_COLOR", "MAX_PLOT_POINTS", "downsample", "render_analysis_html", "render_result_html"]
 
@@ -99,7 +143,7 @@ def render_result_html(
         _metrics_section(document["metrics"], "Metrics"),
         _plots_section(document["metrics"], pairs),
     ]
-    return _page(title, f"judged {_when(time.time())}", summary, sections)
+    return _page(title, f"judged {format_utc(time.time())}", summary, sections)
 
 
 def render_analysis_html(record: StoredAnalysis, *, links: Mapping[str, str] | None = None) -> str:
@@ -114,7 +158,8 @@ def render_analysis_html(record: StoredAnalysis, *, links: Mapping[str, str] | N
     intervals = list(record.intervals)
     last = intervals[-1] if intervals else None
     result: Mapping[str, Any] = last.result if last is not None and isinstance(last.result, Mapping) else {}
-    window = f"{_when(record.start_ts)} to {_when(record.start_ts + record.warmup_s + record.lifetime_s)}"
+    end_ts = record.start_ts + record.warmup_s + record.lifetime_s
+    window = f"{format_utc(record.start_ts)} to {format_utc(end_ts)}"
     config = record.config_name or str(record.config_body.get("name") or "inline config")
     if record.config_name and record.config_version:
         config += f" (version {record.config_version})"
@@ -126,10 +171,10 @@ def render_analysis_html(record: StoredAnalysis, *, links: Mapping[str, str] | N
         ("source", record.source + (f", location {record.location}" if record.location else "")),
         ("window", window),
         ("intervals judged", f"{len(intervals)} of {record.intervals_total}, mode {record.mode}"),
-        ("created", _when(record.created_ts)),
+        ("created", format_utc(record.created_ts)),
     ]
     if record.completed_ts is not None:
-        facts.append(("completed", _when(record.completed_ts)))
+        facts.append(("completed", format_utc(record.completed_ts)))
     summary = _summary(
         verdict=record.verdict,
         score=record.score,
@@ -150,7 +195,7 @@ def render_analysis_html(record: StoredAnalysis, *, links: Mapping[str, str] | N
         metrics = list(result.get("metrics", []))
         heading = (
             f"Metrics of interval {last.index + 1} "
-            f"({_when(last.window_start_ts)} to {_when(last.window_end_ts)})"
+            f"({format_utc(last.window_start_ts)} to {format_utc(last.window_end_ts)})"
         )
         if record.mode == "sequential":  # each interval holds only its new points: plot them all
             pairs = _merged_pairs([_stored_pairs(i) for i in intervals])

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from kayenta_py._version import __version__
-from kayenta_py.model.types import MetricSet, MetricSetPair, tag_key
+from kayenta_py.model.formatting import format_number, format_score, format_utc
+from kayenta_py.model.types import FAILING_CLASSIFICATIONS, MetricSet, MetricSetPair, tag_key
 from kayenta_py.reports.svg import (
     _distribution_svg,
     _series_svg,
@@ -17,14 +18,10 @@ from kayenta_py.reports.svg import (
 from kayenta_py.reports.templates import (
     _CSS,
     CONTENT_SECURITY_POLICY,
-    FAILING_CLASSES,
     VERDICT_COLORS,
     _e,
     _float,
-    _number,
-    _score,
     _v,
-    _when,
 )
 
 
@@ -49,7 +46,7 @@ def _page(title: str, subtitle: str, summary: str, sections: Iterable[str]) -> s
 {summary}
 {body}
 </main>
-<footer>Report generated {_e(_when(time.time()))} by kayenta-py {_e(__version__)}.
+<footer>Report generated {_e(format_utc(time.time()))} by kayenta-py {_e(__version__)}.
 Baseline is drawn in blue, canary in orange.</footer>
 </body>
 </html>
@@ -70,7 +67,7 @@ def _summary(
 ) -> str:
     color = VERDICT_COLORS.get(verdict, VERDICT_COLORS["pending"])
     pass_, marginal = thresholds.get("pass"), thresholds.get("marginal")
-    limits = f"pass ≥ {_number(pass_)}, marginal > {_number(marginal)}, otherwise fail"
+    limits = f"pass ≥ {format_number(pass_)}, marginal > {format_number(marginal)}, otherwise fail"
     rows = [("thresholds", limits), *facts]
     table = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
     if links:
@@ -80,13 +77,14 @@ def _summary(
         '<section id="summary" class="summary">',
         f'<div class="verdict verdict-{_e(verdict)}" style="background:{color}">'
         f'<div class="word">{_e(verdict.upper())}</div>'
-        f'<div class="score">score {_e(_score(score))} / 100</div></div>',
+        f'<div class="score">score {_e(format_score(score))} / 100</div></div>',
         f'<div class="facts"><table>{table}</table>',
     ]
     if groups:
         cells = "".join(
-            f"<tr><td>{_e(g.get('name', ''))}</td><td class=num>{_e(_score(_float(g.get('score'))))}</td>"
-            f"<td class=num>{_e(_number(g.get('weight')))}</td>"
+            f"<tr><td>{_e(g.get('name', ''))}</td>"
+            f"<td class=num>{_e(format_score(_float(g.get('score'))))}</td>"
+            f"<td class=num>{_e(format_number(g.get('weight')))}</td>"
             f"<td>{'no data' if g.get('no_data') else ''}</td></tr>"
             for g in groups
         )
@@ -111,7 +109,7 @@ def _state(metric: Mapping[str, Any]) -> str:
         return "pass"
     if metric.get("muted"):
         return "muted"
-    return "failing" if classification in FAILING_CLASSES else "nodata"
+    return "failing" if classification in FAILING_CLASSIFICATIONS else "nodata"
 
 
 def _label(metric: Mapping[str, Any]) -> tuple[str, str]:
@@ -178,8 +176,8 @@ def _history_section(intervals: Sequence[Any], total: int) -> str:
         color = VERDICT_COLORS.get(interval.verdict, VERDICT_COLORS["pending"])
         rows.append(
             f"<tr><td class=num>{interval.index + 1}</td>"
-            f"<td>{_e(_when(interval.window_start_ts))} to {_e(_when(interval.window_end_ts))}</td>"
-            f"<td class=num>{_e(_score(interval.score))}</td>"
+            f"<td>{_e(format_utc(interval.window_start_ts))} to {_e(format_utc(interval.window_end_ts))}</td>"
+            f"<td class=num>{_e(format_score(interval.score))}</td>"
             f'<td><span class="badge" style="background:{color}">{_e(interval.verdict)}</span></td>'
             f'<td class="reason-cell">{_e(interval.reason)}</td></tr>'
         )

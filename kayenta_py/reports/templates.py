@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import html
-import math
-from datetime import UTC, datetime
 from typing import Any
 
-from kayenta_py.engine.judge import format_number
+from kayenta_py.model.formatting import format_number
 
 FAILING_ROW_COLOR = "#fbd5d5"
 """Background of a failing metric's row (a color used nowhere else on the page)."""
@@ -23,7 +21,6 @@ BASELINE_COLOR = "#1f6fb4"
 CANARY_COLOR = "#e8710a"
 
 
-FAILING_CLASSES = frozenset({"High", "Low", "NodataFailMetric", "Error"})
 
 
 VERDICT_COLORS = {"pass": "#1a7f37", "marginal": "#b26b00", "fail": "#c62828", "pending": "#5f6b7a"}
@@ -94,18 +91,10 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _when(epoch: float | None) -> str:
-    if epoch is None or not math.isfinite(epoch):
-        return "n/a"
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _score(score: float | None) -> str:
-    return "n/a" if score is None or not math.isfinite(score) else f"{score:.2f}"
 
 
-def _number(value: Any) -> str:
-    return format_number(None if value is None else float(value))
 
 
 def _float(value: Any) -> float | None:
@@ -119,6 +108,6 @@ def _float(value: Any) -> float | None:
 
 def _v(value: Any) -> str:
     """Return a number as an unbreakable span (a table cell may wrap between numbers, not inside)."""
-    return f'<span class="v">{_e(_number(value))}</span>'
+    return f'<span class="v">{_e(format_number(value))}</span>'
 
 

@@ -26,93 +26,23 @@ from kayenta_py.model.limits import (
     check_time,
 )
 from kayenta_py.model.redact import register_settings_secrets
-from kayenta_py.model.types import Thresholds
+from kayenta_py.service.modes import choose_mode
 from kayenta_py.service.notifiers import build_notifiers
 from kayenta_py.service.runner import AnalysisRunner
 from kayenta_py.service.runner_support import RunnerMetrics, interval_count, runner_options
 from kayenta_py.service.settings import Settings
 from kayenta_py.service.settings_parsing import parse_duration
+from kayenta_py.service.sources import NO_SOURCE, build_source, configured_sources, is_service_source
+from kayenta_py.service.store.records import Analysis
 from kayenta_py.service.store.repository import Store
-from kayenta_py.service.store.tables import STATUSES, AnalysisRecord
+from kayenta_py.service.store.tables import STATUSES
 
 log = logging.getLogger(__name__)
 
-KAYENTA_API_KINDS = ("kayenta", "kayenta-standalone")  # analyses started through Kayenta's API
 MAX_INTERVALS = DEFAULT_LIMITS.max_intervals  # judgements per analysis (KAYENTA_MAX_INTERVALS)
 MAX_POINTS_PER_SERIES = DEFAULT_LIMITS.max_points_per_series  # KAYENTA_MAX_POINTS_PER_SERIES
 MAX_VERSION = 2**31 - 1  # a config version fits the store's integer column
-NO_SOURCE = (
-    "no metrics source is configured: set KAYENTA_PROMETHEUS_URL (the prometheus source) or "
-    "KAYENTA_DEFAULT_SOURCE, or name a source in the request (the demo source serves generated "
-    "data only when asked: source demo, KAYENTA_DEFAULT_SOURCE=demo or kayenta-py serve --demo)"
-)
-
-
-def choose_mode(
-    requested: str | None,
-    config: CanaryConfig,
-    body: Mapping[str, Any],
-    *,
-    kind: str = "native",
-    registry: Registry | None = None,
-) -> tuple[str, str]:
-    """Return a live analysis' mode and why: the request's, else the config's, else the default.
-
-    The default is ``sequential`` for a native config started through the native API, Flagger
-    or the demo, when every metric's judge resolves to a sequential one under mode sequential
-    (a metric naming a fixed judge, ``mann-whitney`` or ``threshold``, keeps the config fixed:
-    explicit judges win; so does one whose sequential judge cannot run on it, an errors metric
-    without a ``traffic_query`` for ``sequential-count``). Kayenta configs and every analysis
-    of Kayenta's API default to ``fixed`` (Kayenta's re-run test, for parity). Test:
-    ``tests/test_live_sequential_default.py``.
-    """
-    if requested is not None:
-        return requested, "stated in the request"
-    if config.mode == "sequential" or (config.format == "native" and config.mode_stated):
-        return config.mode, "stated in the config"  # a Kayenta config's mode is fixed unless it says so
-    if kind in KAYENTA_API_KINDS:
-        return "fixed", "the default of Kayenta's API (Kayenta's re-run test)"
-    if config.format != "native":
-        return "fixed", "the default for Kayenta configs (Kayenta's re-run test)"
-    why = _not_sequential(body, registry or default_registry())
-    if why is not None:
-        return "fixed", f"fixed by default because {why}"
-    return "sequential", "the default for native configs (every metric has a sequential judge)"
-
-
-def _not_sequential(body: Mapping[str, Any], registry: Registry) -> str | None:
-    """Why a native config cannot be judged sequentially as it is (None: it can)."""
-    default = body.get("judge")
-    if isinstance(default, Mapping) and _fixed_judge(default.get("type"), registry):
-        return f"its default judge is the fixed judge {default['type']}"
-    for metric in body.get("metrics") or ():
-        if not isinstance(metric, Mapping):
-            continue
-        name, judge = metric.get("name"), metric.get("judge")
-        if isinstance(judge, Mapping) and _fixed_judge(judge.get("type"), registry):
-            return f"metric {name!r} names the fixed judge {judge['type']}"
-        for key in ("tolerance", "confidence"):
-            if metric.get(key) is not None:
-                return f"metric {name!r} sets {key}, a parameter of the fixed judge mann-whitney"
-    try:
-        sequential = load_config(body, registry=registry, mode="sequential")
-    except ConfigError as exc:  # a parameter only the fixed judges take, say
-        issue = exc.issues[0] if exc.issues else None
-        return f"it does not load in sequential mode ({issue or exc})"
-    for metric in sequential.metrics:
-        if not getattr(registry.judge_class(metric.judge_type), "sequential", False):
-            return f"metric {metric.name!r} names the fixed judge {metric.judge_type}"
-        if metric.judge_type == "sequential-count" and not metric.traffic_query:
-            return f"metric {metric.name!r} has no traffic_query for sequential-count"
-    return None
-
-
-def _fixed_judge(name: Any, registry: Registry) -> bool:
-    """Whether ``name`` is a registered judge without a sequential form."""
-    try:
-        return isinstance(name, str) and not getattr(registry.judge_class(name), "sequential", False)
-    except Exception:  # an unknown judge: the config's own validation says so
-        return False
+__all__ = ["NO_SOURCE", "ConfigNotFoundError", "Service", "choose_mode"]
 
 
 class ConfigNotFoundError(LookupError):
@@ -139,6 +69,7 @@ class Service:
             "kayenta_analyses", "Analyses by status", ["status"], registry=self.metrics_registry
         )
         self._sources: dict[str, MetricsSource] = {}
+        self._source_settings = settings.model_dump()  # what each source builds itself from
         self._sources_lock = threading.Lock()
         self.runner = AnalysisRunner(
             self.store,
@@ -177,11 +108,8 @@ class Service:
     # ------------------------------------------------------------ sources
 
     def source_names(self) -> list[str]:
-        """Return the sources analyses may name."""
-        names = ["demo"]
-        if self.settings.prometheus_url:
-            names.insert(0, "prometheus")
-        return names
+        """Return the sources analyses may name (every registered source its settings set up)."""
+        return configured_sources(self.registry, self._source_settings)
 
     def default_source(self) -> str | None:
         """Return the source used when an analysis and its config name none (None: such are refused)."""
@@ -190,10 +118,13 @@ class Service:
     def choose_source(self, requested: str | None, config: CanaryConfig | None = None) -> str:
         """Return the source of an analysis: the request's, else its config's, else the default one.
 
-        A config's ``csv`` (the command line's file source) is not a service source and is
-        passed over. With none of them, the analysis is refused (it never falls back to demo data).
+        A config's source that is never a service source (one declaring ``service_source =
+        False``: ``csv``, the command line's files) is passed over. With none of them, the
+        analysis is refused (it never falls back to demo data).
         """
-        config_source = config.source if config is not None and config.source != "csv" else None
+        config_source = config.source if config is not None else None
+        if config_source is not None and not is_service_source(self.registry, config_source):
+            config_source = None
         name = requested or config_source or self.default_source()
         if not name:
             raise KayentaError(f"source: {NO_SOURCE}")
@@ -207,23 +138,7 @@ class Service:
             return self._sources[name]
 
     def _build_source(self, name: str) -> MetricsSource:
-        if name == "prometheus":
-            if not self.settings.prometheus_url:
-                raise KayentaError("source: 'prometheus' is not set up (KAYENTA_PROMETHEUS_URL is not set)")
-            token = self.settings.prometheus_token
-            source: MetricsSource = self.registry.source_class("prometheus")(
-                self.settings.prometheus_url,
-                bearer_token=token.get_secret_value() if token else None,
-                timeout=self.settings.prometheus_timeout,
-                retries=self.settings.prometheus_retries,
-                deadline=self.settings.prometheus_deadline,
-                pool_size=max(32, self.settings.fetch_concurrency),
-            )
-            return source
-        if name == "demo":
-            demo: MetricsSource = self.registry.source_class("demo")()
-            return demo
-        raise KayentaError(f"source: unknown source {name!r} (known: {', '.join(self.source_names())})")
+        return build_source(self.registry, name, self._source_settings)
 
     # ------------------------------------------------------------ analyses
 
@@ -289,7 +204,7 @@ class Service:
         family: str = "bonferroni",
         external_key: str | None = None,
         extra: Mapping[str, Any] | None = None,
-    ) -> AnalysisRecord:
+    ) -> Analysis:
         """Validate and store a new analysis, then schedule it.
 
         Every field is checked against :attr:`limits` before anything is stored. With an
@@ -369,10 +284,7 @@ class Service:
                 f"step: {step:g} s gives {(lifetime_s + warmup_s) / step:.0f} points per series over the "
                 f"analysis; at most {limits.max_points_per_series} (KAYENTA_MAX_POINTS_PER_SERIES)"
             )
-        score_limits = Thresholds(
-            float((thresholds or {}).get("pass", parsed.thresholds.pass_)),
-            float((thresholds or {}).get("marginal", parsed.thresholds.marginal)),
-        )
+        score_limits = parsed.thresholds.overridden(thresholds)
         record = self.store.create_analysis(
             kind=kind,
             external_key=external_key,
@@ -411,11 +323,11 @@ class Service:
 
 
 def _chained(
-    previous: Callable[[AnalysisRecord], None] | None, then: Callable[[AnalysisRecord], None]
-) -> Callable[[AnalysisRecord], None]:
+    previous: Callable[[Analysis], None] | None, then: Callable[[Analysis], None]
+) -> Callable[[Analysis], None]:
     """Return an on-finish hook that runs ``previous`` (if any), then ``then``."""
 
-    def on_finish(record: AnalysisRecord) -> None:
+    def on_finish(record: Analysis) -> None:
         if previous is not None:
             previous(record)
         then(record)

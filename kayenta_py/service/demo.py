@@ -8,7 +8,7 @@ import yaml
 
 from kayenta_py.examples import EXAMPLES_DIR
 from kayenta_py.service.analyses import Service
-from kayenta_py.service.store.tables import AnalysisRecord
+from kayenta_py.service.store.records import Analysis
 
 DEMO_CANARIES = {"healthy": "canary-healthy", "regressed": "canary-regressed"}
 
@@ -25,7 +25,7 @@ def start_demo(service: Service) -> None:
     )
     previous = service.runner.on_finish
 
-    def report(record: AnalysisRecord) -> None:
+    def report(record: Analysis) -> None:
         if previous is not None:
             previous(record)
         if record.extra.get("demo"):

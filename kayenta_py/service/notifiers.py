@@ -13,8 +13,8 @@ from typing import Any, Protocol
 
 from kayenta_py.model.errors import PluginError
 from kayenta_py.service.settings import Settings
+from kayenta_py.service.store.records import Analysis
 from kayenta_py.service.store.repository import Store
-from kayenta_py.service.store.tables import AnalysisRecord
 
 NOTIFIERS_GROUP = "kayenta_py.notifiers"
 
@@ -25,7 +25,7 @@ class Notifier(Protocol):
     def register(self, scheduler: Any) -> None:
         """Add the notifier's delivery jobs to the scheduler."""
 
-    def notify_finished(self, analysis: AnalysisRecord) -> None:
+    def notify_finished(self, analysis: Analysis) -> None:
         """Queue what a finished analysis calls for (never raises)."""
 
 

@@ -10,42 +10,30 @@ and none is skipped.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from apscheduler.executors.pool import ThreadPoolExecutor as JobThreadPool
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from kayenta_py.config.loader import load_config
 from kayenta_py.config.registry import Registry
-from kayenta_py.engine.batches import fetch_sequential_batch
-from kayenta_py.engine.pipeline import judge_pairs, pair_metric_sets
-from kayenta_py.engine.sequential import SequentialAnalysis
-from kayenta_py.engine.source import MetricsSource, SourceError, fetch_metric_sets
+from kayenta_py.engine.source import MetricsSource, SourceError
 from kayenta_py.model.errors import KayentaError
 from kayenta_py.model.redact import redact
-from kayenta_py.model.types import CanaryResult, Thresholds, Verdict
-from kayenta_py.service.store.errors import is_busy_error, is_unavailable_error
-from kayenta_py.service.store.repository import Store
-from kayenta_py.service.store.tables import CANCELLED, COMPLETED, FAILED, AnalysisRecord
-
-if TYPE_CHECKING:
-    pass
+from kayenta_py.model.types import CanaryResult, Verdict
+from kayenta_py.service.judging import judge_fixed, judge_sequential
 from kayenta_py.service.runner_support import (
     RunnerMetrics,
     _Trouble,
-    json_state_decode,
-    json_state_encode,
-    live_fixed_config,
     log_judged,
-    scopes,
 )
+from kayenta_py.service.store.errors import is_busy_error, is_unavailable_error
+from kayenta_py.service.store.records import CANCELLED, COMPLETED, FAILED, Analysis
+from kayenta_py.service.store.repository import Store
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +68,7 @@ class AnalysisRunner:
         retry_max_seconds: float = 600.0,
         source_workers: int = 4,
         fetch_deadline: float = 120.0,
-        on_finish: Callable[[AnalysisRecord], None] | None = None,
+        on_finish: Callable[[Analysis], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if retry_limit < 1 or source_workers < 1:
@@ -167,7 +155,7 @@ class AnalysisRunner:
                 self._executors.add(alias)
         return alias
 
-    def cancel(self, analysis_id: str, reason: str = "cancelled") -> AnalysisRecord | None:
+    def cancel(self, analysis_id: str, reason: str = "cancelled") -> Analysis | None:
         """Cancel a running analysis: no further interval is judged (a finished one is left as it is)."""
         self._finish(
             analysis_id,
@@ -194,10 +182,10 @@ class AnalysisRunner:
 
     def _judge_due_intervals(self, analysis_id: str) -> bool:
         """Return True when the analysis goes on (more intervals to judge)."""
-        analysis = self.store.get_analysis(analysis_id, with_intervals=True)
+        analysis = self.store.get_analysis(analysis_id, with_intervals=False)
         if analysis is None or analysis.complete:
             return False
-        judged = {interval.index: interval for interval in analysis.intervals}
+        judged = {interval.index: interval for interval in self.store.interval_outcomes(analysis_id)}
         last = analysis.intervals_total - 1
         if len(judged) == analysis.intervals_total:
             final = judged[last]
@@ -282,99 +270,38 @@ class AnalysisRunner:
             return
         self._trouble.pop(analysis_id, None)
 
-    def _judge_sequential(self, analysis: AnalysisRecord, index: int) -> bool:
-        """Sequential mode: fold the new points into the persisted state; decide when it can."""
-        window = analysis.window(index)
-        began = time.perf_counter()
-        config = load_config(analysis.config_body, registry=self.registry, mode="sequential")
-        sequential = SequentialAnalysis(
-            config,
-            analysis.extra.get("alpha", 0.05),
-            family=analysis.extra.get("family", "bonferroni"),
-            registry=self.registry,
-            thresholds=Thresholds(analysis.thresholds["pass"], analysis.thresholds["marginal"]),
-        ).restore(json_state_decode(analysis.state or {}))
-        batch = fetch_sequential_batch(
-            config,
-            self.sources(analysis.source),
-            *scopes(analysis),
-            start=window[0],
-            end=window[1],
-            step=analysis.step_s,
-            after=window[0] if index else None,
-            concurrency=self.concurrency,
-            registry=self.registry,
-            deadline=self.fetch_deadline,
-        )
-        result = sequential.update(batch.baseline, batch.canary)
-        last = index == analysis.intervals_total - 1
-        if result.verdict is Verdict.PENDING and last:
-            result = sequential.finish()
-        if batch.warnings:  # series that could not pair: said in the warnings and the reason
-            result = dataclasses.replace(
-                result,
-                warnings=(*result.warnings, *batch.warnings),
-                reason=f"{result.reason}; warning: {'; '.join(batch.warnings)}",
-            )
-        self.metrics.judge_seconds.observe(time.perf_counter() - began)
-        final = None
-        if result.verdict is not Verdict.PENDING:
-            where = "final interval" if last else "decided early at interval"
-            final = (
-                COMPLETED,
-                result.verdict.value,
-                result.score,
-                f"{where} {index + 1} of {analysis.intervals_total}: {result.reason}",
-            )
-        with self._lock:
-            stored = self.store.record_interval(
-                analysis.id,
-                index,
-                window,
-                analysis.due_ts(index),
-                result,
-                batch.pairs,
-                final=final,
-                state=json_state_encode(sequential.to_state()),
-            )
-        return self._judged(analysis, index, result, stored, final is not None, began)
-
-    def _judge_interval(self, analysis: AnalysisRecord, index: int) -> bool:
+    def _judge_interval(self, analysis: Analysis, index: int) -> bool:
         """Fetch, judge and store one interval; True if it ended the analysis (errors are raised)."""
         step = analysis.step_s
         if not (isinstance(step, int | float) and math.isfinite(step) and step > 0):
             raise KayentaError(f"step: {step!r} is not a positive, finite number of seconds")
-        if analysis.mode == "sequential":
-            return self._judge_sequential(analysis, index)
-        window = analysis.window(index)
+        judge = judge_sequential if analysis.mode == "sequential" else judge_fixed
         began = time.perf_counter()
-        # The mode is the analysis' (a config may state another one that the request overrode).
-        loaded = load_config(analysis.config_body, registry=self.registry, mode="fixed")
-        config = live_fixed_config(loaded)
-        thresholds = Thresholds(analysis.thresholds["pass"], analysis.thresholds["marginal"])
-        data = fetch_metric_sets(
-            config,
+        judged = judge(
+            analysis,
+            index,
             self.sources(analysis.source),
-            *scopes(analysis),
-            start=window[0],
-            end=window[1],
-            step=step,
+            registry=self.registry,
             concurrency=self.concurrency,
             deadline=self.fetch_deadline,
         )
-        pairs = pair_metric_sets(config, data.baseline, data.canary, scopes=scopes(analysis))
-        result = judge_pairs(config, pairs, thresholds=thresholds, registry=self.registry)
         self.metrics.judge_seconds.observe(time.perf_counter() - began)
-        final = self._final(analysis, index, result)
         with self._lock:
             stored = self.store.record_interval(
-                analysis.id, index, window, analysis.due_ts(index), result, pairs, final=final
+                analysis.id,
+                index,
+                judged.window,
+                analysis.due_ts(index),
+                judged.result,
+                judged.pairs,
+                final=judged.final,
+                state=judged.state,
             )
-        return self._judged(analysis, index, result, stored, final is not None, began)
+        return self._judged(analysis, index, judged.result, stored, judged.final is not None, began)
 
     def _judged(
         self,
-        analysis: AnalysisRecord,
+        analysis: Analysis,
         index: int,
         result: CanaryResult,
         stored: bool,
@@ -389,27 +316,6 @@ class AnalysisRunner:
         if final:
             self._notify(analysis.id)
         return final
-
-    @staticmethod
-    def _final(
-        analysis: AnalysisRecord, index: int, result: CanaryResult
-    ) -> tuple[str, str, float | None, str] | None:
-        """Return the final (status, verdict, score, reason) if this interval ends the analysis."""
-        if index == analysis.intervals_total - 1:
-            return (
-                COMPLETED,
-                result.verdict.value,
-                result.score,
-                (f"final interval {index + 1} of {analysis.intervals_total}: {result.reason}"),
-            )
-        if analysis.fail_fast and result.verdict is Verdict.FAIL:
-            return (
-                COMPLETED,
-                Verdict.FAIL.value,
-                result.score,
-                (f"failed fast at interval {index + 1} of {analysis.intervals_total}: {result.reason}"),
-            )
-        return None
 
     def _finish(
         self,

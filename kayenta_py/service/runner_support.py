@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from kayenta_py.config.model import CanaryConfig
+from kayenta_py.config.model import CanaryConfig, MetricConfig
+from kayenta_py.config.registry import Registry
 from kayenta_py.engine.source import Scope
 from kayenta_py.model.errors import KayentaError
+from kayenta_py.model.formatting import format_score
 from kayenta_py.model.types import CanaryResult
-from kayenta_py.service.store.tables import AnalysisRecord
+from kayenta_py.service.store.records import Analysis
 
 log = logging.getLogger("kayenta_py.service.runner")  # the runner's own log
 
@@ -73,10 +75,10 @@ def runner_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def log_judged(analysis: AnalysisRecord, index: int, result: CanaryResult, seconds: float) -> None:
+def log_judged(analysis: Analysis, index: int, result: CanaryResult, seconds: float) -> None:
     """Log the one structured line of a judged interval (fixed and sequential mode alike)."""
     metrics = ",".join(f"{m.name.replace(' ', '_')}:{m.classification.value}" for m in result.metrics)
-    score = "none" if result.score is None else f"{result.score:.2f}"
+    score = format_score(result.score)
     log.info(
         "interval judged analysis=%s index=%d/%d mode=%s verdict=%s score=%s metrics=%s seconds=%.3f",
         analysis.id,
@@ -90,7 +92,7 @@ def log_judged(analysis: AnalysisRecord, index: int, result: CanaryResult, secon
     )
 
 
-def scopes(analysis: AnalysisRecord) -> tuple[Scope, Scope]:
+def scopes(analysis: Analysis) -> tuple[Scope, Scope]:
     """Return the analysis' baseline and canary scopes (the canary may have its own location and params)."""
     return (
         Scope(analysis.baseline_scope, analysis.location, analysis.scope_params),
@@ -106,10 +108,10 @@ LIVE_MIN_EFFECTIVE = 8.0
 """Effectively independent points a side a live fixed-mode interval needs to be judged (native configs)."""
 
 
-def live_fixed_config(config: CanaryConfig) -> CanaryConfig:
+def live_fixed_config(config: CanaryConfig, registry: Registry) -> CanaryConfig:
     """Return ``config`` with the live rule: an interval on too few independent points is inconclusive.
 
-    A native config's ``mann-whitney`` metric that leaves ``min_effective`` unset gets
+    A native config's metric whose judge takes ``min_effective`` (``mann-whitney``) and leaves it unset gets
     ``LIVE_MIN_EFFECTIVE``: 15 points of a 10-s rate window sampled each second hold the
     information of one or two, so the interval is inconclusive (marginal) rather than a
     fail-fast. Kayenta configs keep Kayenta's behaviour. Test: ``tests/test_live_service.py``.
@@ -118,7 +120,7 @@ def live_fixed_config(config: CanaryConfig) -> CanaryConfig:
         return config
     metrics = tuple(
         dataclasses.replace(m, judge_params={**m.judge_params, "min_effective": LIVE_MIN_EFFECTIVE})
-        if m.judge_type == "mann-whitney" and m.judge_params.get("min_effective") is None
+        if _takes(m, "min_effective", registry) and m.judge_params.get("min_effective") is None
         else m
         for m in config.metrics
     )
@@ -161,3 +163,7 @@ def json_state_decode(value: Any) -> Any:
     return value
 
 
+def _takes(metric: MetricConfig, parameter: str, registry: Registry) -> bool:
+    """Whether ``metric``'s judge declares ``parameter`` in its params model."""
+    model = getattr(registry.judge_class(metric.judge_type), "params_model", None)
+    return model is not None and parameter in model.model_fields

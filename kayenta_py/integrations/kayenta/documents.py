@@ -8,15 +8,15 @@ from kayenta_py.integrations.kayenta.fields import (
     _duration,
 )
 from kayenta_py.model.types import rfc3339
+from kayenta_py.service.store.records import Analysis
 from kayenta_py.service.store.tables import (
     CANCELLED,
     COMPLETED,
     FAILED,
-    AnalysisRecord,
 )
 
 
-def execution_status(record: AnalysisRecord) -> dict[str, Any]:
+def execution_status(record: Analysis) -> dict[str, Any]:
     """Return Kayenta's CanaryExecutionStatusResponse for an analysis."""
     extra, query = record.extra, record.extra.get("query", {})
     end_ts = record.start_ts + record.warmup_s + record.lifetime_s
@@ -53,7 +53,7 @@ def execution_status(record: AnalysisRecord) -> dict[str, Any]:
     }
 
 
-def standalone_document(record: AnalysisRecord) -> dict[str, Any]:
+def standalone_document(record: Analysis) -> dict[str, Any]:
     """Return Kayenta's CanaryAnalysisExecutionStatusResponse for a standalone analysis."""
     extra, query = record.extra, record.extra.get("query", {})
     status = _status(record)
@@ -102,11 +102,11 @@ def standalone_document(record: AnalysisRecord) -> dict[str, Any]:
     }
 
 
-def _status(record: AnalysisRecord) -> str:
+def _status(record: Analysis) -> str:
     return {COMPLETED: "succeeded", FAILED: "terminal", CANCELLED: "canceled"}.get(record.status, "running")
 
 
-def _exception(record: AnalysisRecord) -> dict[str, Any] | None:
+def _exception(record: Analysis) -> dict[str, Any] | None:
     if record.status != FAILED:
         return None
     message = record.error or record.reason

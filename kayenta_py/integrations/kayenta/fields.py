@@ -16,6 +16,7 @@ from kayenta_py.config.model import CanaryConfig
 from kayenta_py.config.registry import did_you_mean
 from kayenta_py.engine.pipeline import pair_metric_sets
 from kayenta_py.model.errors import KayentaError, ThresholdsError
+from kayenta_py.model.formatting import parse_rfc3339
 from kayenta_py.model.limits import Limits, check_duration, check_text, check_time, json_issue
 from kayenta_py.model.types import MetricSet, MetricSetPair, Thresholds
 
@@ -148,11 +149,10 @@ def _time(value: Any, field: str, optional: bool = False) -> float:
     if not isinstance(value, str) or len(value) > 64:
         raise _bad(field, f"{_short(value)} is not an RFC 3339 time")
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        epoch = parse_rfc3339(value)
     except ValueError:
         raise _bad(field, f"{_short(value)} is not an RFC 3339 time") from None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return float(_limited(check_time, moment.timestamp(), field))
+    return float(_limited(check_time, epoch, field))
 
 
 def _number(value: Any, field: str) -> float:
@@ -177,29 +177,10 @@ def _request_thresholds(request: Mapping[str, Any], default: Thresholds) -> Thre
 
 def _thresholds(value: Any, default: Thresholds, field: str) -> Thresholds:
     """Return thresholds from ``{pass, marginal}`` (a missing key is the config's); errors name ``field``."""
-    if value is None:
-        return default
-    if not isinstance(value, Mapping):
-        raise _bad(field, "must be {pass, marginal}")
-    for key in value:
-        if key not in ("pass", "marginal"):
-            raise _bad(f"{field}.{key}", f"unknown field{did_you_mean(str(key), ('pass', 'marginal'))}")
-    limits = {"pass": default.pass_, "marginal": default.marginal}
-    for key in limits:
-        if key in value:
-            number = value[key]
-            if isinstance(number, bool) or not isinstance(number, int | float | str):
-                raise _bad(f"{field}.{key}", f"{number!r} is not a number")
-            try:
-                limits[key] = float(number)
-            except ValueError:
-                raise _bad(f"{field}.{key}", f"{number!r} is not a number") from None
     try:
-        return Thresholds(limits["pass"], limits["marginal"])
-    except ThresholdsError as exc:  # "thresholds.pass: ..." names the key at fault
-        where, _, message = str(exc).partition(": ")
-        key = where.rpartition(".")[2] if where.startswith("thresholds.") else ""
-        raise _bad(f"{field}.{key}" if key in limits else field, message or str(exc)) from None
+        return default.overridden(value, field=field)
+    except ThresholdsError as exc:
+        raise _bad(exc.field, exc.problem) from None
 
 
 def _pair(document: Any, index: int) -> MetricSetPair:

@@ -28,9 +28,7 @@ from kayenta_py.integrations.kayenta.fields import (
 )
 from kayenta_py.model.limits import check_duration, check_time
 from kayenta_py.service.analyses import NO_SOURCE, Service
-from kayenta_py.service.store.tables import (
-    ConfigVersionRecord,
-)
+from kayenta_py.service.store.records import ConfigVersion
 
 
 def _start_execution(
@@ -183,7 +181,7 @@ def _config_arguments(config: dict[str, Any], config_id: str | None, version: in
     return {"config": config, "config_name": None}
 
 
-def _stored_config(service: Service, config_id: str) -> ConfigVersionRecord:
+def _stored_config(service: Service, config_id: str) -> ConfigVersion:
     """Return a stored canary config, or answer 404."""
     record = service.store.get_config(config_id)
     if record is None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, tzinfo
 from typing import Any
+
+from kayenta_py.model.formatting import format_number
+from kayenta_py.model.types import FAILING_CLASSIFICATIONS
 
 # Slack's Block Kit limits (https://api.slack.com/reference/block-kit).
 MAX_BLOCKS = 50
@@ -32,7 +34,6 @@ MAX_METRIC_LINE = 600  # one metric's entry; a longer reason is cut
 MAX_METRIC_SECTIONS = 5  # sections listing metrics; the rest is counted and left to the report
 
 
-FAILING = frozenset({"High", "Low", "NodataFailMetric", "Error"})
 
 
 VERDICT_EMOJI = {"pass": ":white_check_mark:", "marginal": ":warning:", "fail": ":x:"}
@@ -76,14 +77,8 @@ def _button(text: str, url: str, action_id: str) -> dict[str, Any]:
     }
 
 
-def _number(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return "n/a"
-    return f"{value:.4g}"
 
 
-def _score(score: float | None) -> str:
-    return "n/a" if score is None else f"{score:.1f}"
 
 
 def _when(epoch: float, zone: tzinfo) -> str:
@@ -102,7 +97,7 @@ def not_passing(metrics: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]
     chosen = [m for m in metrics if m.get("classification") != "Pass" and not m.get("muted")]
 
     def rank(metric: Mapping[str, Any]) -> int:
-        failing = metric.get("classification") in FAILING
+        failing = metric.get("classification") in FAILING_CLASSIFICATIONS
         return 0 if failing and metric.get("critical") else 1 if failing else 2
 
     return sorted(chosen, key=rank)  # stable: the config's order within a rank
@@ -114,11 +109,11 @@ def metric_line(metric: Mapping[str, Any]) -> str:
     parts = [f"• *{escape(metric_label(metric))}*{critical}: {escape(str(metric.get('classification')))}"]
     if metric.get("effect_size") is not None:
         measure = metric.get("effect_measure")
-        size = f"effect size {_number(metric['effect_size'])}"
+        size = f"effect size {format_number(metric['effect_size'])}"
         parts.append(size + (f" ({escape(str(measure))})" if measure else ""))
     ci = metric.get("ci")
     if isinstance(ci, Sequence) and len(ci) == 2:
-        parts.append(f"CI [{_number(ci[0])}, {_number(ci[1])}]")
+        parts.append(f"CI [{format_number(ci[0])}, {format_number(ci[1])}]")
     line = ", ".join(parts)
     reason = str(metric.get("reason") or "").strip()
     if reason:

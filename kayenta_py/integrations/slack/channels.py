@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pydantic import SecretStr
 
 from kayenta_py.service.settings import Settings
-from kayenta_py.service.store.tables import AnalysisRecord
+from kayenta_py.service.store.records import Analysis
 
 DEFAULT_CHANNEL = "default"
 
@@ -22,7 +22,7 @@ class Channel:
     configs: frozenset[str] = frozenset()
     verdicts: frozenset[str] = frozenset()
 
-    def wants(self, analysis: AnalysisRecord) -> bool:
+    def wants(self, analysis: Analysis) -> bool:
         """Return whether a message about this finished analysis goes to this channel."""
         if self.configs and config_label(analysis) not in self.configs:
             return False
@@ -43,7 +43,7 @@ def channels_from_settings(settings: Settings) -> dict[str, Channel]:
     return channels
 
 
-def config_label(analysis: AnalysisRecord) -> str:
+def config_label(analysis: Analysis) -> str:
     """Return the name people know the analysis' config by (stored name, else the body's name)."""
     name = analysis.config_name or (analysis.config_body or {}).get("name")
     return str(name) if name else "(unnamed config)"

@@ -8,18 +8,13 @@ from dataclasses import dataclass
 from datetime import UTC, tzinfo
 from typing import Any
 
-from sqlalchemy import func, select
-
 from kayenta_py.integrations.slack.blocks import (
-    FAILING,
     MAX_FALLBACK_TEXT,
     MAX_METRIC_SECTIONS,
     VERDICT_EMOJI,
     _button,
     _context,
     _header,
-    _number,
-    _score,
     _section,
     _when,
     clip,
@@ -33,8 +28,10 @@ from kayenta_py.integrations.slack.blocks import (
 from kayenta_py.integrations.slack.channels import (
     config_label,
 )
+from kayenta_py.model.formatting import format_number, format_score
+from kayenta_py.model.types import FAILING_CLASSIFICATIONS
+from kayenta_py.service.store.records import Analysis
 from kayenta_py.service.store.repository import Store
-from kayenta_py.service.store.tables import AnalysisRecord, IntervalRecord
 
 TOP_N = 5  # failing metrics and configs in a digest
 
@@ -49,7 +46,7 @@ def analysis_links(base_url: str, analysis_id: str) -> dict[str, str]:
 
 
 def finished_message(
-    analysis: AnalysisRecord, metrics: Sequence[Mapping[str, Any]], *, base_url: str
+    analysis: Analysis, metrics: Sequence[Mapping[str, Any]], *, base_url: str
 ) -> dict[str, Any]:
     """Return the Slack message (``text`` and ``blocks``) about a finished analysis.
 
@@ -59,7 +56,7 @@ def finished_message(
     config = config_label(analysis)
     links = analysis_links(base_url, analysis.id)
     emoji = VERDICT_EMOJI.get(verdict, ":grey_question:")
-    title = f"{emoji} Canary {verdict.upper()}: {config} (score {_score(analysis.score)})"
+    title = f"{emoji} Canary {verdict.upper()}: {config} (score {format_score(analysis.score)})"
     failing = not_passing(metrics)
     thresholds = analysis.thresholds or {}
     version = f" v{analysis.config_version}" if analysis.config_version else ""
@@ -67,8 +64,8 @@ def finished_message(
     summary = "\n".join(
         [
             f"*<{links['report']}|Canary analysis {escape(analysis.id)}>*: *{verdict.upper()}*, score "
-            f"{_score(analysis.score)} (pass ≥ {_number(thresholds.get('pass'))}, "
-            f"marginal ≥ {_number(thresholds.get('marginal'))})",
+            f"{format_score(analysis.score)} (pass ≥ {format_number(thresholds.get('pass'))}, "
+            f"marginal ≥ {format_number(thresholds.get('marginal'))})",
             f"*Config:* {escape(config)}{version}",
             f"*Canary:* `{escape(analysis.canary_scope)}` against baseline "
             f"`{escape(analysis.baseline_scope)}`{location}",
@@ -96,7 +93,7 @@ def finished_message(
         }
     )
     names = ", ".join(metric_label(m) for m in failing[:10]) + (", …" if len(failing) > 10 else "")
-    text = f"Canary {verdict.upper()}: {config} (score {_score(analysis.score)})"
+    text = f"Canary {verdict.upper()}: {config} (score {format_score(analysis.score)})"
     if failing:
         text += f"; did not pass: {names}"
     text = clip(escape(text), MAX_FALLBACK_TEXT - len(links["report"]) - 3) + f" - {links['report']}"
@@ -122,26 +119,13 @@ def summarize(
     store: Store, since: float, until: float, *, configs: frozenset[str] = frozenset(), top: int = TOP_N
 ) -> DigestSummary:
     """Count the analyses finished in ``(since, until]`` and find what failed most often."""
-    finished = (
-        select(AnalysisRecord)
-        .where(AnalysisRecord.completed_ts > since, AnalysisRecord.completed_ts <= until)
-        .order_by(AnalysisRecord.completed_ts)
-    )
-    ids = select(AnalysisRecord.id).where(
-        AnalysisRecord.completed_ts > since, AnalysisRecord.completed_ts <= until
-    )
-    last = (
-        select(IntervalRecord.analysis_id, func.max(IntervalRecord.index).label("last"))
-        .where(IntervalRecord.analysis_id.in_(ids))
-        .group_by(IntervalRecord.analysis_id)
-        .subquery()
-    )
-    results = select(IntervalRecord.analysis_id, IntervalRecord.result).join(
-        last, (IntervalRecord.analysis_id == last.c.analysis_id) & (IntervalRecord.index == last.c.last)
-    )
-    with store.session() as session:
-        analyses = [a for a in session.scalars(finished) if not configs or config_label(a) in configs]
-        last_results = {row[0]: row[1] for row in session.execute(results)}
+    finished = [
+        (analysis, result)
+        for analysis, result in store.finished_between(since, until)
+        if not configs or config_label(analysis) in configs
+    ]
+    analyses = [analysis for analysis, _ in finished]
+    last_results = {analysis.id: result for analysis, result in finished}
     verdicts: Counter[str] = Counter(a.verdict for a in analyses)
     statuses: Counter[str] = Counter(a.status for a in analyses)
     per_config: Counter[str] = Counter()
@@ -157,7 +141,7 @@ def summarize(
         failed = {
             metric_label(m)
             for m in result.get("metrics", [])
-            if m.get("classification") in FAILING and not m.get("muted")
+            if m.get("classification") in FAILING_CLASSIFICATIONS and not m.get("muted")
         }
         for name in failed:
             metric_failures[(name, config)] += 1

@@ -34,13 +34,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.base import BaseScheduler
 from slack_sdk.webhook import WebhookClient
-from sqlalchemy import CursorResult, select, update
 
 from kayenta_py.integrations.slack.channels import (
     Channel,
@@ -63,24 +62,22 @@ from kayenta_py.integrations.slack.messages import (
 from kayenta_py.model.redact import redact, redact_json, register_webhook
 from kayenta_py.service.settings import Settings
 from kayenta_py.service.settings_parsing import cron_trigger
+from kayenta_py.service.store.outbox import FAILED, PENDING, SENDING, SENT, SKIPPED
+from kayenta_py.service.store.records import Analysis, Notification
 from kayenta_py.service.store.repository import Store
-from kayenta_py.service.store.tables import AnalysisRecord, IntervalRecord, NotificationRecord
 
 log = logging.getLogger(__name__)
 
 FINISHED, DIGEST = "finished", "digest"
-PENDING, SENDING, SENT, FAILED, SKIPPED = "pending", "sending", "sent", "failed", "skipped"
+__all__ = ["FAILED", "PENDING", "SENDING", "SENT", "SKIPPED", "Channel", "SlackNotifier"]
 DELIVERY_JOB = "slack-delivery"
 DIGEST_JOB_PREFIX = "slack-digest:"
 
 STALE_SENDING_S = 30.0  # a claim not renewed for this long was left by a replica that died
 LEASE_RENEW_S = 10.0  # how often a post in progress renews its claim
-
+DUPLICATE_DIGEST_WINDOW_S = 3600.0  # digests queued this close together for one cron minute are one
 
 _SDK_LOG.disabled = True
-
-
-
 
 
 # ---------------------------------------------------------------- delivery
@@ -171,7 +168,7 @@ class SlackNotifier:
 
     # ------------------------------------------------------------ queueing
 
-    def notify_finished(self, analysis: AnalysisRecord) -> None:
+    def notify_finished(self, analysis: Analysis) -> None:
         """Queue a message about a finished analysis for each channel that wants it (never raises)."""
         try:
             channels = [c for c in self.channels.values() if c.wants(analysis)]
@@ -186,21 +183,13 @@ class SlackNotifier:
             log.exception("slack: could not queue the message about analysis %s", analysis.id)
 
     def _last_metrics(self, analysis_id: str) -> list[Mapping[str, Any]]:
-        query = (
-            select(IntervalRecord.result)
-            .where(IntervalRecord.analysis_id == analysis_id)
-            .order_by(IntervalRecord.index.desc())
-            .limit(1)
-        )
-        with self.store.session() as session:
-            result = session.scalar(query)
-        return list((result or {}).get("metrics", []))
+        return list((self.store.last_result(analysis_id) or {}).get("metrics", []))
 
-    def enqueue_digest(self, channel_name: str, *, now: float | None = None) -> NotificationRecord:
+    def enqueue_digest(self, channel_name: str, *, now: float | None = None) -> Notification:
         """Queue a digest of the analyses finished since the channel's previous digest (or 24 h)."""
         channel = self.channels[channel_name]
         until = self.clock() if now is None else now
-        previous = self._last_digest(channel_name)
+        previous = self.store.last_notification(DIGEST, channel_name)
         since = until - DIGEST_DEFAULT_WINDOW_S
         if previous is not None:
             since = float(previous.payload.get("window", {}).get("until", previous.created_ts))
@@ -219,19 +208,6 @@ class SlackNotifier:
             log.exception("slack: could not build the digest of channel %r", channel_name)
             return
         self.wake()
-
-    def _last_digest(self, channel_name: str) -> NotificationRecord | None:
-        with self.store.session() as session:
-            return session.scalar(
-                select(NotificationRecord)
-                .where(
-                    NotificationRecord.kind == DIGEST,
-                    NotificationRecord.channel == channel_name,
-                    NotificationRecord.status != SKIPPED,
-                )
-                .order_by(NotificationRecord.id.desc())
-                .limit(1)
-            )
 
     # ------------------------------------------------------------ delivery
 
@@ -274,7 +250,7 @@ class SlackNotifier:
                 down.add(channel.name)
         return delivered
 
-    def _record(self, notification: NotificationRecord, outcome: Outcome, now: float) -> int:
+    def _record(self, notification: Notification, outcome: Outcome, now: float) -> int:
         what = f"{notification.kind} message {notification.id} to channel {notification.channel!r}"
         if outcome.sent:
             self.store.mark_notification(notification.id, SENT)
@@ -299,13 +275,8 @@ class SlackNotifier:
         return 0
 
     def _claim(self, notification_id: int, now: float) -> bool:
-        with self.store.session() as session:
-            result = session.execute(
-                update(NotificationRecord)
-                .where(NotificationRecord.id == notification_id, NotificationRecord.status == PENDING)
-                .values(status=SENDING, updated_ts=now)
-            )
-            return cast(CursorResult[Any], result).rowcount == 1
+        """Take a pending message for posting; False when another replica took it."""
+        return self.store.claim_notification(notification_id, now)
 
     @contextlib.contextmanager
     def _lease(self, notification_id: int, claimed: float) -> Iterator[None]:
@@ -316,13 +287,7 @@ class SlackNotifier:
         def renew() -> None:
             while not stop.wait(LEASE_RENEW_S):
                 try:
-                    with self.store.session() as session:
-                        session.execute(
-                            update(NotificationRecord)
-                            .where(NotificationRecord.id == notification_id)
-                            .where(NotificationRecord.status == SENDING)
-                            .values(updated_ts=claimed + time.monotonic() - start)
-                        )
+                    self.store.renew_claim(notification_id, claimed + time.monotonic() - start)
                 except Exception as exc:
                     log.warning("slack: could not renew the claim of message %d: %s", notification_id, exc)
 
@@ -344,18 +309,9 @@ class SlackNotifier:
         if released:
             log.warning("slack: %d message(s) left in 'sending' by a stopped process are retried", released)
 
-    def _duplicate_digest(self, notification: NotificationRecord) -> bool:
+    def _duplicate_digest(self, notification: Notification) -> bool:
         key = notification.payload.get("window", {}).get("key")
-        with self.store.session() as session:
-            earlier = session.scalars(
-                select(NotificationRecord).where(
-                    NotificationRecord.kind == DIGEST,
-                    NotificationRecord.channel == notification.channel,
-                    NotificationRecord.id < notification.id,
-                    NotificationRecord.status != SKIPPED,
-                    NotificationRecord.created_ts > notification.created_ts - 3600,
-                )
-            ).all()
+        earlier = self.store.earlier_notifications(notification, DUPLICATE_DIGEST_WINDOW_S)
         return any(e.payload.get("window", {}).get("key") == key for e in earlier)
 
     def _post(self, channel: Channel, payload: Mapping[str, Any]) -> Outcome:

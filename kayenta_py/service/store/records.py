@@ -118,7 +118,7 @@ class IntervalOutcome:
 
 @dataclass(frozen=True, kw_only=True)
 class Analysis(Schedule):
-    """A canary analysis: what to compare, its schedule, its state and verdict, and (when read) its intervals."""
+    """A canary analysis: what to compare, its schedule, state and verdict, and (when read) its intervals."""
 
     id: str
     kind: str = "native"

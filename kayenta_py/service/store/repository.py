@@ -273,7 +273,6 @@ class Store(ConfigStore, NotificationStore):
     def verdict_history(self, analysis_id: str) -> list[VerdictChange]:
         """Return the verdicts an analysis published, oldest first."""
         with self.session() as session:
-            rows = session.scalars(
-                select(VerdictRecord).where(VerdictRecord.analysis_id == analysis_id).order_by(VerdictRecord.id)
-            )
+            query = select(VerdictRecord).where(VerdictRecord.analysis_id == analysis_id)
+            rows = session.scalars(query.order_by(VerdictRecord.id))
             return [VerdictChange.from_row(row) for row in rows]

@@ -1,0 +1,72 @@
+"""The service's metrics sources: every registered source its settings set up, built from them.
+
+The service names no source. A source class may declare, besides the :class:`MetricsSource`
+protocol:
+
+``is_configured(settings: Mapping[str, Any]) -> bool`` (classmethod)
+    Whether the service's settings set it up; False: analyses may not name it.
+``from_settings(settings: Mapping[str, Any]) -> source`` (classmethod)
+    Build it from the service's settings; raise :class:`KayentaError` (``source: ...``) when it
+    is not set up. Without it the class is built with no arguments.
+``service_source`` (class attribute, default True)
+    False for a source that never serves live analyses (``csv``: files named on the command
+    line); a config naming it is judged with the service's default source instead.
+``settings_model`` and ``settings_prefix`` (class attributes)
+    A pydantic model of the source's own settings, read from the service settings
+    ``<prefix>_<field>`` (environment ``KAYENTA_<PREFIX>_<FIELD>``).
+
+``settings`` is the service's settings as a mapping (:meth:`Settings.model_dump`: secrets stay
+:class:`SecretStr`). A class without ``is_configured`` is always available.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kayenta_py.config.registry import Registry
+from kayenta_py.engine.source import MetricsSource
+from kayenta_py.model.errors import KayentaError
+
+NO_SOURCE = (
+    "no metrics source is configured: set KAYENTA_PROMETHEUS_URL (the prometheus source) or "
+    "KAYENTA_DEFAULT_SOURCE, or name a source in the request (the demo source serves generated "
+    "data only when asked: source demo, KAYENTA_DEFAULT_SOURCE=demo or kayenta-py serve --demo)"
+)
+
+
+def is_service_source(registry: Registry, name: str) -> bool:
+    """Return whether ``name`` may serve live analyses (False: its class says ``service_source = False``).
+
+    An unknown name counts as a service source, so that building it names the problem.
+    """
+    try:
+        return bool(getattr(registry.source_class(name), "service_source", True))
+    except Exception:
+        return True
+
+
+def is_configured(cls: type[Any], settings: Mapping[str, Any]) -> bool:
+    """Return whether the source class ``cls`` is set up by the service's settings."""
+    check = getattr(cls, "is_configured", None)
+    return True if check is None else bool(check(settings))
+
+
+def configured_sources(registry: Registry, settings: Mapping[str, Any]) -> list[str]:
+    """Return the sources analyses may name: those with settings of their own first, then by name."""
+    names = [name for name in registry.source_names() if is_configured(registry.source_class(name), settings)]
+    return sorted(names, key=lambda name: (not hasattr(registry.source_class(name), "settings_model"), name))
+
+
+def build_source(registry: Registry, name: str, settings: Mapping[str, Any]) -> MetricsSource:
+    """Return a new source called ``name``, built from the service's settings."""
+    known = configured_sources(registry, settings)
+    try:
+        cls = registry.source_class(name)
+    except Exception:
+        cls = None
+    factory = getattr(cls, "from_settings", None)
+    if cls is None or (name not in known and factory is None):
+        raise KayentaError(f"source: unknown source {name!r} (known: {', '.join(known)})")
+    source: MetricsSource = factory(settings) if factory is not None else cls()
+    return source
