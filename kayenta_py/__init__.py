@@ -40,6 +40,7 @@ from kayenta_py.engine.zeroin import RootResult, zeroin
 from kayenta_py.model.errors import (
     ConfigError,
     ConfigIssue,
+    FieldError,
     InputError,
     KayentaError,
     PluginError,
@@ -84,6 +85,7 @@ __all__ = [
     "ConfigIssue",
     "Direction",
     "FetchedData",
+    "FieldError",
     "FloatArray",
     "GroupScore",
     "InputError",

@@ -24,7 +24,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
-from kayenta_py import KayentaError, MetricConfig, MetricSet, Scope, SourceError
+from kayenta_py import FieldError, KayentaError, MetricConfig, MetricSet, Scope, SourceError
 from kayenta_py.plugin import redact_url
 from metrics_sources.promql import build_query
 
@@ -103,7 +103,7 @@ class PrometheusSource:
         """Return the source the service's settings describe (``prometheus_*``, ``fetch_concurrency``)."""
         own = PrometheusSettings.from_service(settings)
         if not own.url:
-            raise KayentaError("source: 'prometheus' is not set up (KAYENTA_PROMETHEUS_URL is not set)")
+            raise FieldError("source", "'prometheus' is not set up (KAYENTA_PROMETHEUS_URL is not set)")
         return cls(
             own.url,
             bearer_token=own.token.get_secret_value() if own.token else None,

@@ -12,7 +12,7 @@ from typing import Any
 from kayenta_py.config.loader import load_config
 from kayenta_py.config.model import DEFAULT_JUDGE, CanaryConfig
 from kayenta_py.config.registry import Registry, default_registry
-from kayenta_py.model.errors import ConfigError, KayentaError
+from kayenta_py.model.errors import ConfigError, FieldError, KayentaError
 
 
 def describe_params(params: Mapping[str, Any]) -> str:
@@ -31,7 +31,7 @@ def parse_assignment(text: str, option: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise KayentaError(f"{option}: {text!r} is not KEY=VALUE (e.g. tolerance=0.3)")
+        raise FieldError(option, f"{text!r} is not KEY=VALUE (e.g. tolerance=0.3)")
     return key, value.strip()
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from kayenta_py.config.registry import Registry
-from kayenta_py.model.errors import KayentaError
+from kayenta_py.model.errors import FieldError, KayentaError
 from kayenta_py.model.formatting import parse_rfc3339
 from kayenta_py.model.limits import DEFAULT_LIMITS, check_duration, check_time
 from kayenta_py.model.types import Thresholds
@@ -104,7 +104,7 @@ def _read_secret(path: Path, option: str) -> str:
     try:
         return path.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise KayentaError(f"{option}: cannot read {path}: {exc.strerror}") from None
+        raise FieldError(option, f"cannot read {path}: {exc.strerror}") from None
 
 
 def _scope_params(pairs: Sequence[str]) -> dict[str, str]:
@@ -137,8 +137,8 @@ def parse_time(text: str, option: str) -> float:
     try:
         return check_time(parse_rfc3339(text), option)
     except ValueError:
-        raise KayentaError(
-            f"{option}: {text!r} is not a time (RFC 3339 like 2026-11-26T09:00:00Z, epoch seconds, "
+        raise FieldError(
+            option, f"{text!r} is not a time (RFC 3339 like 2026-11-26T09:00:00Z, epoch seconds, "
             "'now' or 'now-30m')"
         ) from None
 

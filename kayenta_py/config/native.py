@@ -22,7 +22,7 @@ from kayenta_py.config.model import (
 )
 from kayenta_py.config.registry import Registry, did_you_mean
 from kayenta_py.config.schemas import _NativeModel, _ThresholdsModel
-from kayenta_py.model.errors import ConfigError, ConfigIssue, KayentaError
+from kayenta_py.model.errors import ConfigError, ConfigIssue, KayentaError, ThresholdsError
 from kayenta_py.model.preprocessing import NanStrategy, Outliers, OutlierStrategy
 from kayenta_py.model.types import Direction, Thresholds
 
@@ -217,9 +217,8 @@ def _filter_template(
 def _thresholds(model: _ThresholdsModel, path: str, issues: list[ConfigIssue]) -> Thresholds:
     try:
         return Thresholds(model.pass_, model.marginal)
-    except ValueError as exc:
-        where, message = str(exc).split(": ", 1)
-        issues.append(ConfigIssue(where.replace("thresholds", path, 1), message))
+    except ThresholdsError as exc:
+        issues.append(ConfigIssue(exc.field.replace("thresholds", path, 1), exc.problem))
         return Thresholds()
 
 

@@ -16,7 +16,7 @@ from kayenta_py.config.registry import Registry, default_registry, did_you_mean
 from kayenta_py.engine.scoring import inconclusive_reason, score_results, verdict_reason
 from kayenta_py.engine.source import MetricsSource, Progress, Scope, fetch_metric_sets
 from kayenta_py.engine.stats import summarize
-from kayenta_py.model.errors import KayentaError
+from kayenta_py.model.errors import FieldError, KayentaError
 from kayenta_py.model.types import (
     CanaryResult,
     Classification,
@@ -199,8 +199,8 @@ def normalize_metric_data(data: MetricData | Any, side: str) -> dict[str, list[M
     if hasattr(data, "columns") and hasattr(data, "__getitem__"):  # a pandas DataFrame
         data = {str(column): data[column].to_numpy(dtype=float) for column in data.columns}
     if not isinstance(data, Mapping):
-        raise KayentaError(
-            f"{side}: expected a mapping of metric name to values or a DataFrame, got {type(data).__name__}"
+        raise FieldError(
+            side, f"expected a mapping of metric name to values or a DataFrame, got {type(data).__name__}"
         )
     out: dict[str, list[MetricSet]] = {}
     for name, value in data.items():
@@ -213,7 +213,7 @@ def normalize_metric_data(data: MetricData | Any, side: str) -> dict[str, list[M
             try:
                 out[name] = [MetricSet(name, np.asarray(value, dtype=np.float64))]
             except (TypeError, ValueError) as exc:
-                raise KayentaError(f"{side}: metric {name!r}: values are not numbers ({exc})") from None
+                raise FieldError(side, f"metric {name!r}: values are not numbers ({exc})") from None
     return out
 
 

@@ -28,7 +28,7 @@ from kayenta_py.config.model import CanaryConfig, MetricConfig
 from kayenta_py.config.registry import Registry, default_registry
 from kayenta_py.engine.scoring import inconclusive_reason
 from kayenta_py.engine.sequential_judge import Assessment, SequentialJudge, copy_state
-from kayenta_py.model.errors import KayentaError
+from kayenta_py.model.errors import FieldError, KayentaError
 from kayenta_py.model.types import (
     CanaryResult,
     Classification,
@@ -90,9 +90,9 @@ class SequentialAnalysis:
         thresholds: Thresholds | None = None,
     ) -> None:
         if not 0 < alpha < 1:
-            raise KayentaError(f"alpha: {alpha} is not between 0 and 1")
+            raise FieldError("alpha", f"{alpha} is not between 0 and 1")
         if family not in ("bonferroni", "e-bh"):
-            raise KayentaError(f"family: {family!r} is not 'bonferroni' or 'e-bh'")
+            raise FieldError("family", f"{family!r} is not 'bonferroni' or 'e-bh'")
         self.registry = registry or default_registry()
         self.config = (
             config

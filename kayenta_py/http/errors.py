@@ -162,9 +162,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(KayentaError)
     async def _kayenta_error(_request: Request, exc: KayentaError) -> JSONResponse:
-        field, _, message = str(exc).partition(": ")
-        parts = field.split(".")
-        named = message and all(p.isidentifier() for p in parts)
+        parts = exc.field.split(".") if exc.field else []
+        named = all(p.isidentifier() for p in parts)  # a request's field, not a flag or a file
         loc: list[str | int] = ["body", *parts] if named else ["body"]
         return AsciiJSONResponse({"detail": [error_item(422, loc, redact(str(exc)))]}, status_code=422)
 

@@ -27,7 +27,7 @@ from pydantic import ConfigDict, Field
 
 from kayenta_py.config.registry import did_you_mean
 from kayenta_py.http.errors import AsciiJSONResponse
-from kayenta_py.model.errors import ConfigError, KayentaError
+from kayenta_py.model.errors import ConfigError, FieldError, KayentaError
 from kayenta_py.model.limits import JsonSafeErrors, check_text, json_issue
 from kayenta_py.model.redact import redact
 from kayenta_py.model.types import Thresholds, threshold_values
@@ -115,11 +115,12 @@ def flagger_router(service: Service, guard: Callable[..., None]) -> APIRouter:
             except ConfigError as exc:  # the stored config no longer loads
                 issue = exc.issues[0] if exc.issues else None
                 return _error(422, "metadata.config", str(issue) if issue else str(exc))
-            except KayentaError as exc:  # "field: message", the field a native request's or metadata's
-                field, _, message = str(exc).partition(": ")
-                if not message or not all(p.isidentifier() for p in field.split(".")):
-                    field, message = "metadata", str(exc)
+            except FieldError as exc:  # the field a native request's or metadata's
+                field = exc.field if _is_path(exc.field) else "metadata"
+                message = exc.problem if _is_path(exc.field) else str(exc)
                 return _error(422, field if field.startswith("metadata") else f"metadata.{field}", message)
+            except KayentaError as exc:
+                return _error(422, "metadata", str(exc))
             if hook != "confirm-promotion":
                 return _text(200, f"analysis {record.id} started")
         return _answer(hook, record)
@@ -131,16 +132,16 @@ def _start(service: Service, payload: FlaggerPayload, key: str) -> Analysis:
     meta: Mapping[str, Any] = payload.metadata
     config_name = meta.get("config")
     if not config_name:
-        raise KayentaError("metadata.config: name a stored canary config")
+        raise FieldError("metadata.config", "name a stored canary config")
     for field in ("config", "baseline_scope", "canary_scope", "location", "source", "mode"):
         if meta.get(field) is not None and not isinstance(meta[field], str):
-            raise KayentaError(f"metadata.{field}: {_short(repr(meta[field]), 100)} is not a string")
+            raise FieldError(f"metadata.{field}", f"{_short(repr(meta[field]), 100)} is not a string")
     mode = meta.get("mode")
     if mode is not None and mode not in ("fixed", "sequential"):
-        raise KayentaError(f"metadata.mode: {mode!r} is not 'fixed' or 'sequential'")
+        raise FieldError("metadata.mode", f"{mode!r} is not 'fixed' or 'sequential'")
     for key in sorted(set(meta) - set(_METADATA)):
         # A misspelt key (config_versoin) must not fall back to a default silently.
-        raise KayentaError(f"metadata.{key}: unknown field{did_you_mean(str(key), _METADATA)}")
+        raise FieldError(f"metadata.{key}", f"unknown field{did_you_mean(str(key), _METADATA)}")
     return service.create_analysis(
         config=None,
         config_name=str(config_name),
@@ -169,7 +170,7 @@ def _version(value: Any) -> int | None:
         return None
     text = str(value).strip()
     if isinstance(value, bool) or not text.isdigit() or len(text) > 10 or int(text) < 1:
-        raise KayentaError(f"metadata.config_version: {value!r} is not a version number (1, 2, ...)")
+        raise FieldError("metadata.config_version", f"{value!r} is not a version number (1, 2, ...)")
     return int(text)
 
 
@@ -233,3 +234,8 @@ def _text(status: int, message: str) -> PlainTextResponse:
 def _short(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _is_path(field: str) -> bool:
+    """Whether ``field`` is a dotted path of names (``metadata.mode``), not a flag or a file."""
+    return all(part.isidentifier() for part in field.split("."))

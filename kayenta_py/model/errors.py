@@ -7,7 +7,23 @@ from dataclasses import dataclass
 
 
 class KayentaError(Exception):
-    """Base class of every error kayenta-py raises on bad input or configuration."""
+    """Base class of every error kayenta-py raises on bad input or configuration.
+
+    ``field`` names the input at fault (``thresholds.pass``, ``metadata.mode``) when the error
+    has one (a :class:`FieldError`); doors turn it into their own location (an HTTP ``loc``).
+    """
+
+    field: str | None = None
+
+
+class FieldError(KayentaError):
+    """One input field is wrong: ``field`` names it and ``problem`` says what (``str``: both)."""
+
+    field: str
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field, self.problem = field, problem
+        super().__init__(f"{field}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -40,7 +56,7 @@ class PluginError(KayentaError):
     """A judge or metrics-source plugin is unknown, duplicated or broken."""
 
 
-class ThresholdsError(KayentaError, ValueError):
+class ThresholdsError(FieldError, ValueError):
     """Score thresholds are out of range or inverted; the message starts with the field.
 
     ``key`` is the threshold at fault (``pass`` or ``marginal``; None: the thresholds as a whole)
@@ -48,8 +64,8 @@ class ThresholdsError(KayentaError, ValueError):
     """
 
     def __init__(self, field: str, problem: str, *, key: str | None = None) -> None:
-        self.field, self.problem, self.key = field, problem, key
-        super().__init__(f"{field}: {problem}")
+        super().__init__(field, problem)
+        self.key = key
 
 
 class StoreError(KayentaError):

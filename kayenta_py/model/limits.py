@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError, ValidatorFunctionWrapHandler, model_validator
 from pydantic_core import PydanticCustomError
 
-from kayenta_py.model.errors import ConfigError, ConfigIssue, KayentaError
+from kayenta_py.model.errors import ConfigError, ConfigIssue, FieldError
 
 EARLIEST = 0.0  # 1970-01-01T00:00:00Z
 LATEST = datetime(2200, 1, 1, tzinfo=UTC).timestamp()  # 2200-01-01T00:00:00Z
@@ -52,14 +52,14 @@ DEFAULT_LIMITS = Limits()
 def check_time(value: float, field: str, *, ahead: float | None = None, now: float | None = None) -> float:
     """Return ``value`` (epoch seconds) if finite, in 1970..2200 and at most ``ahead`` s from now."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise KayentaError(f"{field}: {_show(value)} is not a finite time")
+        raise FieldError(field, f"{_show(value)} is not a finite time")
     if not EARLIEST <= value <= LATEST:
-        raise KayentaError(f"{field}: {_show(value)} is outside 1970-01-01 .. 2200-01-01 (epoch seconds)")
+        raise FieldError(field, f"{_show(value)} is outside 1970-01-01 .. 2200-01-01 (epoch seconds)")
     if ahead is not None:
         moment = time.time() if now is None else now
         if value > moment + ahead:
-            raise KayentaError(
-                f"{field}: starts {(value - moment) / DAY:.0f} days from now; at most {ahead / DAY:g} days "
+            raise FieldError(
+                field, f"starts {(value - moment) / DAY:.0f} days from now; at most {ahead / DAY:g} days "
                 "ahead (KAYENTA_MAX_START_AHEAD)"
             )
     return float(value)
@@ -68,25 +68,25 @@ def check_time(value: float, field: str, *, ahead: float | None = None, now: flo
 def check_duration(value: float, field: str, maximum: float, *, positive: bool = True) -> float:
     """Return seconds if finite, positive (or, ``positive=False``, not negative) and at most ``maximum``."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise KayentaError(f"{field}: {_show(value)} is not a finite duration")
+        raise FieldError(field, f"{_show(value)} is not a finite duration")
     if value < 0 or (positive and value == 0):
-        raise KayentaError(f"{field}: {_show(value)} s must be {'positive' if positive else 'zero or more'}")
+        raise FieldError(field, f"{_show(value)} s must be {'positive' if positive else 'zero or more'}")
     if value > maximum:
-        raise KayentaError(f"{field}: {value:g} s is longer than the maximum, {maximum:g} s")
+        raise FieldError(field, f"{value:g} s is longer than the maximum, {maximum:g} s")
     return float(value)
 
 
 def check_text(value: Any, field: str, maximum: int, *, required: bool = False) -> str:
     """Return ``value`` if a string of at most ``maximum`` characters without control characters."""
     if not isinstance(value, str):
-        raise KayentaError(f"{field}: {_show(value)} is not a string")
+        raise FieldError(field, f"{_show(value)} is not a string")
     if required and not value.strip():
-        raise KayentaError(f"{field}: must not be empty")
+        raise FieldError(field, "must not be empty")
     if len(value) > maximum:
-        raise KayentaError(f"{field}: {len(value)} characters; at most {maximum}")
+        raise FieldError(field, f"{len(value)} characters; at most {maximum}")
     bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Cs")), None)
     if bad is not None:
-        raise KayentaError(f"{field}: holds the control character U+{ord(bad):04X}")
+        raise FieldError(field, f"holds the control character U+{ord(bad):04X}")
     return value
 
 
@@ -148,7 +148,7 @@ def check_json(document: Any, field: str, limits: Limits = DEFAULT_LIMITS) -> No
         where = (
             f"{field}.{issue.path}" if issue.path and not issue.path.startswith("[") else field + issue.path
         )
-        raise KayentaError(f"{where}: {issue.message}")
+        raise FieldError(where, f"{issue.message}")
 
 
 def json_safe(value: Any, depth: int = 0) -> Any:

@@ -16,7 +16,7 @@ from kayenta_py.config.model import CanaryConfig
 from kayenta_py.config.registry import Registry, default_registry
 from kayenta_py.engine.sequential import SequentialAnalysis
 from kayenta_py.engine.source import MetricsSource
-from kayenta_py.model.errors import ConfigError, ConfigIssue, KayentaError
+from kayenta_py.model.errors import ConfigError, ConfigIssue, FieldError
 from kayenta_py.model.limits import (
     DEFAULT_LIMITS,
     check_duration,
@@ -127,7 +127,7 @@ class Service:
             config_source = None
         name = requested or config_source or self.default_source()
         if not name:
-            raise KayentaError(f"source: {NO_SOURCE}")
+            raise FieldError("source", f"{NO_SOURCE}")
         return name
 
     def source(self, name: str) -> MetricsSource:
@@ -154,13 +154,13 @@ class Service:
             raise ConfigError([ConfigIssue("config", "give exactly one of config and config_name")])
         if config is not None:
             if config_version is not None:
-                raise KayentaError("config_version: pins a stored config; give it with config_name")
+                raise FieldError("config_version", "pins a stored config; give it with config_name")
             body = dict(config)
             return load_config(body, registry=self.registry, limits=self.limits), body, None, None
         assert config_name is not None
         check_text(config_name, "config_name", self.limits.max_name_chars, required=True)
         if config_version is not None and not 1 <= config_version <= MAX_VERSION:
-            raise KayentaError(f"config_version: {config_version!r} is not a version (1 to {MAX_VERSION})")
+            raise FieldError("config_version", f"{config_version!r} is not a version (1 to {MAX_VERSION})")
         latest = self.store.get_config(config_name)
         if latest is None:  # unknown, or deleted: a deleted config starts no analysis, pinned or not
             deleted = " (it was deleted)" if self.store.config_versions(config_name) else ""
@@ -219,15 +219,15 @@ class Service:
         if source is not None:
             check_text(source, "source", limits.max_name_chars)
         if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
-            raise KayentaError(f"alpha: {alpha!r} is not between 0 and 1")
+            raise FieldError("alpha", f"{alpha!r} is not between 0 and 1")
         step = check_duration(step, "step", limits.max_step_s)
         check_json(dict(extra or {}), "extra", limits)
         parsed, body, name, version = self.resolve_config(config, config_name, config_version)
         if mode is not None and mode not in ("fixed", "sequential"):
-            raise KayentaError(f"mode: {mode!r} is not 'fixed' or 'sequential'")
+            raise FieldError("mode", f"{mode!r} is not 'fixed' or 'sequential'")
         mode, mode_reason = choose_mode(mode, parsed, body, kind=kind, registry=self.registry)
         if family not in ("bonferroni", "e-bh"):
-            raise KayentaError(f"family: {family!r} is not 'bonferroni' or 'e-bh'")
+            raise FieldError("family", f"{family!r} is not 'bonferroni' or 'e-bh'")
         if mode == "sequential":
             # Checks that every metric has (or defaults to) a sequential judge.
             SequentialAnalysis(
@@ -239,8 +239,8 @@ class Service:
         else:
             for metric in load_config(body, registry=self.registry, mode="fixed").metrics:
                 if getattr(self.registry.judge_class(metric.judge_type), "sequential", False):
-                    raise KayentaError(
-                        f"mode: metric {metric.name!r} names the sequential judge {metric.judge_type}, "
+                    raise FieldError(
+                        "mode", f"metric {metric.name!r} names the sequential judge {metric.judge_type}, "
                         "which runs only in mode sequential"
                     )
         source_name = self.choose_source(source, parsed)
@@ -259,9 +259,9 @@ class Service:
         warmup_s = check_duration(parse_duration(warmup or 0, "warmup"), "warmup", longest, positive=False)
         if end is not None:
             if lifetime is not None:
-                raise KayentaError("end: give either end or lifetime, not both")
+                raise FieldError("end", "give either end or lifetime, not both")
             if end <= start_ts + warmup_s:
-                raise KayentaError("end: must come after start (and warmup)")
+                raise FieldError("end", "must come after start (and warmup)")
             lifetime_s = check_duration(end - start_ts - warmup_s, "end", longest)
         else:
             lifetime_s = parse_duration(lifetime if lifetime is not None else "PT30M", "lifetime")
@@ -270,18 +270,18 @@ class Service:
         interval_s = check_duration(interval_s, "interval", longest)
         check_time(start_ts + warmup_s + lifetime_s, "end" if end is not None else "lifetime")
         if interval_s > lifetime_s:
-            raise KayentaError(f"interval: {interval_s:g} s is longer than the lifetime ({lifetime_s:g} s)")
+            raise FieldError("interval", f"{interval_s:g} s is longer than the lifetime ({lifetime_s:g} s)")
         if lifetime_s / interval_s > limits.max_intervals:
-            raise KayentaError(
-                f"interval: {lifetime_s / interval_s:.0f} intervals in the lifetime; "
+            raise FieldError(
+                "interval", f"{lifetime_s / interval_s:.0f} intervals in the lifetime; "
                 f"at most {limits.max_intervals} (KAYENTA_MAX_INTERVALS)"
             )
         lookback_s = None
         if lookback is not None:
             lookback_s = check_duration(parse_duration(lookback, "lookback"), "lookback", longest)
         if (lifetime_s + warmup_s) / step > limits.max_points_per_series:
-            raise KayentaError(
-                f"step: {step:g} s gives {(lifetime_s + warmup_s) / step:.0f} points per series over the "
+            raise FieldError(
+                "step", f"{step:g} s gives {(lifetime_s + warmup_s) / step:.0f} points per series over the "
                 f"analysis; at most {limits.max_points_per_series} (KAYENTA_MAX_POINTS_PER_SERIES)"
             )
         score_limits = parsed.thresholds.overridden(thresholds)

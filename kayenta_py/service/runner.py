@@ -22,7 +22,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from kayenta_py.config.registry import Registry
 from kayenta_py.engine.source import MetricsSource, SourceError
-from kayenta_py.model.errors import KayentaError
+from kayenta_py.model.errors import FieldError, KayentaError
 from kayenta_py.model.redact import redact
 from kayenta_py.model.types import CanaryResult, Verdict
 from kayenta_py.service.judging import judge_fixed, judge_sequential
@@ -274,7 +274,7 @@ class AnalysisRunner:
         """Fetch, judge and store one interval; True if it ended the analysis (errors are raised)."""
         step = analysis.step_s
         if not (isinstance(step, int | float) and math.isfinite(step) and step > 0):
-            raise KayentaError(f"step: {step!r} is not a positive, finite number of seconds")
+            raise FieldError("step", f"{step!r} is not a positive, finite number of seconds")
         judge = judge_sequential if analysis.mode == "sequential" else judge_fixed
         began = time.perf_counter()
         judged = judge(

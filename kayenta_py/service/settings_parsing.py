@@ -12,7 +12,7 @@ from pydantic import (
     SecretStr,
 )
 
-from kayenta_py.model.errors import KayentaError
+from kayenta_py.model.errors import FieldError
 
 _GO_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
 
@@ -33,11 +33,11 @@ def parse_duration(value: str | float | int, what: str = "duration") -> float:
     """Parse an ISO 8601 duration (``PT30M``), a Go/Prometheus one (``1m30s``) or seconds into seconds."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         shown = repr(value) if len(repr(value)) <= 100 else repr(value)[:99] + "…"
-        raise KayentaError(f"{what}: {shown} is not a duration (ISO 8601 like PT30M, 1m30s, or seconds)")
+        raise FieldError(what, f"{shown} is not a duration (ISO 8601 like PT30M, 1m30s, or seconds)")
     if isinstance(value, int | float):
         seconds = float(value)
     elif len(value) > 100 or "\x00" in value:
-        raise KayentaError(f"{what}: not a duration (ISO 8601 like PT30M, 1m30s, or seconds)")
+        raise FieldError(what, "not a duration (ISO 8601 like PT30M, 1m30s, or seconds)")
     else:
         text = value.strip().upper()
         match = _ISO_DURATION.match(text)
@@ -55,13 +55,13 @@ def parse_duration(value: str | float | int, what: str = "duration") -> float:
             try:
                 seconds = float(text)
             except ValueError:
-                raise KayentaError(
-                    f"{what}: {value!r} is not a duration (ISO 8601 like PT30M, 1m30s, or seconds)"
+                raise FieldError(
+                    what, f"{value!r} is not a duration (ISO 8601 like PT30M, 1m30s, or seconds)"
                 ) from None
     if not math.isfinite(seconds):
-        raise KayentaError(f"{what}: {value!r} is not a finite duration")
+        raise FieldError(what, f"{value!r} is not a finite duration")
     if seconds < 0:
-        raise KayentaError(f"{what}: {value!r} is negative")
+        raise FieldError(what, f"{value!r} is negative")
     return seconds
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from kayenta_py.config.registry import Registry
 from kayenta_py.engine.source import MetricsSource
-from kayenta_py.model.errors import KayentaError
+from kayenta_py.model.errors import FieldError
 
 NO_SOURCE = (
     "no metrics source is configured: set KAYENTA_PROMETHEUS_URL (the prometheus source) or "
@@ -67,6 +67,6 @@ def build_source(registry: Registry, name: str, settings: Mapping[str, Any]) -> 
         cls = None
     factory = getattr(cls, "from_settings", None)
     if cls is None or (name not in known and factory is None):
-        raise KayentaError(f"source: unknown source {name!r} (known: {', '.join(known)})")
+        raise FieldError("source", f"unknown source {name!r} (known: {', '.join(known)})")
     source: MetricsSource = factory(settings) if factory is not None else cls()
     return source
