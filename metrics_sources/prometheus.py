@@ -92,11 +92,17 @@ class PrometheusSource:
     name = "prometheus"
     settings_prefix: ClassVar[str] = "prometheus"
     settings_model: ClassVar[type[BaseModel]] = PrometheusSettings
+    setup_hint: ClassVar[str] = "it needs prometheus_url (KAYENTA_PROMETHEUS_URL), which is not set"
 
     @classmethod
     def is_configured(cls, settings: Mapping[str, Any]) -> bool:
         """Return whether the service's settings set this source up (``prometheus_url`` is set)."""
         return bool(PrometheusSettings.from_service(settings).url)
+
+    @classmethod
+    def endpoint(cls, settings: Mapping[str, Any]) -> str | None:
+        """Return the URL this source reads, as the service's settings give it (None: not set up)."""
+        return PrometheusSettings.from_service(settings).url
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> PrometheusSource:

@@ -127,7 +127,7 @@ def test_unconfigured_data_is_a_warning_and_bad_values_an_error() -> None:
     assert result.warnings == ("baseline data has metric 'extra', which the config does not name; ignored",)
     with pytest.raises(KayentaError, match="canary: metric 'latency': values are not numbers"):
         kayenta_py.judge(CONFIG, baseline, {"latency": ["fast", "slow"]})
-    with pytest.raises(KayentaError, match=r"thresholds\.pas: unknown field; give pass and/or marginal"):
+    with pytest.raises(KayentaError, match=r"thresholds\.pas: unknown field; did you mean pass\?"):
         kayenta_py.judge(CONFIG, baseline, canary, thresholds={"pas": 90})
 
 

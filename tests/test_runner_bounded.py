@@ -419,7 +419,7 @@ def test_each_judged_interval_logs_one_structured_line(
     assert len(lines) == len(record.intervals) >= 1, lines
     pattern = re.compile(
         rf"interval judged analysis={created.id} index=(\d+)/3 mode={mode} verdict=\w+ "
-        r"score=(none|[\d.]+) metrics=\S+:(Pass|High|Low|Nodata|NodataFailMetric|Error) seconds=[\d.]+$"
+        r"score=(n/a|[\d.]+) metrics=\S+:(Pass|High|Low|Nodata|NodataFailMetric|Error) seconds=[\d.]+$"
     )
     indices = []
     for line in lines:

@@ -169,7 +169,7 @@ def test_every_variable_the_repository_reads_or_sets_is_a_setting_or_allowed() -
             continue
         if not path.is_file() or (path.suffix not in suffixes and path.parent.name != "scripts"):
             continue
-        if path == Path(__file__).resolve():  # its misspelt variables are on purpose
+        if path.name in (Path(__file__).name, "test_source_settings.py"):  # misspelt or made-up on purpose
             continue
         for match in READ_OR_SET.finditer(path.read_text(encoding="utf-8", errors="replace")):
             found.setdefault(match.group(1) or match.group(2), set()).add(str(path.relative_to(REPO)))

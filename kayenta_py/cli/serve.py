@@ -128,10 +128,8 @@ def _serve_banner(service: Any) -> str:
     default = service.default_source()
     if default is None:
         source = "none (analyses must name a source: set KAYENTA_PROMETHEUS_URL or KAYENTA_DEFAULT_SOURCE)"
-    elif default == "demo":
-        source = "demo (generated data)"
     else:
-        source = f"{default} ({_without_credentials(str(settings.prometheus_url))})"
+        source = f"{default} ({_without_credentials(service.describe_source(default))})"
     return (
         f"kayenta-py {__version__} serving on http://{settings.host}:{settings.port} ({auth}); "
         f"default source {source}; database {service.store.display_url}; API docs at /docs"

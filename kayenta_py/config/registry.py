@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,17 +9,12 @@ from importlib import metadata
 from typing import Any, Generic, TypeVar
 
 from kayenta_py.model.errors import PluginError
+from kayenta_py.model.formatting import did_you_mean as did_you_mean  # re-exported: plugins use it
 
 JUDGES_GROUP = "kayenta_py.judges"
 SOURCES_GROUP = "kayenta_py.metrics_sources"
 
 T = TypeVar("T")
-
-
-def did_you_mean(word: str, choices: Any) -> str:
-    """Return ``"; did you mean X?"`` for the nearest of ``choices``, or an empty string."""
-    match = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"; did you mean {match[0]}?" if match else ""
 
 
 class _Kind(Generic[T]):

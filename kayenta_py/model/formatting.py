@@ -1,15 +1,23 @@
 """Numbers and times as every door shows and reads them: one home, so that a reason, a report,
 a Slack message and the CLI print the same figure the same way.
 
-Numbers: 4 significant digits (scientific outside 1e-3..1e5), scores with 2 decimals, and
-``n/a`` for what is not a finite number. Times: RFC 3339 read with a naive time taken as UTC.
+Near matches: ``did_you_mean`` for every "unknown name" error. Numbers: 4 significant digits
+(scientific outside 1e-3..1e5), scores with 2 decimals, and ``n/a`` for what is not a finite
+number. Times: RFC 3339 read with a naive time taken as UTC.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 from datetime import UTC, datetime
 from typing import Any
+
+
+def did_you_mean(word: str, choices: Any) -> str:
+    """Return ``"; did you mean X?"`` for the nearest of ``choices``, or an empty string."""
+    match = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean {match[0]}?" if match else ""
 
 
 def format_number(value: Any) -> str:

@@ -105,14 +105,18 @@ def register_url(url: str | None) -> None:
 def register_settings_secrets(settings: Any) -> None:
     """Register every secret a service's settings hold (a :class:`kayenta_py.service.settings.Settings`).
 
-    API tokens, the Prometheus token, the passwords in the Prometheus and database URLs, and
-    the Slack webhook URLs (with their paths).
+    API tokens, every secret of the sources' own settings (the Prometheus token), the passwords
+    in their URLs (fields named ``url`` or ``*_url``) and the database URL, and the Slack
+    webhook URLs (with their paths).
     """
     for token in settings.tokens():
         register_secret(token.token.get_secret_value())
-    if settings.prometheus_token is not None:
-        register_secret(settings.prometheus_token.get_secret_value())
-    register_url(settings.prometheus_url)
+    for own in settings.source_settings().values():
+        for name, value in own:
+            if hasattr(value, "get_secret_value"):
+                register_secret(value.get_secret_value())
+            elif isinstance(value, str) and (name == "url" or name.endswith("_url")):
+                register_url(value)
     register_url(settings.database_url)
     if settings.slack_webhook_url is not None:
         register_webhook(settings.slack_webhook_url.get_secret_value())

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from kayenta_py.model.errors import ThresholdsError
+from kayenta_py.model.formatting import did_you_mean
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -331,7 +332,8 @@ def threshold_values(
     values: dict[str, float] = {}
     for key, value in given.items():
         if key not in ("pass", "marginal"):
-            raise ThresholdsError(f"{name}.{key}", "unknown field; give pass and/or marginal")
+            near = did_you_mean(str(key), ("pass", "marginal"))
+            raise ThresholdsError(f"{name}.{key}", f"unknown field{near or '; give pass and/or marginal'}")
         if value is None:
             continue
         where = _threshold_field(field, key)

@@ -32,7 +32,15 @@ from kayenta_py.service.runner import AnalysisRunner
 from kayenta_py.service.runner_support import RunnerMetrics, interval_count, runner_options
 from kayenta_py.service.settings import Settings
 from kayenta_py.service.settings_parsing import parse_duration
-from kayenta_py.service.sources import NO_SOURCE, build_source, configured_sources, is_service_source
+from kayenta_py.service.sources import (
+    NO_SOURCE,
+    build_source,
+    configured_sources,
+    describe_source,
+    first_set_up_source,
+    is_service_source,
+    source_endpoint,
+)
 from kayenta_py.service.store.records import Analysis
 from kayenta_py.service.store.repository import Store
 from kayenta_py.service.store.tables import STATUSES
@@ -113,7 +121,15 @@ class Service:
 
     def default_source(self) -> str | None:
         """Return the source used when an analysis and its config name none (None: such are refused)."""
-        return self.settings.resolved_default_source()
+        return self.settings.default_source or first_set_up_source(self.registry, self._source_settings)
+
+    def describe_source(self, name: str) -> str:
+        """Return what source ``name`` reads, for people (its endpoint, else its description)."""
+        return describe_source(self.registry, name, self._source_settings)
+
+    def source_endpoint(self, name: str) -> str | None:
+        """Return the address source ``name`` reads (None: it names none)."""
+        return source_endpoint(self.registry, name, self._source_settings)
 
     def choose_source(self, requested: str | None, config: CanaryConfig | None = None) -> str:
         """Return the source of an analysis: the request's, else its config's, else the default one.

@@ -1,4 +1,10 @@
-"""Service settings: environment (``KAYENTA_*``), a ``.env`` file, or a YAML file."""
+"""Service settings: environment (``KAYENTA_*``), a ``.env`` file, or a YAML file.
+
+The service's own settings are the fields of :class:`Settings`. Each metrics source with a
+``settings_model`` adds its own, read as ``<settings_prefix>_<field>`` (``prometheus_url``,
+``KAYENTA_PROMETHEUS_URL``) and validated by that model (:meth:`Settings.source_settings`);
+the service names no source. Every other key is an error that names it.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dotenv import dotenv_values
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -26,7 +33,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from kayenta_py.config.registry import did_you_mean
+from kayenta_py.config.registry import default_registry, did_you_mean
 from kayenta_py.model.errors import ConfigError, ConfigIssue
 from kayenta_py.model.limits import Limits
 from kayenta_py.service.settings_parsing import (
@@ -34,10 +41,10 @@ from kayenta_py.service.settings_parsing import (
     _cron,
     _webhook_url,
 )
+from kayenta_py.service.sources import first_set_up_source, is_configured, is_service_source
 
 SCOPES = ("read", "write")
 ENV_PREFIX = "KAYENTA_"
-SERVICE_SOURCES = ("prometheus", "demo")
 # KAYENTA_* variables that are not settings but are read by this project's own tooling; every
 # other unknown KAYENTA_* variable is an error at start (a misspelt setting must not be ignored).
 TOOLING_VARIABLES: dict[str, str] = {
@@ -95,28 +102,22 @@ class Settings(BaseSettings):
     """Settings of the kayenta-py service; every field can be set as ``KAYENTA_<FIELD>``."""
 
     model_config = SettingsConfigDict(
-        env_prefix="KAYENTA_", env_file=".env", extra="forbid", hide_input_in_errors=True
+        env_prefix="KAYENTA_", env_file=".env", extra="allow", hide_input_in_errors=True
     )
 
     data_dir: Path = Field(Path("kayenta-data"), description="where the SQLite database lives")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in data_dir")
-    prometheus_url: str | None = Field(None, description="the default Prometheus source")
-    prometheus_token: SecretStr | None = Field(None, description="bearer token for that Prometheus")
-    prometheus_timeout: float = Field(10.0, gt=0, description="seconds per connect and per read")
-    prometheus_deadline: float = Field(
-        30.0, gt=0, description="total seconds of one range request, retries included"
-    )
-    prometheus_retries: int = Field(3, ge=0)
     api_tokens: SecretStr | None = Field(
         None, description="comma-separated SCOPE:TOKEN entries, SCOPE read or write"
     )
     host: str = "127.0.0.1"
     port: int = Field(8090, ge=0, le=65535)
     max_body_bytes: int = Field(1_048_576, gt=0, description="largest request body accepted")
-    default_source: Literal["prometheus", "demo"] | None = Field(
+    default_source: str | None = Field(
         None,
-        description="source of analyses that name none (default: prometheus when prometheus_url is set, "
-        "else none: such analyses are refused); demo serves generated data",
+        description="source of analyses that name none (default: the first source its own settings "
+        "set up, prometheus when prometheus_url is set; else none: such analyses are refused); "
+        "demo serves generated data",
     )
     fetch_concurrency: int = Field(8, ge=1, le=256)
     public_url: str | None = Field(None, description="base of links in answers and reports")
@@ -171,7 +172,6 @@ class Settings(BaseSettings):
     @field_validator(
         "slack_webhook_url",
         "slack_digest_cron",
-        "prometheus_url",
         "default_source",
         "database_url",
         mode="before",
@@ -181,11 +181,23 @@ class Settings(BaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
-    def _default_source_is_set_up(self) -> Settings:
-        if self.default_source == "prometheus" and not self.prometheus_url:
-            raise ValueError(
-                "default_source: 'prometheus' needs prometheus_url (KAYENTA_PROMETHEUS_URL), which is not set"
-            )
+    def _sources_are_set_up(self) -> Settings:
+        models = source_settings_models()
+        for key in self.model_extra or {}:
+            if key not in source_setting_fields(models):
+                raise ValueError(f"{key}: unknown setting{did_you_mean(key, setting_names())}")
+        self.source_settings()  # each source's settings are valid
+        if self.default_source is not None:
+            registry = default_registry()
+            if self.default_source not in registry.source_names() or not is_service_source(
+                registry, self.default_source
+            ):
+                known = ", ".join(n for n in registry.source_names() if is_service_source(registry, n))
+                raise ValueError(f"default_source: {self.default_source!r} is not a service source ({known})")
+            cls = registry.source_class(self.default_source)
+            if not is_configured(cls, self.model_dump()):
+                hint = getattr(cls, "setup_hint", "its settings are not set")
+                raise ValueError(f"default_source: {self.default_source!r} is not set up: {hint}")
         return self
 
     @field_validator("slack_webhook_url")
@@ -249,7 +261,17 @@ class Settings(BaseSettings):
         issues = environment_issues(os.environ)
         if issues:
             raise ConfigError(issues, source="environment")
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        env_file = settings_cls.model_config.get("env_file")
+        if isinstance(env_file, str) and Path(env_file).is_file():
+            issues = environment_issues({k: v or "" for k, v in dotenv_values(env_file).items()})
+            if issues:
+                raise ConfigError(issues, source=env_file)
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings,
+            env_settings,
+            _SourceSettingsEnvironment(settings_cls),
+            dotenv_settings,
+        ]
         yaml_file = os.environ.get("KAYENTA_SETTINGS_FILE")
         if yaml_file:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file))
@@ -280,13 +302,67 @@ class Settings(BaseSettings):
         return parse_tokens(self.api_tokens.get_secret_value()) if self.api_tokens else []
 
     def resolved_default_source(self) -> str | None:
-        """Return the source of analyses naming none: the setting, else prometheus if set up, else None."""
-        return self.default_source or ("prometheus" if self.prometheus_url else None)
+        """Return the source of analyses naming none: the setting, else the first source (by name)
+        that its own settings set up (prometheus when prometheus_url is set), else None."""
+        return self.default_source or first_set_up_source(default_registry(), self.model_dump())
+
+    def source_settings(self) -> dict[str, BaseModel]:
+        """Return each source's own settings (by prefix), validated by its ``settings_model``."""
+        given = self.model_extra or {}
+        out: dict[str, BaseModel] = {}
+        for prefix, model in source_settings_models().items():
+            mine = {k.removeprefix(prefix + "_"): v for k, v in given.items() if k.startswith(prefix + "_")}
+            try:
+                out[prefix] = model.model_validate(mine)
+            except ValidationError as exc:
+                error = exc.errors()[0]
+                where = f"{prefix}_{'.'.join(str(p) for p in error['loc'])}"
+                raise ValueError(f"{where}: {str(error['msg']).removeprefix('Value error, ')}") from None
+        return out
+
+
+def source_settings_models() -> dict[str, type[BaseModel]]:
+    """Return the settings model of every registered source that has one, by settings prefix."""
+    registry = default_registry()
+    out: dict[str, type[BaseModel]] = {}
+    for name in registry.source_names():
+        cls = registry.source_class(name)
+        model = getattr(cls, "settings_model", None)
+        if model is not None:
+            out[str(getattr(cls, "settings_prefix", name))] = model
+    return out
+
+
+def source_setting_fields(models: Mapping[str, type[BaseModel]] | None = None) -> list[str]:
+    """Return the keys of the sources' own settings (``prometheus_url``...)."""
+    models = source_settings_models() if models is None else models
+    return [f"{prefix}_{name}" for prefix, model in models.items() for name in model.model_fields]
+
+
+def setting_names() -> list[str]:
+    """Return every setting's key: the service's own, then the sources'."""
+    return [*Settings.model_fields, *source_setting_fields()]
 
 
 def setting_variables() -> list[str]:
     """Return the environment variable of every setting (``KAYENTA_PROMETHEUS_URL``...)."""
-    return [ENV_PREFIX + name.upper() for name in Settings.model_fields]
+    return [ENV_PREFIX + name.upper() for name in setting_names()]
+
+
+class _SourceSettingsEnvironment(PydanticBaseSettingsSource):
+    """The sources' own settings from the environment (``KAYENTA_<PREFIX>_<FIELD>``, any case)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # not used: __call__ reads the variables itself
+
+    def __call__(self) -> dict[str, Any]:
+        keys = set(source_setting_fields())
+        found: dict[str, Any] = {}
+        for variable, value in os.environ.items():
+            key = variable.upper().removeprefix(ENV_PREFIX).lower()
+            if variable.upper().startswith(ENV_PREFIX) and key in keys:
+                found[key] = value
+        return found
 
 
 def environment_issues(environ: Mapping[str, str]) -> list[ConfigIssue]:
@@ -352,5 +428,5 @@ def _message(error: Any) -> str:
         key = str(error["loc"][-1]) if error["loc"] else ""
         if key.upper().startswith(ENV_PREFIX):  # a variable of the .env file
             return "unknown setting" + did_you_mean(key.upper(), setting_variables())
-        return "unknown setting" + did_you_mean(key, list(Settings.model_fields))
+        return "unknown setting" + did_you_mean(key, setting_names())
     return str(error["msg"]).removeprefix("Value error, ")

@@ -11,6 +11,12 @@ protocol:
 ``service_source`` (class attribute, default True)
     False for a source that never serves live analyses (``csv``: files named on the command
     line); a config naming it is judged with the service's default source instead.
+``setup_hint`` (class attribute)
+    What the settings lack when ``is_configured`` is False (named in the error).
+``endpoint(settings: Mapping[str, Any]) -> str | None`` (classmethod)
+    The address the source reads (Kayenta's account list, the service's start line).
+``description`` (class attribute)
+    What it reads, for a source with no endpoint (``generated data``).
 ``settings_model`` and ``settings_prefix`` (class attributes)
     A pydantic model of the source's own settings, read from the service settings
     ``<prefix>_<field>`` (environment ``KAYENTA_<PREFIX>_<FIELD>``).
@@ -44,6 +50,29 @@ def is_service_source(registry: Registry, name: str) -> bool:
         return bool(getattr(registry.source_class(name), "service_source", True))
     except Exception:
         return True
+
+
+def first_set_up_source(registry: Registry, settings: Mapping[str, Any]) -> str | None:
+    """Return the first source (by name) that has settings of its own and is set up by them."""
+    for name in registry.source_names():
+        cls = registry.source_class(name)
+        if getattr(cls, "settings_model", None) is not None and is_configured(cls, settings):
+            return name
+    return None
+
+
+def describe_source(registry: Registry, name: str, settings: Mapping[str, Any]) -> str:
+    """Return what source ``name`` reads, for people: its endpoint, else its ``description``."""
+    endpoint = source_endpoint(registry, name, settings)
+    if endpoint:
+        return endpoint
+    return str(getattr(registry.source_class(name), "description", "no endpoint"))
+
+
+def source_endpoint(registry: Registry, name: str, settings: Mapping[str, Any]) -> str | None:
+    """Return the address source ``name`` reads (its ``endpoint``), or None when it names none."""
+    endpoint = getattr(registry.source_class(name), "endpoint", None)
+    return None if endpoint is None else endpoint(settings)
 
 
 def is_configured(cls: type[Any], settings: Mapping[str, Any]) -> bool:

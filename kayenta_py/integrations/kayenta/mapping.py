@@ -242,10 +242,10 @@ def _source(service: Service, account: str | None) -> tuple[str | None, list[str
 
 
 def _source_account(service: Service, name: str) -> dict[str, Any]:
-    kind = "prometheus" if name == "prometheus" else name
-    account: dict[str, Any] = {"name": name, "type": kind, "supportedTypes": ["METRICS_STORE"]}
-    if name == "prometheus" and service.settings.prometheus_url:
-        account["endpoint"] = {"baseUrl": service.settings.prometheus_url}
+    account: dict[str, Any] = {"name": name, "type": name, "supportedTypes": ["METRICS_STORE"]}
+    endpoint = service.source_endpoint(name)
+    if endpoint:
+        account["endpoint"] = {"baseUrl": endpoint}
     return account
 
 
