@@ -335,8 +335,8 @@ def _source_problem(sets: Any, metric: MetricConfig, start: float | None, end: f
         if found.name != metric.name:
             return f"series {i} is named {found.name!r}, not the metric's {metric.name!r}"
         values = np.asarray(found.values)
-        if values.dtype != np.float64 or values.ndim != 1 or np.isinf(values).any():
-            return f"series {i}: values not 1-D float64 finite or NaN ({values.dtype}, {values.shape}, inf)"
+        if values.dtype != np.float64 or values.ndim != 1:  # inf is a value (an overflowing quantile)
+            return f"series {i}: values not 1-D float64 ({values.dtype}, {values.shape})"
         if (stamps := found.timestamps) is None:
             continue
         if not np.isfinite(stamps).all() or (stamps.size > 1 and not (np.diff(stamps) > 0).all()):
@@ -370,9 +370,9 @@ def check_source(
     Notes
     -----
     Checked: ``isinstance(source, MetricsSource)``; ``fetch`` returns a list of :class:`MetricSet`
-    named after the metric, 1-D float64 values finite or NaN, timestamps (when given) finite,
-    increasing and in [start, end]; fetching twice gives the same; the security rule (a scope
-    never changes a query): a scope value, location or parameter with quotes, braces, backslashes
+    named after the metric, 1-D float64 values (NaN a gap; inf allowed, judges drop it),
+    timestamps (when given) finite, increasing and in [start, end]; fetching twice gives the
+    same; the security rule (a scope never changes a query): a scope value, location or parameter with quotes, braces, backslashes
     and newlines raises a :class:`~kayenta_py.KayentaError` or returns data keeping these rules.
     """
     plugin = _label(source)

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from judges.sequential.common import final_share_p
 from judges.sequential.count import CountParams, FloatArray, _count_stats, _RateRatioJudge
-from kayenta_py import Direction, KayentaError
+from kayenta_py import KayentaError
 from kayenta_py.plugin import Assessment, clip_p
 
 
@@ -35,8 +35,9 @@ class SequentialHistogramJudge(_RateRatioJudge):
     bounds given by ``buckets`` (by default the ``le`` labels of the first batch, given as a
     mapping of bound to column, kept in the state). For each quantile of interest the threshold is the
     bucket bound nearest the pooled quantile of the first batch; requests slower than
-    it are events, all requests the traffic, and the rate ratio test above decides
-    (one-sided: more slow requests on the canary), Bonferroni over the quantiles.
+    it are events, all requests the traffic, and the rate ratio test above decides in the
+    metric's direction (``increase``, the default: more slow requests on the canary, a slower
+    canary; ``decrease``: fewer, a faster one; ``either``: both), Bonferroni over the quantiles.
     The shift is reported per quantile (interpolated within buckets). As in
     ``sequential-count``, ``final_share`` of the alpha is kept for one fixed-horizon
     look at the end, and a quantile with fewer than ``min_events`` slow requests (on the
@@ -143,8 +144,8 @@ class SequentialHistogramJudge(_RateRatioJudge):
         too_few = False  # a quantile below min_events: no pass at all, early or late
         worst: tuple[tuple[float, float] | None, float | None] = (None, None)
         for q, index, test in zip(self.quantiles, state["thresholds"], state["tests"], strict=True):
-            pr, ps, er = self._test.p_values(test, Direction.INCREASE)
-            p_final = min(p_final, count * self._test.final_p(test, Direction.INCREASE))
+            pr, ps, er = self._test.p_values(test, self.direction)
+            p_final = min(p_final, count * self._test.final_p(test, self.direction))
             slow = self._test.expected_events(test)
             if slow < self.min_events:
                 too_few = True
@@ -152,7 +153,7 @@ class SequentialHistogramJudge(_RateRatioJudge):
                     f"p{q * 100:g}: {slow:.3g} slow requests expected on the smaller arm, "
                     f"fewer than min_events {self.min_events:g}"
                 )
-            elif (leaning := self._test.leaning(test, Direction.INCREASE)) is not None:
+            elif (leaning := self._test.leaning(test, self.direction)) is not None:
                 thin.append(f"p{q * 100:g}: slow-request ratio {leaning:.3g} past {self.min_effect:g}")
             ci = self._test.confidence_sequence(test, state["alpha"] / count)
             per_quantile.append(
