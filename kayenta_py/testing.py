@@ -372,8 +372,9 @@ def check_source(
     Checked: ``isinstance(source, MetricsSource)``; ``fetch`` returns a list of :class:`MetricSet`
     named after the metric, 1-D float64 values (NaN a gap; inf allowed, judges drop it),
     timestamps (when given) finite, increasing and in [start, end]; fetching twice gives the
-    same; the security rule (a scope never changes a query): a scope value, location or parameter with quotes, braces, backslashes
-    and newlines raises a :class:`~kayenta_py.KayentaError` or returns data keeping these rules.
+    same; the security rule (a scope never changes a query): a scope value, location or
+    parameter with quotes, braces, backslashes and newlines raises a
+    :class:`~kayenta_py.KayentaError` or returns data keeping these rules.
     """
     plugin = _label(source)
     if not isinstance(source, MetricsSource):
