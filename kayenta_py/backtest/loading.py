@@ -12,7 +12,7 @@ from kayenta_py.config.loader import load_config
 from kayenta_py.config.model import CanaryConfig
 from kayenta_py.config.registry import Registry, default_registry
 from kayenta_py.model.errors import KayentaError
-from kayenta_py.model.types import MetricSet, Thresholds, Verdict
+from kayenta_py.model.types import Thresholds, Verdict
 
 
 def read_labels(path: Path) -> dict[str, Label]:
@@ -189,21 +189,17 @@ def load_stored_canaries(
                     configs[body_key] = load_config(record.config_body, registry=registry)
                 except KayentaError as exc:
                     raise KayentaError(f"analysis {record.id}: its stored config: {exc}") from None
-            baseline: dict[str, list[MetricSet]] = {}
-            canary: dict[str, list[MetricSet]] = {}
-            for pair in last_pairs:  # the last interval's full pairs (IntervalRecord.pairs joins deltas)
-                baseline.setdefault(pair.name, []).append(pair.baseline)
-                canary.setdefault(pair.name, []).append(pair.canary)
             canaries.append(
                 LabelledCanary(
                     record.id,
                     label,
-                    baseline,
-                    canary,
+                    {},
+                    {},
                     f"analysis {record.id}",
                     config=configs[body_key],
                     thresholds=Thresholds.from_dict(record.thresholds),
                     past_verdict=record.verdict,
+                    pairs=tuple(last_pairs),  # the last interval's full pairs (deltas joined)
                 )
             )
     except SQLAlchemyError as exc:

@@ -29,9 +29,9 @@ from kayenta_py.backtest.overrides import (
 )
 from kayenta_py.config.model import DEFAULT_JUDGE, CanaryConfig
 from kayenta_py.config.registry import Registry, default_registry
-from kayenta_py.engine.pipeline import judge
+from kayenta_py.engine.pipeline import judge, judge_pairs
 from kayenta_py.model.errors import KayentaError
-from kayenta_py.model.types import MetricSet, Thresholds, Verdict
+from kayenta_py.model.types import MetricSet, MetricSetPair, Thresholds, Verdict
 
 Label = Literal["regression", "healthy"]
 Outcome = Literal["failed", "passed", "marginal"]
@@ -53,8 +53,22 @@ class LabelledCanary:
     """A past canary to judge again: its metric data, its label and where it came from.
 
     ``config`` and ``thresholds`` are what it was judged with (stored analyses),
-    or None when the backtest's own config applies (CSV canaries).
+    or None when the backtest's own config applies (CSV canaries). A stored analysis brings
+    the ``pairs`` its last interval judged: under its own config they are judged again as they
+    are; under another config (whose pairing rules may differ) their series are paired again.
+    CSV canaries bring ``baseline`` and ``canary`` series, paired as :func:`judge` does.
     """
+
+    def series(self) -> tuple[dict[str, list[MetricSet]], dict[str, list[MetricSet]]]:
+        """Return the baseline's and the canary's series by metric (from the pairs, if any)."""
+        if self.pairs is None:
+            return _lists(self.baseline), _lists(self.canary)
+        baseline: dict[str, list[MetricSet]] = {}
+        canary: dict[str, list[MetricSet]] = {}
+        for pair in self.pairs:
+            baseline.setdefault(pair.name, []).append(pair.baseline)
+            canary.setdefault(pair.name, []).append(pair.canary)
+        return baseline, canary
 
     name: str
     label: Label
@@ -64,6 +78,7 @@ class LabelledCanary:
     config: CanaryConfig | None = None
     thresholds: Thresholds | None = None
     past_verdict: str | None = None
+    pairs: tuple[MetricSetPair, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -185,9 +200,11 @@ def backtest(
                 adjusted[id(base)] = apply_overrides(base, params, judge_type=judge_type, registry=registry)
             limits = thresholds or (None if config is not None else item.thresholds)
             try:
-                result = judge(
-                    adjusted[id(base)], item.baseline, item.canary, thresholds=limits, registry=registry
-                )
+                if item.pairs is not None and config is None:  # its own config: the pairs it judged
+                    result = judge_pairs(adjusted[id(base)], item.pairs, thresholds=limits, registry=registry)
+                else:
+                    baseline, canary = item.series()
+                    result = judge(adjusted[id(base)], baseline, canary, thresholds=limits, registry=registry)
             except KayentaError as exc:
                 raise KayentaError(f"{item.origin}: {exc}") from None
             outcomes.append(CanaryOutcome(item.name, item.label, result.verdict, result.score))
@@ -195,3 +212,7 @@ def backtest(
                 progress(1)
         results.append(SettingResult(MappingProxyType(dict(params)), tuple(outcomes)))
     return results
+
+
+def _lists(series: Mapping[str, Sequence[MetricSet]]) -> dict[str, list[MetricSet]]:
+    return {name: list(sets) for name, sets in series.items()}

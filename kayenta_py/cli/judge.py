@@ -19,8 +19,7 @@ from kayenta_py.cli.options import (
 from kayenta_py.config.loader import load_config
 from kayenta_py.config.model import CanaryConfig
 from kayenta_py.config.registry import Registry
-from kayenta_py.engine.pipeline import judge as judge_canary
-from kayenta_py.engine.pipeline import pair_metric_sets
+from kayenta_py.engine.pipeline import evaluate
 from kayenta_py.model.errors import KayentaError
 from kayenta_py.model.formatting import format_number, format_score
 from kayenta_py.model.types import CanaryResult, MetricSet, MetricSetPair, Verdict
@@ -41,11 +40,12 @@ def _judge(args: argparse.Namespace, registry: Registry, out: TextIO) -> int:
             series = source.fetch(replace(config.metrics[0], name=name), side)
             if series:
                 sets[name] = series
-    result = judge_canary(config, baseline, canary, thresholds=thresholds, registry=registry)
+    judgement = evaluate(config, baseline, canary, thresholds=thresholds, registry=registry)
+    result = judgement.result
     code = _emit(config, result, args.format, out)
     if args.html is not None:
         details = {"config": config.name, "baseline": str(args.baseline), "canary": str(args.canary)}
-        _write_report(args.html, result, pair_metric_sets(config, baseline, canary), config, details)
+        _write_report(args.html, result, judgement.pairs, config, details)
     return code
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 from typing import TextIO
 
 import numpy as np
@@ -19,14 +18,12 @@ from kayenta_py.cli.options import (
     parse_time,
 )
 from kayenta_py.config.loader import load_config
-from kayenta_py.config.model import MetricConfig
 from kayenta_py.config.registry import Registry
-from kayenta_py.engine.pipeline import analyze as analyze_canary
-from kayenta_py.engine.pipeline import pair_metric_sets
-from kayenta_py.engine.source import MetricsSource, Scope
+from kayenta_py.engine.pipeline import evaluate_window
+from kayenta_py.engine.source import Scope
 from kayenta_py.model.errors import KayentaError
 from kayenta_py.model.formatting import format_number
-from kayenta_py.model.types import MetricSet, rfc3339
+from kayenta_py.model.types import rfc3339
 
 
 def _analyze(args: argparse.Namespace, registry: Registry, out: TextIO) -> int:
@@ -39,12 +36,11 @@ def _analyze(args: argparse.Namespace, registry: Registry, out: TextIO) -> int:
     def progress(done: int, total: int, metric: str, side: str) -> None:
         print(f"fetched {done}/{total}: {metric} ({side})", file=sys.stderr)
 
-    recording = _RecordingSource(source)
     baseline_scope = Scope(args.baseline_scope, args.location, params)
     canary_scope = Scope(args.canary_scope, args.location, params)
-    result = analyze_canary(
+    judgement = evaluate_window(
         config,
-        recording,
+        source,
         baseline_scope,
         canary_scope,
         start=start,
@@ -55,6 +51,7 @@ def _analyze(args: argparse.Namespace, registry: Registry, out: TextIO) -> int:
         progress=progress if args.progress else None,
         registry=registry,
     )
+    result = judgement.result
     code = _emit(config, result, args.format, out)
     if args.html is not None:
         details = {
@@ -64,39 +61,8 @@ def _analyze(args: argparse.Namespace, registry: Registry, out: TextIO) -> int:
             "window": f"{rfc3339(start)} to {rfc3339(end)}, step {args.step:g} s",
             "source": _without_credentials(str(args.prometheus)),
         }
-        baseline, canary = recording.split(baseline_scope)
-        pairs = pair_metric_sets(config, baseline, canary, scopes=(baseline_scope, canary_scope))
-        _write_report(args.html, result, pairs, config, details)
+        _write_report(args.html, result, judgement.pairs, config, details)
     return code
-
-
-class _RecordingSource:
-    """A metrics source that keeps what it fetched, so ``--html`` can plot the values judged."""
-
-    def __init__(self, source: MetricsSource) -> None:
-        self.source = source
-        self.fetched: list[tuple[Scope, str, list[MetricSet]]] = []
-        self._lock = threading.Lock()
-
-    def fetch(
-        self,
-        metric: MetricConfig,
-        scope: Scope,
-        start: float | None = None,
-        end: float | None = None,
-        step: float | None = None,
-    ) -> list[MetricSet]:
-        sets = self.source.fetch(metric, scope, start, end, step)
-        with self._lock:
-            self.fetched.append((scope, metric.name, sets))
-        return sets
-
-    def split(self, baseline: Scope) -> tuple[dict[str, list[MetricSet]], dict[str, list[MetricSet]]]:
-        """Return the baseline's and the canary's metric sets by metric name."""
-        sides: tuple[dict[str, list[MetricSet]], dict[str, list[MetricSet]]] = ({}, {})
-        for scope, name, sets in self.fetched:
-            sides[0 if scope is baseline else 1][name] = sets
-        return sides
 
 
 def _query(args: argparse.Namespace, registry: Registry, out: TextIO) -> int:
