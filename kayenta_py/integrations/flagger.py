@@ -18,7 +18,7 @@ unknown config or version, 422 for anything else.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ConfigDict, Field
 
 from kayenta_py.config.registry import did_you_mean
+from kayenta_py.http.dependencies import ServiceDep, require_compat
 from kayenta_py.http.errors import AsciiJSONResponse
 from kayenta_py.model.errors import ConfigError, FieldError, KayentaError
 from kayenta_py.model.limits import JsonSafeErrors, check_text, json_issue
@@ -81,51 +82,66 @@ class FlaggerPayload(JsonSafeErrors):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-def flagger_router(service: Service, guard: Callable[..., None]) -> APIRouter:
-    """Return the router with Flagger's webhooks."""
-    router = APIRouter(tags=["flagger"], dependencies=[Depends(guard)])
+router = APIRouter(tags=["flagger"], dependencies=[Depends(require_compat)])
+"""Flagger's webhooks; ``require_compat`` authorizes each call."""
 
-    @router.post("/api/v1/flagger/{hook}", response_class=PlainTextResponse)
-    def webhook(hook: str, payload: FlaggerPayload) -> Response:
-        """Answer one Flagger webhook for a canary, starting its analysis on the first call."""
-        if hook not in HOOKS:
-            return _text(404, f"unknown hook {hook!r}; use one of {', '.join(HOOKS)}")
-        for field in ("name", "namespace", "phase", "checksum"):
-            try:
-                check_text(getattr(payload, field), field, 253)
-            except KayentaError as exc:
-                return _error(422, field, str(exc))
-        issue = json_issue(payload.model_dump(), service.limits)
-        if issue is not None:
-            return _error(422, issue.path or "body", issue.message)
-        key = f"{payload.namespace}/{payload.name}/{payload.checksum}"
-        # A fast path only: two first calls at once both start, and the store's unique key
-        # (kind, external_key) gives the second the analysis the first stored.
-        record = service.store.find_analysis("flagger", key)
-        if record is None:
-            if hook not in _STARTING:
-                if hook == "rollback":
-                    return _text(409, "no analysis for this canary revision: nothing to roll back")
-                return _text(200, "acknowledged")
-            try:
-                record = _start(service, payload, key)
-            except ConfigNotFoundError as exc:
-                field = "config" if exc.field == "config_name" else exc.field
-                return _error(404, f"metadata.{field}", exc.message)
-            except ConfigError as exc:  # the stored config no longer loads
-                issue = exc.issues[0] if exc.issues else None
-                return _error(422, "metadata.config", str(issue) if issue else str(exc))
-            except FieldError as exc:  # the field a native request's or metadata's
-                field = exc.field if _is_path(exc.field) else "metadata"
-                message = exc.problem if _is_path(exc.field) else str(exc)
-                return _error(422, field if field.startswith("metadata") else f"metadata.{field}", message)
-            except KayentaError as exc:
-                return _error(422, "metadata", str(exc))
-            if hook != "confirm-promotion":
-                return _text(200, f"analysis {record.id} started")
-        return _answer(hook, record)
 
-    return router
+@router.post("/api/v1/flagger/{hook}", response_class=PlainTextResponse)
+def webhook(hook: str, payload: FlaggerPayload, service: ServiceDep) -> Response:
+    """Answer one Flagger webhook for a canary, starting its analysis on the first call."""
+    if hook not in HOOKS:
+        return _text(404, f"unknown hook {hook!r}; use one of {', '.join(HOOKS)}")
+    problem = _payload_problem(service, payload)
+    if problem is not None:
+        return problem
+    key = f"{payload.namespace}/{payload.name}/{payload.checksum}"
+    # A fast path only: two first calls at once both start, and the store's unique key
+    # (kind, external_key) gives the second the analysis the first stored.
+    record = service.store.find_analysis("flagger", key)
+    if record is None:
+        if hook not in _STARTING:
+            if hook == "rollback":
+                return _text(409, "no analysis for this canary revision: nothing to roll back")
+            return _text(200, "acknowledged")
+        started = _started(service, payload, key)
+        if not isinstance(started, Analysis):
+            return started
+        record = started
+        if hook != "confirm-promotion":
+            return _text(200, f"analysis {record.id} started")
+    return _answer(hook, record)
+
+
+def _payload_problem(service: Service, payload: FlaggerPayload) -> JSONResponse | None:
+    """The 422 for a name, namespace, phase or checksum too long or holding a control character, or a
+    payload past the JSON limits; None for a payload fit to start from."""
+    for field in ("name", "namespace", "phase", "checksum"):
+        try:
+            check_text(getattr(payload, field), field, 253)
+        except KayentaError as exc:
+            return _error(422, field, str(exc))
+    issue = json_issue(payload.model_dump(), service.limits)
+    if issue is not None:
+        return _error(422, issue.path or "body", issue.message)
+    return None
+
+
+def _started(service: Service, payload: FlaggerPayload, key: str) -> Analysis | JSONResponse:
+    """The analysis the first call starts, or the JSON error naming the metadata field at fault."""
+    try:
+        return _start(service, payload, key)
+    except ConfigNotFoundError as exc:
+        field = "config" if exc.field == "config_name" else exc.field
+        return _error(404, f"metadata.{field}", exc.message)
+    except ConfigError as exc:  # the stored config no longer loads
+        issue = exc.issues[0] if exc.issues else None
+        return _error(422, "metadata.config", str(issue) if issue else str(exc))
+    except FieldError as exc:  # the field a native request's or metadata's
+        field = exc.field if _is_path(exc.field) else "metadata"
+        message = exc.problem if _is_path(exc.field) else str(exc)
+        return _error(422, field if field.startswith("metadata") else f"metadata.{field}", message)
+    except KayentaError as exc:
+        return _error(422, "metadata", str(exc))
 
 
 def _start(service: Service, payload: FlaggerPayload, key: str) -> Analysis:
