@@ -134,29 +134,14 @@ class MannWhitneyJudge(Judge):
     version = "1.0"
     params_model = MannWhitneyParams
 
-    def __init__(
-        self,
-        *,
-        confidence: float = 0.98,
-        tolerance: float = 0.25,
-        effect_size: EffectSizeParams | dict[str, Any] | None = None,
-        estimate: Literal["r", "kayenta"] = "r",
-        min_effective: float | None = 0.0,
-        **common: Any,
-    ) -> None:
-        super().__init__(**common)
-        min_effective = min_effective or 0.0
-        if not min_effective >= 0:
-            raise ValueError(f"min_effective must be >= 0, not {min_effective!r}")
-        self.confidence = confidence
-        self.tolerance = tolerance
-        self.estimate = estimate
-        self.min_effective = min_effective
-        self.effect_size = (
-            effect_size
-            if isinstance(effect_size, EffectSizeParams)
-            else EffectSizeParams.model_validate(effect_size or {})
-        )
+    confidence: float
+    tolerance: float
+    effect_size: EffectSizeParams
+    estimate: Literal["r", "kayenta"]
+    min_effective: float
+
+    def _setup(self) -> None:
+        self.min_effective = self.min_effective or 0.0  # unset outside live analyses: no such rule
 
     def compare(
         self,

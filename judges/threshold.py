@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kayenta_py import (
     Classification,
@@ -139,35 +138,15 @@ class ThresholdJudge(Judge):
     version = "1.0"
     params_model = ThresholdParams
 
-    def __init__(
-        self,
-        *,
-        aggregate: str = "mean",
-        upper: float | None = None,
-        lower: float | None = None,
-        max_increase: str | float | None = None,
-        max_decrease: str | float | None = None,
-        **common: Any,
-    ) -> None:
-        super().__init__(**common)
-        try:
-            params = ThresholdParams(
-                aggregate=aggregate,
-                upper=upper,
-                lower=lower,
-                max_increase=max_increase,
-                max_decrease=max_decrease,
-            )
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise KayentaError(f"threshold judge: {problems}") from None
-        self.aggregate = params.aggregate
-        self.upper = params.upper
-        self.lower = params.lower
-        self.max_increase = params.max_increase
-        self.max_decrease = params.max_decrease
-        self._increase = None if params.max_increase is None else RelativeBound.parse(params.max_increase)
-        self._decrease = None if params.max_decrease is None else RelativeBound.parse(params.max_decrease)
+    aggregate: str
+    upper: float | None
+    lower: float | None
+    max_increase: str | float | None
+    max_decrease: str | float | None
+
+    def _setup(self) -> None:
+        self._increase = None if self.max_increase is None else RelativeBound.parse(self.max_increase)
+        self._decrease = None if self.max_decrease is None else RelativeBound.parse(self.max_decrease)
         high_bounds = self.upper is not None or self._increase is not None
         low_bounds = self.lower is not None or self._decrease is not None
         if not (high_bounds or low_bounds):

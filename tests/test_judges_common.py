@@ -556,3 +556,30 @@ def test_plugin_without_params_model_rejects_judge_parameters() -> None:
             {"metrics": [{"name": "m", "judge": {"type": "canary-max", "upper": 1}}]},
             registry=registry,
         )
+
+
+@pytest.mark.parametrize("name", sorted(kayenta_py.default_registry().judge_names()))
+def test_a_judges_parameters_are_declared_once_in_its_params_model(name: str) -> None:
+    """Defaults and checks come from ``params_model`` alone (kayenta_py/engine/judge_params.py)."""
+    from kayenta_py.engine.judge_params import JudgeParameterError
+
+    cls = kayenta_py.default_registry().judge_class(name)
+    model = cls.params_model
+    if model is None:
+        with pytest.raises(JudgeParameterError, match="takes no parameter"):
+            cls(anything=1)
+        return
+    assert "__init__" not in vars(cls), f"{name}: __init__ restates the parameters; use _setup"
+    required = {k for k, f in model.model_fields.items() if f.is_required()}
+    assert not required
+    if name == "threshold":  # needs a bound to be built
+        judge = cls(upper=1.0, direction="increase")
+    else:
+        judge = cls()
+        defaults = model()
+        for field in model.model_fields:
+            value = getattr(judge, field)
+            expected = getattr(defaults, field)
+            assert value == expected or (field == "min_effective" and expected is None), (name, field)
+    with pytest.raises(JudgeParameterError, match=r"no_such_parameter"):
+        cls(no_such_parameter=1, **({"upper": 1.0, "direction": "increase"} if name == "threshold" else {}))

@@ -38,6 +38,7 @@ from kayenta_py import (
     load_config,
     mean_ratio,
 )
+from kayenta_py.engine.judge_params import JudgeParameterError
 
 EXPONENTS = tuple(range(-6, 7))
 RELATIVE_ERROR = 1e-12  # of the bracket's magnitude: the CI is exact up to rounding (~1e-15)
@@ -388,7 +389,7 @@ def test_explicit_cles_thresholds_are_used_as_given() -> None:
 def test_cles_threshold_outside_0_1_is_refused_naming_it(name: str, value: float) -> None:
     with pytest.raises(ValidationError, match=rf"{name} {value:g} is outside \[0, 1\]"):
         EffectSizeParams.model_validate({"measure": "cles", name: value})
-    with pytest.raises(ValidationError, match=name):
+    with pytest.raises(JudgeParameterError, match=rf"^effect_size\.{name}: {name} {value:g} is outside"):
         MannWhitneyJudge(effect_size={"measure": "cles", name: value})
     EffectSizeParams.model_validate({"measure": "meanRatio", name: value})  # ratios may exceed 1
 

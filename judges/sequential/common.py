@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-from kayenta_py import KayentaError
 from kayenta_py.plugin import clip_p
-
-
-def check_final_share(share: float) -> None:
-    """Refuse a final-look share of alpha outside [0, 1)."""
-    if not 0 <= share < 1:
-        raise KayentaError(f"final_share: {share} must be at least 0 and below 1")
 
 
 def final_share_p(p: float, share: float) -> float:

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from judges.sequential.common import check_final_share, final_share_p
+from judges.sequential.common import final_share_p
 from judges.sequential.rate_ratio import RateRatioTest
 from kayenta_py import KayentaError
 from kayenta_py.plugin import Assessment, SequentialJudge, clip_p
@@ -45,22 +45,13 @@ class CountParams(BaseModel):
 class _RateRatioJudge(SequentialJudge):
     """What the two rate-ratio judges share: the test's parameters and the final-look share."""
 
-    def __init__(
-        self,
-        *,
-        min_effect: float = 1.2,
-        concentration: float = 100.0,
-        min_events: float = 20,
-        final_share: float = 0.5,
-        **common: Any,
-    ) -> None:
-        super().__init__(**common)
-        check_final_share(final_share)
-        self.min_effect = min_effect
-        self.concentration = concentration
-        self.min_events = min_events
-        self.final_share = final_share
-        self._test = RateRatioTest(min_effect, concentration)
+    min_effect: float
+    concentration: float
+    min_events: float
+    final_share: float
+
+    def _setup(self) -> None:
+        self._test = RateRatioTest(self.min_effect, self.concentration)
 
 
 class SequentialCountJudge(_RateRatioJudge):

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from judges.sequential.common import final_share_p
 from judges.sequential.count import CountParams, FloatArray, _count_stats, _RateRatioJudge
@@ -25,6 +25,13 @@ class HistogramParams(CountParams):
         description="bucket upper bounds (le), the last may be inf; default: the first batch's le labels",
     )
     quantiles: list[float] = Field([0.5, 0.9, 0.99], min_length=1)
+
+    @field_validator("quantiles")
+    @classmethod
+    def _between_0_and_1(cls, value: list[float]) -> list[float]:
+        if any(not 0 < q < 1 for q in value):
+            raise ValueError("each must be between 0 and 1")
+        return value
 
 
 class SequentialHistogramJudge(_RateRatioJudge):
@@ -50,18 +57,12 @@ class SequentialHistogramJudge(_RateRatioJudge):
     batch_shape = "histogram"
     params_model = HistogramParams
 
-    def __init__(
-        self,
-        *,
-        buckets: Sequence[float] | None = None,
-        quantiles: Sequence[float] = (0.5, 0.9, 0.99),
-        **rate_ratio: Any,
-    ) -> None:
-        super().__init__(**rate_ratio)
-        self.buckets = None if buckets is None else _bounds([float(b) for b in buckets])
-        if any(not 0 < q < 1 for q in quantiles):
-            raise KayentaError("quantiles: each must be between 0 and 1")
-        self.quantiles = [float(q) for q in quantiles]
+    buckets: list[float] | None
+    quantiles: list[float]
+
+    def _setup(self) -> None:
+        super()._setup()
+        self.buckets = None if self.buckets is None else _bounds([float(b) for b in self.buckets])
 
     def new_state(self, alpha: float) -> dict[str, Any]:
         """Return the empty state."""

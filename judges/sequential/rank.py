@@ -15,7 +15,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.stats import chi2, norm
 
-from judges.sequential.common import check_final_share, final_share_p
+from judges.sequential.common import final_share_p
 from kayenta_py import Direction, KayentaError
 from kayenta_py.plugin import AR1_MAX, Assessment, SequentialJudge, ar1_upper_bound, clip_p
 
@@ -73,25 +73,11 @@ class SequentialRankJudge(SequentialJudge):
     name = "sequential-rank"
     params_model = RankParams
 
-    def __init__(
-        self,
-        *,
-        min_effect: float = 0.56,
-        min_points: int = 10,
-        min_effective: float = 3.0,
-        tuning: int = 100,
-        final_share: float = 0.7,
-        **common: Any,
-    ) -> None:
-        super().__init__(**common)
-        if not 0.5 < min_effect < 1:
-            raise KayentaError(f"min_effect: {min_effect} must be a theta between 0.5 and 1")
-        check_final_share(final_share)
-        self.min_effect = min_effect
-        self.min_points = min_points
-        self.min_effective = min_effective
-        self.tuning = tuning
-        self.final_share = final_share
+    min_effect: float
+    min_points: int
+    min_effective: float
+    tuning: int
+    final_share: float
 
     def new_state(self, alpha: float) -> dict[str, Any]:
         """Return the empty state."""

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel
 
+from kayenta_py.engine.judge_params import JudgeParameters
 from kayenta_py.engine.stats import summarize
 from kayenta_py.model.preprocessing import NanStrategy, Outliers, preprocess
 from kayenta_py.model.types import (
@@ -21,7 +22,7 @@ from kayenta_py.model.types import (
 )
 
 
-class Judge(ABC):
+class Judge(JudgeParameters, ABC):
     """Base class of judges: keyword-only parameters, stored unchanged; ``judge(pair)``.
 
     The common parameters say how a metric is read: which ``direction`` is a
@@ -29,7 +30,9 @@ class Judge(ABC):
     whether it ``must_have_data``, what to do with NaN (``nan_strategy``) and
     with outliers. Subclasses add their own parameters, declare them in
     ``params_model`` (a pydantic model used to validate configuration files),
-    and implement :meth:`compare` on preprocessed, non-empty samples.
+    and implement :meth:`compare` on preprocessed, non-empty samples. A subclass declares its
+    own parameters once, in ``params_model`` (see :mod:`kayenta_py.engine.judge_params`); its
+    ``_setup`` derives state from them.
     """
 
     name: ClassVar[str]
@@ -44,12 +47,14 @@ class Judge(ABC):
         must_have_data: bool = False,
         nan_strategy: NanStrategy | str = NanStrategy.REMOVE,
         outliers: Outliers | None = None,
+        **params: Any,
     ) -> None:
         self.direction = Direction(direction)
         self.critical = critical
         self.must_have_data = must_have_data
         self.nan_strategy = NanStrategy(nan_strategy)
         self.outliers = outliers
+        self._store_params(params)
 
     @property
     def full_name(self) -> str:

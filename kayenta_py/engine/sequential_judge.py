@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel
 
+from kayenta_py.engine.judge_params import JudgeParameters
 from kayenta_py.model.types import (
     Direction,
     SummaryStats,
@@ -64,8 +65,11 @@ BatchShape = Literal["values", "counts", "histogram"]
 """
 
 
-class SequentialJudge(ABC):
-    """Base class of sequential judges: keyword-only parameters, a JSON state, batch updates."""
+class SequentialJudge(JudgeParameters, ABC):
+    """Base class of sequential judges: keyword-only parameters, a JSON state, batch updates.
+
+    Like :class:`Judge`, a subclass declares its own parameters once, in ``params_model``.
+    """
 
     name: ClassVar[str]
     version: ClassVar[str] = "1.0"
@@ -82,12 +86,14 @@ class SequentialJudge(ABC):
         must_have_data: bool = False,
         nan_strategy: str = "remove",
         outliers: Any = None,
+        **params: Any,
     ) -> None:
         self.direction = Direction(direction)
         self.critical = critical
         self.must_have_data = must_have_data
         self.nan_strategy = nan_strategy
         self.outliers = outliers
+        self._store_params(params)
 
     @property
     def full_name(self) -> str:
