@@ -31,6 +31,7 @@ from kayenta_py.backtest.runs import MARGINAL_NOTE
 from kayenta_py.cli.backtest import add_backtest_parser, run_backtest
 from kayenta_py.examples import EXAMPLES_DIR
 from kayenta_py.model.pairs_codec import pairs_from_json
+from kayenta_py.model.spec import AnalysisSpec
 from kayenta_py.service.analyses import Service
 from kayenta_py.service.settings import Settings
 from kayenta_py.service.store.repository import Store
@@ -446,7 +447,7 @@ def store_url(tmp_path: Path, registry: Registry) -> tuple[str, dict[str, str]]:
     ids = {}
     try:
         for scope in ("canary-healthy", "canary-regressed"):
-            record = service.create_analysis(
+            record = service.create_analysis(AnalysisSpec(
                 config=CHECKOUT,
                 config_name=None,
                 baseline_scope="baseline",
@@ -456,9 +457,9 @@ def store_url(tmp_path: Path, registry: Registry) -> tuple[str, dict[str, str]]:
                 end=start + seconds,
                 interval=seconds / 2,
                 step=step,
-            )
+            ))
             ids[scope] = record.id
-        sequential = service.create_analysis(
+        sequential = service.create_analysis(AnalysisSpec(
             config={
                 "name": "seq",
                 "mode": "sequential",
@@ -472,7 +473,7 @@ def store_url(tmp_path: Path, registry: Registry) -> tuple[str, dict[str, str]]:
             end=start + seconds,
             interval=seconds / 2,
             step=step,
-        )
+        ))
         ids["sequential"] = sequential.id
         deadline = time.monotonic() + 60
         for analysis_id in ids.values():

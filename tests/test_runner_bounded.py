@@ -39,6 +39,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from kayenta_py.engine.source import MetricsSource
+from kayenta_py.model.spec import AnalysisSpec
 from kayenta_py.service.analyses import Service
 from kayenta_py.service.runner import AnalysisRunner
 from kayenta_py.service.settings import Settings
@@ -196,7 +197,7 @@ def start_analysis(
     """An analysis whose intervals are all due now (``past``), or fall due from now on."""
     now = time.time()
     start = now - intervals * interval - 5 if past else now
-    return service.create_analysis(
+    return service.create_analysis(AnalysisSpec(
         config=config,
         config_name=None,
         baseline_scope=f"{canary}-baseline",
@@ -207,7 +208,7 @@ def start_analysis(
         interval=interval,
         step=step,
         mode=mode,
-    )
+    ))
 
 
 def finished(service: Service, analysis_id: str) -> Callable[[], AnalysisRecord | None]:
@@ -386,6 +387,12 @@ def test_cancelling_a_finished_analysis_changes_nothing_and_sends_nothing(
         with LiveServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as http:
             created = start_analysis(server.service, "canary", source="demo")
             wait_until(finished(server.service, created.id), 30, "the analysis")
+
+            def queued() -> bool:  # the message is queued just after the final verdict (issue 15)
+                with server.service.store.session() as session:
+                    return bool(list(session.scalars(select(NotificationRecord))))
+
+            wait_until(queued, 10, "the finished analysis' message")
             before = http.get(f"/api/v1/analyses/{created.id}").json()
             with server.service.store.session() as session:
                 rows = len(list(session.scalars(select(NotificationRecord))))

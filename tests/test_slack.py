@@ -40,6 +40,7 @@ from kayenta_py.integrations.slack.channels import Channel
 from kayenta_py.integrations.slack.messages import finished_message
 from kayenta_py.integrations.slack.notifier import DIGEST, FINISHED, SlackNotifier
 from kayenta_py.model.errors import ConfigError
+from kayenta_py.model.spec import AnalysisSpec
 from kayenta_py.model.types import FAILING_CLASSIFICATIONS
 from kayenta_py.service.analyses import Service
 from kayenta_py.service.settings import Settings, load_settings
@@ -188,7 +189,7 @@ def run_analysis(
 ) -> AnalysisRecord:
     """Run an analysis over a past window of the demo source; return it once complete."""
     start = past_start() if start is None else start
-    created = service.create_analysis(
+    created = service.create_analysis(AnalysisSpec(
         config=config,
         config_name=None,
         baseline_scope="baseline",
@@ -198,7 +199,7 @@ def run_analysis(
         end=start + INTERVAL_S * INTERVALS,
         interval="PT3M",
         step=STEP_S,
-    )
+    ))
 
     def finished() -> AnalysisRecord | None:
         record = service.store.get_analysis(created.id)

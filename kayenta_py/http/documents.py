@@ -55,7 +55,7 @@ def analysis_summary(service: Service, request: Request, record: Analysis) -> di
         "thresholds": record.thresholds,
         "fail_fast": record.fail_fast,
         "mode": record.mode,
-        "mode_reason": record.extra.get("mode_reason"),
+        "mode_reason": record.mode_reason or None,
         "intervals_total": record.intervals_total,
         "error": record.error,
         "created": rfc3339(record.created_ts),

@@ -31,6 +31,7 @@ from kayenta_py.http.errors import AsciiJSONResponse
 from kayenta_py.model.errors import ConfigError, FieldError, KayentaError
 from kayenta_py.model.limits import JsonSafeErrors, check_text, json_issue
 from kayenta_py.model.redact import redact
+from kayenta_py.model.spec import AnalysisSpec, DoorRecord
 from kayenta_py.model.types import Thresholds, threshold_values
 from kayenta_py.service.analyses import ConfigNotFoundError, Service
 from kayenta_py.service.settings_parsing import parse_duration
@@ -158,8 +159,7 @@ def _start(service: Service, payload: FlaggerPayload, key: str) -> Analysis:
     for key in sorted(set(meta) - set(_METADATA)):
         # A misspelt key (config_versoin) must not fall back to a default silently.
         raise FieldError(f"metadata.{key}", f"unknown field{did_you_mean(str(key), _METADATA)}")
-    return service.create_analysis(
-        config=None,
+    spec = AnalysisSpec(
         config_name=str(config_name),
         config_version=_version(meta.get("config_version")),
         thresholds=_thresholds(meta.get("thresholds")),
@@ -173,11 +173,12 @@ def _start(service: Service, payload: FlaggerPayload, key: str) -> Analysis:
         warmup=meta.get("warmup", 0),
         lookback=meta.get("lookback"),
         step=parse_duration(meta.get("step", 60), "metadata.step"),
-        kind="flagger",
+        door="flagger",
         mode=mode,
         external_key=key,
-        extra={"flagger": payload.model_dump(), "warnings": []},
+        record=DoorRecord(request=payload.model_dump()),
     )
+    return service.create_analysis(spec)
 
 
 def _version(value: Any) -> int | None:

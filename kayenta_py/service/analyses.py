@@ -26,6 +26,7 @@ from kayenta_py.model.limits import (
     check_time,
 )
 from kayenta_py.model.redact import register_settings_secrets
+from kayenta_py.model.spec import AnalysisSpec
 from kayenta_py.service.modes import choose_mode
 from kayenta_py.service.notifiers import build_notifiers
 from kayenta_py.service.runner import AnalysisRunner
@@ -41,7 +42,7 @@ from kayenta_py.service.sources import (
     is_service_source,
     source_endpoint,
 )
-from kayenta_py.service.store.records import Analysis
+from kayenta_py.service.store.records import Analysis, stored_extra
 from kayenta_py.service.store.repository import Store
 from kayenta_py.service.store.tables import STATUSES
 
@@ -194,33 +195,7 @@ class Service:
             record.version,
         )
 
-    def create_analysis(
-        self,
-        *,
-        config: Mapping[str, Any] | None,
-        config_name: str | None,
-        config_version: int | None = None,
-        baseline_scope: str,
-        canary_scope: str,
-        scope_params: Mapping[str, str] | None = None,
-        location: str = "",
-        source: str | None = None,
-        start: float | None = None,
-        end: float | None = None,
-        lifetime: str | float | None = None,
-        interval: str | float | None = None,
-        warmup: str | float | None = 0,
-        lookback: str | float | None = None,
-        step: float = 60.0,
-        thresholds: Mapping[str, float] | None = None,
-        fail_fast: bool = True,
-        kind: str = "native",
-        mode: str | None = None,
-        alpha: float = 0.05,
-        family: str = "bonferroni",
-        external_key: str | None = None,
-        extra: Mapping[str, Any] | None = None,
-    ) -> Analysis:
+    def create_analysis(self, spec: AnalysisSpec) -> Analysis:
         """Validate and store a new analysis, then schedule it.
 
         Every field is checked against :attr:`limits` before anything is stored. With an
@@ -228,16 +203,26 @@ class Service:
         unique key (kind, external_key) settles concurrent first calls).
         """
         limits = self.limits
+        config, config_name, config_version = spec.config, spec.config_name, spec.config_version
+        baseline_scope, canary_scope, location = spec.baseline_scope, spec.canary_scope, spec.location
+        source, start, end, step = spec.source, spec.start, spec.end, spec.step
+        lifetime, interval, warmup, lookback = spec.lifetime, spec.interval, spec.warmup, spec.lookback
+        mode, alpha, family, kind = spec.mode, spec.alpha, spec.family, spec.door
         check_text(baseline_scope, "baseline_scope", limits.max_scope_chars, required=True)
         check_text(canary_scope, "canary_scope", limits.max_scope_chars, required=True)
         check_text(location, "location", limits.max_name_chars)
-        scope_params = check_params(scope_params or {}, "scope_params", limits)
+        scope_params = check_params(spec.scope_params or {}, "scope_params", limits)
+        canary_scope_params = None
+        if spec.canary_scope_params is not None:
+            canary_scope_params = check_params(spec.canary_scope_params, "canary_scope_params", limits)
+        if spec.canary_location is not None:
+            check_text(spec.canary_location, "canary_location", limits.max_name_chars)
         if source is not None:
             check_text(source, "source", limits.max_name_chars)
         if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
             raise FieldError("alpha", f"{alpha!r} is not between 0 and 1")
         step = check_duration(step, "step", limits.max_step_s)
-        check_json(dict(extra or {}), "extra", limits)
+        check_json(spec.record.to_json(), "request", limits)
         parsed, body, name, version = self.resolve_config(config, config_name, config_version)
         if mode is not None and mode not in ("fixed", "sequential"):
             raise FieldError("mode", f"{mode!r} is not 'fixed' or 'sequential'")
@@ -300,10 +285,10 @@ class Service:
                 "step", f"{step:g} s gives {(lifetime_s + warmup_s) / step:.0f} points per series over the "
                 f"analysis; at most {limits.max_points_per_series} (KAYENTA_MAX_POINTS_PER_SERIES)"
             )
-        score_limits = parsed.thresholds.overridden(thresholds)
+        score_limits = parsed.thresholds.overridden(spec.thresholds)
         record = self.store.create_analysis(
             kind=kind,
-            external_key=external_key,
+            external_key=spec.external_key,
             config_name=name,
             config_version=version,
             config_body=body,
@@ -319,14 +304,17 @@ class Service:
             lookback_s=lookback_s,
             step_s=step,
             thresholds=score_limits.to_dict(),
-            fail_fast=fail_fast,
+            fail_fast=spec.fail_fast,
             intervals_total=interval_count(lifetime_s, interval_s),
             mode=mode,
-            extra={
-                **dict(extra or {}),
-                "mode_reason": mode_reason,
-                **({"alpha": alpha, "family": family} if mode == "sequential" else {}),
-            },
+            extra=stored_extra(
+                mode_reason=mode_reason,
+                alpha=alpha,
+                family=family,
+                canary_location=spec.canary_location,
+                canary_scope_params=canary_scope_params,
+                door=spec.record,
+            ),
         )
         self.runner.schedule(record.id)
         return record

@@ -7,6 +7,7 @@ import sys
 import yaml
 
 from kayenta_py.examples import EXAMPLES_DIR
+from kayenta_py.model.spec import AnalysisSpec, DoorRecord
 from kayenta_py.service.analyses import Service
 from kayenta_py.service.store.records import Analysis
 
@@ -28,9 +29,9 @@ def start_demo(service: Service) -> None:
     def report(record: Analysis) -> None:
         if previous is not None:
             previous(record)
-        if record.extra.get("demo"):
+        if record.door.demo:
             print(
-                f"demo {record.extra['demo']} canary finished: {record.verdict.upper()} "
+                f"demo {record.door.demo} canary finished: {record.verdict.upper()} "
                 f"(score {record.score}) - {record.reason}",
                 file=sys.stderr,
                 flush=True,
@@ -38,21 +39,21 @@ def start_demo(service: Service) -> None:
 
     service.runner.on_finish = report
     for label, scope in DEMO_CANARIES.items():
-        record = service.create_analysis(
+        spec = AnalysisSpec(
             config=config,
-            config_name=None,
             baseline_scope="baseline",
             canary_scope=scope,
             source="demo",
             lifetime="PT1M",
             interval="PT10S",
             step=1.0,
-            extra={"demo": label},
+            record=DoorRecord(demo=label),
         )
+        record = service.create_analysis(spec)
         print(
             f"demo {label} canary: verdict {base}/api/v1/analyses/{record.id}/verdict, "
             f"report {base}/api/v1/analyses/{record.id}/report "
-            f"(mode {record.mode}: {record.extra.get('mode_reason', 'stated')})",
+            f"(mode {record.mode}: {record.mode_reason or 'stated'})",
             file=sys.stderr,
             flush=True,
         )

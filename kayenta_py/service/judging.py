@@ -54,8 +54,8 @@ def judge_sequential(
     config = load_config(analysis.config_body, registry=registry, mode="sequential")
     sequential = SequentialAnalysis(
         config,
-        analysis.extra.get("alpha", 0.05),
-        family=analysis.extra.get("family", "bonferroni"),
+        analysis.alpha,
+        family=analysis.family,  # type: ignore[arg-type]
         registry=registry,
         thresholds=Thresholds.from_dict(analysis.thresholds),
     ).restore(json_state_decode(analysis.state or {}))

@@ -98,8 +98,8 @@ def scopes(analysis: Analysis) -> tuple[Scope, Scope]:
         Scope(analysis.baseline_scope, analysis.location, analysis.scope_params),
         Scope(
             analysis.canary_scope,
-            analysis.extra.get("canary_location", analysis.location),
-            analysis.extra.get("canary_scope_params", analysis.scope_params),
+            analysis.location if analysis.canary_location is None else analysis.canary_location,
+            analysis.scope_params if analysis.canary_scope_params is None else analysis.canary_scope_params,
         ),
     )
 

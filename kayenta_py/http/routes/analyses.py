@@ -18,6 +18,7 @@ from kayenta_py.http.documents import (
     verdict_document,
 )
 from kayenta_py.http.schemas import AnalysisRequest
+from kayenta_py.model.spec import AnalysisSpec
 from kayenta_py.reports.html import render_analysis_html
 from kayenta_py.reports.templates import CONTENT_SECURITY_POLICY
 from kayenta_py.service.store.tables import STATUSES
@@ -31,7 +32,7 @@ router = APIRouter(tags=["analyses"])
 @router.post("/api/v1/analyses", status_code=201, dependencies=[Depends(require_write)])
 def create_analysis(body: AnalysisRequest, request: Request, service: ServiceDep) -> dict[str, Any]:
     """Start a canary analysis; a window entirely in the past is judged at once."""
-    record = service.create_analysis(
+    spec = AnalysisSpec(
         config=body.config,
         config_name=body.config_name,
         config_version=body.config_version,
@@ -53,11 +54,12 @@ def create_analysis(body: AnalysisRequest, request: Request, service: ServiceDep
         alpha=body.alpha,
         family=body.family,
     )
+    record = service.create_analysis(spec)
     return {
         "id": record.id,
         "status": record.status,
         "mode": record.mode,
-        "mode_reason": record.extra.get("mode_reason"),
+        "mode_reason": record.mode_reason or None,
         "links": _links(service, request, record.id),
     }
 

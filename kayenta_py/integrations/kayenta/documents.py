@@ -18,7 +18,7 @@ from kayenta_py.service.store.tables import (
 
 def execution_status(record: Analysis) -> dict[str, Any]:
     """Return Kayenta's CanaryExecutionStatusResponse for an analysis."""
-    extra, query = record.extra, record.extra.get("query", {})
+    door, query = record.door, record.door.query
     end_ts = record.start_ts + record.warmup_s + record.lifetime_s
     last = record.intervals[-1] if record.intervals else None
     result = None
@@ -32,13 +32,13 @@ def execution_status(record: Analysis) -> dict[str, Any]:
         "application": query.get("application"),
         "parentPipelineExecutionId": query.get("parentPipelineExecutionId"),
         "pipelineId": record.id,
-        "canaryConfigId": extra.get("config_id"),
+        "canaryConfigId": door.config_id,
         "complete": record.complete,
         "status": _status(record),
         "exception": _exception(record),
         "result": result,
         "config": record.config_body,
-        "canaryExecutionRequest": extra.get("request"),
+        "canaryExecutionRequest": door.request,
         "metricSetPairListId": record.id if last is not None else None,
         "buildTimeMillis": int(record.created_ts * 1000),
         "buildTimeIso": rfc3339(record.created_ts),
@@ -49,13 +49,13 @@ def execution_status(record: Analysis) -> dict[str, Any]:
         "storageAccountName": query.get("storageAccountName"),
         "configurationAccountName": query.get("configurationAccountName"),
         "metricsAccountName": query.get("metricsAccountName"),
-        "warnings": extra.get("warnings", []),
+        "warnings": list(door.warnings),
     }
 
 
 def standalone_document(record: Analysis) -> dict[str, Any]:
     """Return Kayenta's CanaryAnalysisExecutionStatusResponse for a standalone analysis."""
-    extra, query = record.extra, record.extra.get("query", {})
+    door, query = record.door, record.door.query
     status = _status(record)
     executions = [
         {
@@ -71,7 +71,7 @@ def standalone_document(record: Analysis) -> dict[str, Any]:
         passed = record.status == COMPLETED and record.verdict == "pass"
         result = {
             "didPassThresholds": passed,
-            "hasWarnings": bool(extra.get("warnings")),
+            "hasWarnings": bool(door.warnings),
             "canaryScoreMessage": record.reason,
             "canaryScores": [i.score if i.score is not None else 0.0 for i in record.intervals],
             "canaryExecutionResults": executions,
@@ -90,15 +90,15 @@ def standalone_document(record: Analysis) -> dict[str, Any]:
         "exception": _exception(record),
         "canaryAnalysisExecutionResult": result,
         "canaryExecutionResults": executions,
-        "canaryAnalysisExecutionRequest": extra.get("request"),
+        "canaryAnalysisExecutionRequest": door.request,
         "canaryConfig": record.config_body,
-        "canaryConfigId": extra.get("config_id"),
+        "canaryConfigId": door.config_id,
         "metricsAccountName": query.get("metricsAccountName"),
         "storageAccountName": query.get("storageAccountName"),
         "buildTimeIso": rfc3339(record.created_ts),
         "startTimeIso": rfc3339(record.start_ts),
         "endTimeIso": rfc3339(record.completed_ts),
-        "warnings": extra.get("warnings", []),
+        "warnings": list(door.warnings),
     }
 
 

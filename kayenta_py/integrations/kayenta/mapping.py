@@ -27,6 +27,7 @@ from kayenta_py.integrations.kayenta.fields import (
     _unknown,
 )
 from kayenta_py.model.limits import check_duration, check_time
+from kayenta_py.model.spec import AnalysisSpec, DoorRecord
 from kayenta_py.service.analyses import NO_SOURCE, Service
 from kayenta_py.service.store.records import ConfigVersion
 
@@ -74,7 +75,7 @@ def _start_execution(
     source, more = _source(service, query.get("metricsAccountName"))
     warnings += more
     thresholds = _request_thresholds(execution, parsed.thresholds)
-    record = service.create_analysis(
+    spec = AnalysisSpec(
         **_config_arguments(config, config_id, version),
         baseline_scope=_text(control.get("scope"), f"{where}.controlScope.scope", limits.max_scope_chars),
         canary_scope=_text(experiment.get("scope"), f"{where}.experimentScope.scope", limits.max_scope_chars),
@@ -85,20 +86,17 @@ def _start_execution(
         end=end,
         step=step,
         thresholds=thresholds.to_dict(),
-        kind="kayenta",
+        door="kayenta",
         mode=_mode(execution),
-        extra={
-            "canary_location": _location(experiment, f"{where}.experimentScope", limits),
-            "canary_scope_params": _params(
-                experiment.get("extendedScopeParams"), f"{where}.experimentScope", limits
-            ),
-            "request": dict(execution),
-            "query": dict(query),
-            "config_id": config_id,
-            "warnings": warnings,
-        },
+        canary_location=_location(experiment, f"{where}.experimentScope", limits),
+        canary_scope_params=_params(
+            experiment.get("extendedScopeParams"), f"{where}.experimentScope", limits
+        ),
+        record=DoorRecord(
+            request=dict(execution), query=dict(query), config_id=config_id, warnings=tuple(warnings)
+        ),
     )
-    return {"canaryExecutionId": record.id}
+    return {"canaryExecutionId": service.create_analysis(spec).id}
 
 
 def _start_standalone(
@@ -143,7 +141,7 @@ def _start_standalone(
     source, more = _source(service, query.get("metricsAccountName"))
     warnings += more
     thresholds = _request_thresholds(request, parsed.thresholds)
-    record = service.create_analysis(
+    spec = AnalysisSpec(
         **_config_arguments(config, config_id, version),
         baseline_scope=_text(scope.get("controlScope"), "scopes[0].controlScope", limits.max_scope_chars),
         canary_scope=_text(scope.get("experimentScope"), "scopes[0].experimentScope", limits.max_scope_chars),
@@ -157,21 +155,18 @@ def _start_standalone(
         lookback=lookback or None,
         step=_step(scope.get("step", 60), "scopes[0].step", limits),
         thresholds=thresholds.to_dict(),
-        kind="kayenta-standalone",
+        door="kayenta-standalone",
         mode=_mode(request),
-        extra={
-            "canary_location": _text(
-                scope.get("experimentLocation", scope.get("controlLocation")),
-                "scopes[0].experimentLocation",
-                limits.max_name_chars,
-            ),
-            "request": dict(request),
-            "query": dict(query),
-            "config_id": config_id,
-            "warnings": warnings,
-        },
+        canary_location=_text(
+            scope.get("experimentLocation", scope.get("controlLocation")),
+            "scopes[0].experimentLocation",
+            limits.max_name_chars,
+        ),
+        record=DoorRecord(
+            request=dict(request), query=dict(query), config_id=config_id, warnings=tuple(warnings)
+        ),
     )
-    return {"canaryAnalysisExecutionId": record.id}
+    return {"canaryAnalysisExecutionId": service.create_analysis(spec).id}
 
 
 def _config_arguments(config: dict[str, Any], config_id: str | None, version: int | None) -> dict[str, Any]:

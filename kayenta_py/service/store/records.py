@@ -8,11 +8,12 @@ read either alike; none of them holds a session or can write through a record.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
 from kayenta_py.model.pairs_codec import BrokenDeltaError, cumulative_document, has_delta
+from kayenta_py.model.spec import DoorRecord
 from kayenta_py.service.store.errors import UnreadableRecord
 
 RUNNING, COMPLETED, CANCELLED, FAILED = "running", "completed", "cancelled", "failed"
@@ -71,7 +72,9 @@ def full_pairs(
 
 def _columns(cls: type[Any], row: Any, **given: Any) -> dict[str, Any]:
     """The values of ``cls``' fields read from ``row`` (by name), less those ``given``."""
-    values = {f.name: getattr(row, f.name) for f in dataclasses.fields(cls) if f.init and f.name not in given}
+    values = {
+        f.name: getattr(row, f.name) for f in dataclasses.fields(cls) if f.init and f.name not in given
+    }
     return {**values, **given}
 
 
@@ -147,7 +150,14 @@ class Analysis(Schedule):
     reason: str = ""
     error: str | None = None
     intervals_total: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
+    mode_reason: str = ""
+    alpha: float = 0.05
+    family: str = "bonferroni"
+    canary_location: str | None = None
+    """The canary's own location (Kayenta's experiment scope); None: the baseline's."""
+    canary_scope_params: dict[str, str] | None = None
+    """The canary's own scope parameters; None: the baseline's."""
+    door: DoorRecord = field(default_factory=DoorRecord)
     created_ts: float = 0.0
     updated_ts: float = 0.0
     completed_ts: float | None = None
@@ -162,7 +172,42 @@ class Analysis(Schedule):
             rows = list(row.intervals)
             chain = [(i.index, i.stored_pairs) for i in rows]
             intervals = [Interval.from_row(i, chain) for i in rows]
-        return cls(**_columns(cls, row, intervals=intervals))
+        return cls(**_columns(cls, row, intervals=intervals, **_typed_extra(row.extra or {})))
+
+
+_EXTRA_DEFAULTS: dict[str, Any] = {
+    "mode_reason": "",
+    "alpha": 0.05,
+    "family": "bonferroni",
+    "canary_location": None,
+    "canary_scope_params": None,
+}
+
+
+def stored_extra(
+    *,
+    mode_reason: str,
+    alpha: float,
+    family: str,
+    canary_location: str | None,
+    canary_scope_params: Mapping[str, str] | None,
+    door: DoorRecord,
+) -> dict[str, Any]:
+    """Return the analysis row's ``extra`` JSON column for these typed fields (read by from_row)."""
+    given = {
+        "mode_reason": mode_reason,
+        "alpha": alpha,
+        "family": family,
+        "canary_location": canary_location,
+        "canary_scope_params": None if canary_scope_params is None else dict(canary_scope_params),
+    }
+    return {**{k: v for k, v in given.items() if v is not None}, **door.to_json()}
+
+
+def _typed_extra(extra: Mapping[str, Any]) -> dict[str, Any]:
+    """The typed fields an analysis row's ``extra`` column holds (see :func:`stored_extra`)."""
+    typed = {k: default if extra.get(k) is None else extra[k] for k, default in _EXTRA_DEFAULTS.items()}
+    return {**typed, "door": DoorRecord.from_json(extra)}
 
 
 @dataclass(frozen=True, kw_only=True)
