@@ -41,10 +41,15 @@ from kayenta_py.service.settings_parsing import (
     _cron,
     _webhook_url,
 )
+from kayenta_py.service.source_settings import (
+    ENV_PREFIX,
+    SourceSettingsEnvironment,
+    source_setting_fields,
+    source_settings_models,
+)
 from kayenta_py.service.sources import first_set_up_source, is_configured, is_service_source
 
 SCOPES = ("read", "write")
-ENV_PREFIX = "KAYENTA_"
 # KAYENTA_* variables that are not settings but are read by this project's own tooling; every
 # other unknown KAYENTA_* variable is an error at start (a misspelt setting must not be ignored).
 TOOLING_VARIABLES: dict[str, str] = {
@@ -269,7 +274,7 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [
             init_settings,
             env_settings,
-            _SourceSettingsEnvironment(settings_cls),
+            SourceSettingsEnvironment(settings_cls),
             dotenv_settings,
         ]
         yaml_file = os.environ.get("KAYENTA_SETTINGS_FILE")
@@ -321,24 +326,6 @@ class Settings(BaseSettings):
         return out
 
 
-def source_settings_models() -> dict[str, type[BaseModel]]:
-    """Return the settings model of every registered source that has one, by settings prefix."""
-    registry = default_registry()
-    out: dict[str, type[BaseModel]] = {}
-    for name in registry.source_names():
-        cls = registry.source_class(name)
-        model = getattr(cls, "settings_model", None)
-        if model is not None:
-            out[str(getattr(cls, "settings_prefix", name))] = model
-    return out
-
-
-def source_setting_fields(models: Mapping[str, type[BaseModel]] | None = None) -> list[str]:
-    """Return the keys of the sources' own settings (``prometheus_url``...)."""
-    models = source_settings_models() if models is None else models
-    return [f"{prefix}_{name}" for prefix, model in models.items() for name in model.model_fields]
-
-
 def setting_names() -> list[str]:
     """Return every setting's key: the service's own, then the sources'."""
     return [*Settings.model_fields, *source_setting_fields()]
@@ -347,22 +334,6 @@ def setting_names() -> list[str]:
 def setting_variables() -> list[str]:
     """Return the environment variable of every setting (``KAYENTA_PROMETHEUS_URL``...)."""
     return [ENV_PREFIX + name.upper() for name in setting_names()]
-
-
-class _SourceSettingsEnvironment(PydanticBaseSettingsSource):
-    """The sources' own settings from the environment (``KAYENTA_<PREFIX>_<FIELD>``, any case)."""
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False  # not used: __call__ reads the variables itself
-
-    def __call__(self) -> dict[str, Any]:
-        keys = set(source_setting_fields())
-        found: dict[str, Any] = {}
-        for variable, value in os.environ.items():
-            key = variable.upper().removeprefix(ENV_PREFIX).lower()
-            if variable.upper().startswith(ENV_PREFIX) and key in keys:
-                found[key] = value
-        return found
 
 
 def environment_issues(environ: Mapping[str, str]) -> list[ConfigIssue]:
