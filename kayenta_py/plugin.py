@@ -38,6 +38,7 @@ from kayenta_py.model.types import (
     SummaryStats,
     Verdict,
 )
+from kayenta_py.synthetic import Effects, TrafficModel, traffic_cycle
 
 __all__ = [
     "AR1_MAX",
@@ -46,6 +47,7 @@ __all__ = [
     "Classification",
     "ConfigError",
     "Direction",
+    "Effects",
     "FloatArray",
     "InputError",
     "Judge",
@@ -61,6 +63,7 @@ __all__ = [
     "SequentialJudge",
     "SourceError",
     "SummaryStats",
+    "TrafficModel",
     "Verdict",
     "ar1_upper_bound",
     "cles",
@@ -72,5 +75,6 @@ __all__ = [
     "percentile",
     "redact_url",
     "summarize",
+    "traffic_cycle",
     "zeroin",
 ]

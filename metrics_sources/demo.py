@@ -1,13 +1,16 @@
 """Demo metrics source: realistic generated data for any scope and time, no service needed.
 
-The value of a metric at a time is a deterministic function of (scope, metric,
-time), so a restarted service fetches exactly the same data again. A scope
-whose name contains ``regressed`` has slower latency (x1.5), more errors (x4)
-and a hotter CPU (x1.25); every other scope is healthy. Every scope shares the
-traffic noise of a given moment and adds 1% of its own, so a healthy canary tracks
-its baseline closely (a demo that passes reliably). Values follow the metric's
-kind; a ``custom`` metric (every metric of a Kayenta config) gets the kind its name
-suggests (``error``, ``latency``, ``cpu``, ``orders``...).
+The data come from kayenta-py's synthetic traffic model (``kayenta_py.plugin.TrafficModel``:
+requests on an hourly traffic cycle, gamma-Poisson error counts, lognormal latency percentiles,
+CPU, orders). The value of a metric at a time is a deterministic function of (scope, metric,
+time), so a restarted service fetches exactly the same data again. A scope whose name contains
+``regressed`` has slower latency (x1.5), more errors (x4) and a hotter CPU (x1.25); every other
+scope is healthy. Every scope shares the model's draw of a given moment (they serve the same
+users) and adds 1% noise of its own, so a healthy canary tracks its baseline closely (a demo that
+passes reliably). Values follow the metric's kind: errors get the error ratio, latency the p50
+(the p99 when the name has ``99``), saturation the CPU, business the orders, and any other metric
+the requests per step; a ``custom`` metric (every metric of a Kayenta config) gets the kind its
+name suggests (``error``, ``latency``, ``cpu``, ``orders``...).
 """
 
 from __future__ import annotations
@@ -18,6 +21,11 @@ import zlib
 import numpy as np
 
 from kayenta_py import KayentaError, MetricConfig, MetricKind, MetricSet, Scope
+from kayenta_py.plugin import Effects, TrafficModel, traffic_cycle
+
+MODEL = TrafficModel()  # the bundled example's checkout service
+HEALTHY = Effects()
+REGRESSION = Effects(errors=4.0, p50=1.5, p99=1.5, saturation=1.25)  # a scope named *regressed*
 
 
 class DemoSource:
@@ -46,24 +54,23 @@ class DemoSource:
 
     @staticmethod
     def _value(metric: MetricConfig, scope: str, timestamp: float, regressed: bool) -> float:
-        # Traffic noise is shared by every scope at a given time (they serve the same users);
+        # The model's draw is shared by every scope at a given time (they serve the same users);
         # each scope adds 1% noise of its own. So a healthy canary tracks its baseline closely
         # and the demo's healthy canary passes reliably, while a regression always shows.
         shared = np.random.default_rng(_seed(metric.name, timestamp))
         own = float(np.random.default_rng(_seed(f"{metric.name}/{scope}", timestamp)).lognormal(0.0, 0.01))
-        load = 1.0 + 0.15 * math.sin(2 * math.pi * timestamp / 3600.0)
+        load = traffic_cycle([timestamp], period=3600.0)
+        step = MODEL.simulate(shared, load, REGRESSION if regressed else HEALTHY)
         kind = _kind(metric)
         if kind is MetricKind.ERRORS:
-            return 0.002 * (4.0 if regressed else 1.0) * float(shared.gamma(8.0, 1 / 8.0)) * own
+            return float(step.error_ratio[0]) * own
         if kind is MetricKind.LATENCY:
-            base = 0.18 if "99" in metric.name else 0.045
-            return base * load * (1.5 if regressed else 1.0) * float(shared.lognormal(0.0, 0.08)) * own
+            return float((step.p99 if "99" in metric.name else step.p50)[0]) * own
         if kind is MetricKind.SATURATION:
-            value = 0.42 * load * (1.25 if regressed else 1.0) * float(shared.lognormal(0.0, 0.04)) * own
-            return min(1.0, value)
+            return min(1.0, float(step.saturation[0]) * own)
         if kind is MetricKind.BUSINESS:
-            return float(round(shared.poisson(120.0 * load) * own))
-        return 100.0 * load * float(shared.normal(1.0, 0.05)) * own
+            return float(round(float(step.orders[0]) * own))
+        return float(step.requests[0]) * own
 
 
 def _seed(key: str, timestamp: float) -> int:

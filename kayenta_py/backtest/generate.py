@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
@@ -14,9 +14,11 @@ from typing import Literal
 import numpy as np
 
 from kayenta_py.backtest.runs import LABEL_FILE, LABELS_FILE, Label
-from kayenta_py.examples.generate import COLUMNS, START
+from kayenta_py.examples.generate import COLUMNS, START, csv_rows, effects_of, write_csv
 from kayenta_py.model.errors import KayentaError
-from kayenta_py.model.types import FloatArray
+from kayenta_py.synthetic import Effects, Traffic, TrafficModel, ar1, traffic_cycle
+
+MODEL = TrafficModel(phi=0.6)  # the example's checkout service, noise autocorrelated minute to minute
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,11 @@ def generate_labelled_canaries(
     (one row per minute, wide) and, with ``labels="files"``, a ``label`` file;
     with ``labels="csv"``, one ``labels.csv`` at the root instead.
 
-    The data are realistic: a traffic ramp both versions share, minute-to-minute
-    bursts they share (they serve the same users), autocorrelated noise of their
-    own (AR(1), phi 0.6), and the nuisances that make healthy canaries fail now
+    The data come from the synthetic traffic model (:mod:`kayenta_py.synthetic`:
+    requests, gamma-Poisson error counts whose ratio the CSVs hold, lognormal
+    latency percentiles, CPU, orders): a traffic ramp both versions share,
+    minute-to-minute bursts they share (they serve the same users), autocorrelated
+    noise of their own (AR(1), phi 0.6), and the nuisances that make healthy canaries fail now
     and then: every canary host has its own small bias (latency and CPU a few
     percent, error ratio about 15%) and starts with cold caches (slower for
     its first minutes). Regressions (a ``regression_share`` of the canaries, at
@@ -82,9 +86,9 @@ def generate_labelled_canaries(
         sub = root / name
         sub.mkdir(exist_ok=True)
         start = START - timedelta(hours=6 * (count - index))
-        baseline, canary = _canary_rows(rng, start, minutes, effects)
-        _write_rows(sub / "baseline.csv", baseline)
-        _write_rows(sub / "canary.csv", canary)
+        baseline, canary = _canary_traffic(rng, minutes, effects)
+        write_csv(sub / "baseline.csv", csv_rows(start, baseline))
+        write_csv(sub / "canary.csv", csv_rows(start, canary))
         if labels == "files":
             (sub / LABEL_FILE).write_text(label + "\n", encoding="utf-8")
         generated.append(GeneratedCanary(name, label, sub, MappingProxyType(effects), kind))
@@ -115,61 +119,19 @@ def _effects(kind: str, rng: np.random.Generator) -> dict[str, float]:
     return {k: round(v, 4) for k, v in effects.items()}
 
 
-def _ar1(rng: np.random.Generator, n: int, sd: float, phi: float = 0.6) -> FloatArray:
-    """Return stationary AR(1) noise with marginal standard deviation ``sd``."""
-    noise = np.empty(n)
-    noise[0] = rng.normal(0.0, sd)
-    innovation = sd * math.sqrt(1.0 - phi * phi)
-    for i in range(1, n):
-        noise[i] = phi * noise[i - 1] + rng.normal(0.0, innovation)
-    return noise
-
-
-def _canary_rows(
-    rng: np.random.Generator, start: datetime, minutes: int, effects: Mapping[str, float]
-) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """Return baseline and canary rows for one canary run."""
-    phase = rng.uniform(0.0, 2.0 * math.pi)
-    load = 1.0 + 0.15 * np.sin(phase + np.linspace(0.0, math.pi, minutes))
-    burst = np.exp(_ar1(rng, minutes, 0.05))  # shared: the same users at the same moment
+def _canary_traffic(
+    rng: np.random.Generator, minutes: int, effects: Mapping[str, float]
+) -> tuple[Traffic, Traffic]:
+    """Return the baseline's and the canary's traffic for one canary run (the model's, with nuisances)."""
+    phase = float(rng.uniform(0.0, 2.0 * math.pi))
+    load = traffic_cycle(60.0 * np.arange(minutes), period=120.0 * minutes, phase=phase)  # half a cycle
+    shared = ar1(rng, minutes, 0.05, 0.6)  # bursts: the same users at the same moment
     host_latency = float(rng.lognormal(0.0, 0.03))  # this canary host's own bias, healthy or not
-    host = {
-        "error-ratio": float(rng.lognormal(0.0, 0.15)),
-        "p50-latency": host_latency,
-        "p99-latency": host_latency * float(rng.lognormal(0.0, 0.02)),
-        "cpu-utilization": float(rng.lognormal(0.0, 0.03)),
-        "orders-per-minute": 1.0,
-    }
+    host = Effects(
+        errors=float(rng.lognormal(0.0, 0.15)),
+        p50=host_latency,
+        p99=host_latency * float(rng.lognormal(0.0, 0.02)),
+        saturation=float(rng.lognormal(0.0, 0.03)),
+    )
     cold = 1.0 + float(rng.uniform(0.0, 0.3)) * np.exp(-np.arange(minutes) / 2.0)  # cold caches
-    sides = []
-    for is_canary in (False, True):
-        f = {k: effects[k] * host[k] for k in COLUMNS} if is_canary else dict.fromkeys(COLUMNS, 1.0)
-        warm = cold if is_canary else np.ones(minutes)
-        errors = 0.002 * f["error-ratio"] * rng.gamma(8.0, 1 / 8.0, minutes) * burst
-        p50 = 0.045 * f["p50-latency"] * load * burst * warm * np.exp(_ar1(rng, minutes, 0.05))
-        p99 = 0.180 * f["p99-latency"] * load * burst * warm * np.exp(_ar1(rng, minutes, 0.08))
-        cpu = np.minimum(1.0, 0.42 * f["cpu-utilization"] * load * np.exp(_ar1(rng, minutes, 0.04)))
-        orders = rng.poisson(120.0 * f["orders-per-minute"] * load)
-        rows = []
-        for minute in range(minutes):
-            rows.append(
-                {
-                    "timestamp": (start + timedelta(minutes=minute)).isoformat().replace("+00:00", "Z"),
-                    "error-ratio": f"{errors[minute]:.6f}",
-                    "p50-latency": f"{p50[minute]:.5f}",
-                    "p99-latency": f"{p99[minute]:.5f}",
-                    "cpu-utilization": f"{cpu[minute]:.4f}",
-                    "orders-per-minute": str(int(orders[minute])),
-                }
-            )
-        sides.append(rows)
-    return sides[0], sides[1]
-
-
-def _write_rows(path: Path, rows: Sequence[Mapping[str, str]]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=("timestamp", *COLUMNS), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
+    return MODEL.pair(rng, load, effects_of(effects) * host, shared=shared, slowdown=cold)
