@@ -74,6 +74,7 @@ from kayenta_py.model.types import (
     tag_key,
 )
 from kayenta_py.reports.html import render_analysis_html, render_result_html
+from kayenta_py.synthetic import Effects, TrafficModel, traffic_cycle
 
 __all__ = [
     "KIND_DEFAULTS",
@@ -84,6 +85,7 @@ __all__ = [
     "ConfigError",
     "ConfigIssue",
     "Direction",
+    "Effects",
     "FetchedData",
     "FieldError",
     "FloatArray",
@@ -114,6 +116,7 @@ __all__ = [
     "SummaryStats",
     "Thresholds",
     "ThresholdsError",
+    "TrafficModel",
     "Verdict",
     "__version__",
     "analyze",
@@ -147,6 +150,7 @@ __all__ = [
     "score_results",
     "summarize",
     "tag_key",
+    "traffic_cycle",
     "use_registry",
     "zeroin",
 ]

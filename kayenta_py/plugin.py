@@ -25,7 +25,7 @@ from kayenta_py.engine.stats import (
     summarize,
 )
 from kayenta_py.engine.zeroin import zeroin
-from kayenta_py.model.errors import ConfigError, InputError, KayentaError
+from kayenta_py.model.errors import ConfigError, FieldError, InputError, KayentaError
 from kayenta_py.model.formatting import format_number
 from kayenta_py.model.redact import redact_url
 from kayenta_py.model.types import (
@@ -48,6 +48,7 @@ __all__ = [
     "ConfigError",
     "Direction",
     "Effects",
+    "FieldError",
     "FloatArray",
     "InputError",
     "Judge",

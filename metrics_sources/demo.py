@@ -32,6 +32,7 @@ class DemoSource:
     """Generated baseline and canary metrics for demos, tests and notebooks."""
 
     name = "demo"
+    description = "generated data"  # what the service's start line says it reads
 
     def fetch(
         self,
