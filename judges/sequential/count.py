@@ -38,7 +38,7 @@ class CountParams(BaseModel):
         description="effective events the smaller arm would have at the pooled rate; fewer: inconclusive",
     )
     final_share: float = Field(
-        0.5, ge=0, lt=1, description="share of the metric's alpha kept for one fixed-horizon look at the end"
+        0.8, ge=0, lt=1, description="share of the metric's alpha kept for one fixed-horizon look at the end"
     )
 
 
