@@ -46,7 +46,7 @@ def analysis_summary(service: Service, request: Request, record: Analysis) -> di
         "location": record.location,
         "source": record.source,
         "start": rfc3339(record.start_ts),
-        "end": rfc3339(record.start_ts + record.warmup_s + record.lifetime_s),
+        "end": rfc3339(record.end_ts),
         "lifetime_s": record.lifetime_s,
         "interval_s": record.interval_s,
         "warmup_s": record.warmup_s,

@@ -106,6 +106,9 @@ class StoredAnalysis(Protocol):
     def intervals(self) -> Any: ...
 
     @property
+    def end_ts(self) -> float: ...
+
+    @property
     def complete(self) -> bool: ...
 
 
@@ -158,7 +161,7 @@ def render_analysis_html(record: StoredAnalysis, *, links: Mapping[str, str] | N
     intervals = list(record.intervals)
     last = intervals[-1] if intervals else None
     result: Mapping[str, Any] = last.result if last is not None and isinstance(last.result, Mapping) else {}
-    end_ts = record.start_ts + record.warmup_s + record.lifetime_s
+    end_ts = record.end_ts
     window = f"{format_utc(record.start_ts)} to {format_utc(end_ts)}"
     config = record.config_name or str(record.config_body.get("name") or "inline config")
     if record.config_name and record.config_version:

@@ -19,7 +19,7 @@ from kayenta_py.service.store.tables import (
 def execution_status(record: Analysis) -> dict[str, Any]:
     """Return Kayenta's CanaryExecutionStatusResponse for an analysis."""
     door, query = record.door, record.door.query
-    end_ts = record.start_ts + record.warmup_s + record.lifetime_s
+    end_ts = record.end_ts
     last = record.intervals[-1] if record.intervals else None
     result = None
     if record.status == COMPLETED and last is not None:

@@ -29,6 +29,7 @@ class Schedule:
     if TYPE_CHECKING:  # the columns of the row, the fields of the record
         start_ts: float
         warmup_s: float
+        lifetime_s: float
         interval_s: float
         lookback_s: float | None
         mode: str
@@ -38,6 +39,11 @@ class Schedule:
     def complete(self) -> bool:
         """Return whether the analysis has ended (its verdict is final)."""
         return self.status in FINAL_STATUSES
+
+    @property
+    def end_ts(self) -> float:
+        """Return when the analysis' lifetime ends: start + warmup + lifetime."""
+        return self.start_ts + self.warmup_s + self.lifetime_s
 
     def due_ts(self, index: int) -> float:
         """Return when interval ``index`` (0-based) falls due: start + warmup + (index + 1) * interval."""
