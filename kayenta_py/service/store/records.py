@@ -181,13 +181,7 @@ class Analysis(Schedule):
         return cls(**_columns(cls, row, intervals=intervals, **_typed_extra(row.extra or {})))
 
 
-_EXTRA_DEFAULTS: dict[str, Any] = {
-    "mode_reason": "",
-    "alpha": 0.05,
-    "family": "bonferroni",
-    "canary_location": None,
-    "canary_scope_params": None,
-}
+_EXTRA_FIELDS = ("mode_reason", "alpha", "family", "canary_location", "canary_scope_params")
 
 
 def stored_extra(
@@ -212,7 +206,8 @@ def stored_extra(
 
 def _typed_extra(extra: Mapping[str, Any]) -> dict[str, Any]:
     """The typed fields an analysis row's ``extra`` column holds (see :func:`stored_extra`)."""
-    typed = {k: default if extra.get(k) is None else extra[k] for k, default in _EXTRA_DEFAULTS.items()}
+    defaults = {f.name: f.default for f in dataclasses.fields(Analysis) if f.name in _EXTRA_FIELDS}
+    typed = {k: defaults[k] if extra.get(k) is None else extra[k] for k in _EXTRA_FIELDS}
     return {**typed, "door": DoorRecord.from_json(extra)}
 
 
