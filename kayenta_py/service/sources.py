@@ -54,11 +54,8 @@ def is_service_source(registry: Registry, name: str) -> bool:
 
 def first_set_up_source(registry: Registry, settings: Mapping[str, Any]) -> str | None:
     """Return the first source (by name) that has settings of its own and is set up by them."""
-    for name in registry.source_names():
-        cls = registry.source_class(name)
-        if getattr(cls, "settings_model", None) is not None and is_configured(cls, settings):
-            return name
-    return None
+    own = (n for n in configured_sources(registry, settings) if _has_settings(registry.source_class(n)))
+    return next(own, None)
 
 
 def describe_source(registry: Registry, name: str, settings: Mapping[str, Any]) -> str:
@@ -84,7 +81,7 @@ def is_configured(cls: type[Any], settings: Mapping[str, Any]) -> bool:
 def configured_sources(registry: Registry, settings: Mapping[str, Any]) -> list[str]:
     """Return the sources analyses may name: those with settings of their own first, then by name."""
     names = [name for name in registry.source_names() if is_configured(registry.source_class(name), settings)]
-    return sorted(names, key=lambda name: (not hasattr(registry.source_class(name), "settings_model"), name))
+    return sorted(names, key=lambda name: (not _has_settings(registry.source_class(name)), name))
 
 
 def build_source(registry: Registry, name: str, settings: Mapping[str, Any]) -> MetricsSource:
@@ -99,3 +96,8 @@ def build_source(registry: Registry, name: str, settings: Mapping[str, Any]) -> 
         raise FieldError("source", f"unknown source {name!r} (known: {', '.join(known)})")
     source: MetricsSource = factory(settings) if factory is not None else cls()
     return source
+
+
+def _has_settings(cls: type[Any]) -> bool:
+    """Whether a source class has settings of its own (a ``settings_model``)."""
+    return getattr(cls, "settings_model", None) is not None
