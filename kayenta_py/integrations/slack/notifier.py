@@ -1,20 +1,25 @@
 """Slack notifications: a message per finished analysis and a scheduled digest, over incoming webhooks.
 
-Nothing is sent inline. When an analysis finishes, a ``finished`` message per
-interested channel is built and queued in the store's ``notifications`` table;
-a scheduler job delivers queued messages (slack-sdk's ``WebhookClient``, with
+Nothing is sent inline. An analysis' final verdict is stored with an outbox event
+for this notifier, in one transaction; expanding it (``notify_finished``, called by
+:class:`kayenta_py.service.notifiers.OutboxNotifier` right after the verdict, on start
+and periodically) builds a ``finished`` message per interested channel and queues it
+in the store's ``notifications`` table, once: (kind, channel, key) is unique and the
+key is the analysis id, so expanding again after a crash queues nothing twice. A
+scheduler job delivers queued messages (slack-sdk's ``WebhookClient``, with
 short immediate retries on 429 honouring ``Retry-After``, on 5xx and on
 connection errors). A delivery that still fails stays ``pending`` with its
 attempts and last error recorded, and is tried again later with a growing delay,
 until ``max_attempts`` (then ``failed``). A cron job per channel queues a digest
 of the analyses finished since the previous digest. Slack can never delay or
-change a verdict: the verdict is stored before the message is queued, and every
-failure here is logged, never raised into the runner.
+change a verdict: the verdict (with its outbox event) is stored before any message
+is queued; a failure to queue is raised to the outbox, which logs it and tries again,
+never into the runner; every delivery failure is logged.
 
 Several replicas may share one database: a message is claimed (``pending`` to
 ``sending``) in one conditional update before it is posted, so only one replica
-posts it; of the digests several replicas queue for the same cron minute, only
-the first is posted. A claim is a lease: while a post is in progress its row's
+posts it; the digests several replicas queue for the same cron minute are one row
+(its key is the minute). A claim is a lease: while a post is in progress its row's
 ``updated_ts`` is renewed every ``LEASE_RENEW_S``; a replica that dies while posting
 (kill -9) stops renewing, and the next delivery run after ``STALE_SENDING_S`` puts the
 row back to ``pending`` as a failed attempt (at-least-once delivery: with the default
@@ -62,7 +67,7 @@ from kayenta_py.integrations.slack.messages import (
 from kayenta_py.model.redact import redact, redact_json, register_webhook
 from kayenta_py.service.settings import Settings
 from kayenta_py.service.settings_parsing import cron_trigger
-from kayenta_py.service.store.outbox import FAILED, PENDING, SENDING, SENT, SKIPPED
+from kayenta_py.service.store.outbox import FAILED, PENDING, SENDING, SENT, SKIPPED, QueuedMessage
 from kayenta_py.service.store.records import Analysis, Notification
 from kayenta_py.service.store.repository import Store
 
@@ -75,7 +80,6 @@ DIGEST_JOB_PREFIX = "slack-digest:"
 
 STALE_SENDING_S = 30.0  # a claim not renewed for this long was left by a replica that died
 LEASE_RENEW_S = 10.0  # how often a post in progress renews its claim
-DUPLICATE_DIGEST_WINDOW_S = 3600.0  # digests queued this close together for one cron minute are one
 
 _SDK_LOG.disabled = True
 
@@ -169,24 +173,30 @@ class SlackNotifier:
     # ------------------------------------------------------------ queueing
 
     def notify_finished(self, analysis: Analysis) -> None:
-        """Queue a message about a finished analysis for each channel that wants it (never raises)."""
-        try:
-            channels = [c for c in self.channels.values() if c.wants(analysis)]
-            if not channels:
-                return
-            metrics = self._last_metrics(analysis.id)
-            message = redact_json(finished_message(analysis, metrics, base_url=self.base_url))
-            for channel in channels:
-                self.store.add_notification(FINISHED, channel.name, message, analysis_id=analysis.id)
-            self.wake()
-        except Exception:
-            log.exception("slack: could not queue the message about analysis %s", analysis.id)
+        """Queue a message about a finished analysis for each channel that wants it, once.
+
+        Idempotent (the outbox may call it again): each message's key is the analysis id. An
+        error is raised, so the outbox keeps the event and tries again later.
+        """
+        channels = [c for c in self.channels.values() if c.wants(analysis)]
+        if not channels:
+            return
+        metrics = self._last_metrics(analysis.id)
+        message = redact_json(finished_message(analysis, metrics, base_url=self.base_url))
+        self.store.add_notifications(
+            [QueuedMessage(FINISHED, c.name, message, analysis.id, key=analysis.id) for c in channels]
+        )
+        self.wake()
 
     def _last_metrics(self, analysis_id: str) -> list[Mapping[str, Any]]:
         return list((self.store.last_result(analysis_id) or {}).get("metrics", []))
 
     def enqueue_digest(self, channel_name: str, *, now: float | None = None) -> Notification:
-        """Queue a digest of the analyses finished since the channel's previous digest (or 24 h)."""
+        """Queue a digest of the analyses finished since the channel's previous digest (or 24 h).
+
+        One per channel and cron minute (its key): a replica queueing it again gets the row
+        already queued.
+        """
         channel = self.channels[channel_name]
         until = self.clock() if now is None else now
         previous = self.store.last_notification(DIGEST, channel_name)
@@ -198,7 +208,7 @@ class SlackNotifier:
         key = datetime.fromtimestamp(until, UTC).strftime("%Y-%m-%dT%H:%M")  # one digest per cron minute
         message = redact_json(message)
         message["window"] = {"since": since, "until": until, "key": key}
-        return self.store.add_notification(DIGEST, channel_name, message)
+        return self.store.add_notification(DIGEST, channel_name, message, key=key)
 
     def digest_job(self, channel_name: str) -> None:
         """The cron job: queue the channel's digest and deliver it now."""
@@ -240,9 +250,6 @@ class SlackNotifier:
                 continue
             if not self._claim(notification.id, now):
                 continue  # another replica took it
-            if notification.kind == DIGEST and self._duplicate_digest(notification):
-                self.store.mark_notification(notification.id, SKIPPED, "another replica sent this digest")
-                continue
             with self._lease(notification.id, now):
                 outcome = self._post(channel, notification.payload)
             delivered += self._record(notification, outcome, now)
@@ -308,11 +315,6 @@ class SlackNotifier:
         released = self.store.release_stale_notifications(STALE_SENDING_S, now=now)
         if released:
             log.warning("slack: %d message(s) left in 'sending' by a stopped process are retried", released)
-
-    def _duplicate_digest(self, notification: Notification) -> bool:
-        key = notification.payload.get("window", {}).get("key")
-        earlier = self.store.earlier_notifications(notification, DUPLICATE_DIGEST_WINDOW_S)
-        return any(e.payload.get("window", {}).get("key") == key for e in earlier)
 
     def _post(self, channel: Channel, payload: Mapping[str, Any]) -> Outcome:
         """Post one message, with slack-sdk's immediate retries; the URL never leaves this method."""

@@ -1,4 +1,11 @@
-"""The outbox of notifications: queued with a verdict, claimed by one sender, released when stale.
+"""The outbox: events stored with a verdict, the notifications they expand into, their delivery.
+
+A final verdict (the last interval's, or a failure's or cancellation's) is stored in one
+transaction with an ``outbox_events`` row per notifier of the store (:attr:`NotificationStore.
+outbox_consumers`); whatever kill point, either both are stored or neither. Each notifier then
+expands its pending events into notifications, idempotently: (kind, channel, dedupe_key) is
+unique, so expanding again (after a crash, or on another replica) queues nothing twice. A
+notification is claimed by one sender, and released when its claim goes stale.
 
 Also the reads a digest of finished analyses needs (what finished in a window, with the result
 of each one's last interval), so a notifier runs no SQL of its own.
@@ -8,53 +15,171 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    Table,
     func,
+    insert,
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from kayenta_py.model.errors import StoreError
 from kayenta_py.service.store.base import StoreBase
 from kayenta_py.service.store.checks import (
     _payload_problem,
 )
-from kayenta_py.service.store.records import Analysis, Notification
+from kayenta_py.service.store.records import Analysis, Notification, OutboxEvent
 from kayenta_py.service.store.tables import (
     AnalysisRecord,
     IntervalRecord,
     NotificationRecord,
+    OutboxEventRecord,
 )
 
 log = logging.getLogger(__name__)
 
 PENDING, SENDING, SENT, FAILED, SKIPPED = "pending", "sending", "sent", "failed", "skipped"
+DONE = "done"  # an outbox event its notifier expanded
+FINISHED_EVENT = "finished"  # the event of an analysis' final verdict
+MAX_EVENT_ATTEMPTS = 20  # an event whose expansion failed this often is failed (logged), not retried
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    """A notification to queue: ``key`` (with kind and channel) makes queueing it idempotent."""
+
+    kind: str
+    channel: str
+    payload: Mapping[str, Any]
+    analysis_id: str | None = None
+    key: str | None = None
 
 
 class NotificationStore(StoreBase):
-    """Notifications waiting to be sent, and their delivery attempts."""
+    """The outbox's events, the notifications waiting to be sent, and their delivery attempts."""
+
+    outbox_consumers: tuple[str, ...] = ()
+    """The notifiers a final verdict writes an outbox event for (set by ``build_notifiers``)."""
+
+    # ------------------------------------------------------------ events
+
+    def add_outbox_consumer(self, name: str) -> None:
+        """Write an outbox event for notifier ``name`` with every final verdict from now on."""
+        if name not in self.outbox_consumers:
+            self.outbox_consumers = (*self.outbox_consumers, name)
+
+    def _queue_events(self, session: Session, analysis_id: str, kind: str, now: float) -> None:
+        """Add the outbox events of ``analysis_id`` to ``session`` (the verdict's transaction)."""
+        rows = [
+            {
+                "analysis_id": analysis_id,
+                "kind": kind,
+                "consumer": consumer,
+                "status": PENDING,
+                "attempts": 0,
+                "created_ts": now,
+                "updated_ts": now,
+            }
+            for consumer in self.outbox_consumers
+        ]
+        if rows:
+            self._insert_new(session, OutboxEventRecord.__table__, rows)  # type: ignore[arg-type]
+
+    def pending_events(
+        self, consumer: str, *, analysis_id: str | None = None, limit: int = 100
+    ) -> list[OutboxEvent]:
+        """Return ``consumer``'s events not expanded yet (of one analysis, if given), oldest first."""
+        query = select(OutboxEventRecord).where(
+            OutboxEventRecord.consumer == consumer, OutboxEventRecord.status == PENDING
+        )
+        if analysis_id is not None:
+            query = query.where(OutboxEventRecord.analysis_id == analysis_id)
+        with self.session() as session:
+            rows = session.scalars(query.order_by(OutboxEventRecord.id).limit(limit))
+            return [OutboxEvent.from_row(row) for row in rows]
+
+    def settle_event(self, event_id: int, error: str | None = None) -> str | None:
+        """Record an expansion: ``done`` without ``error``; else a failed attempt (``failed`` after
+        ``MAX_EVENT_ATTEMPTS``). Return the event's status (None: it is gone)."""
+        with self.session() as session:
+            record = session.get(OutboxEventRecord, event_id, with_for_update=not self.is_sqlite)
+            if record is None:
+                return None
+            if record.status == PENDING:
+                record.updated_ts = time.time()
+                if error is None:
+                    record.status = DONE
+                else:
+                    record.attempts += 1
+                    record.last_error = error[:2000]
+                    record.status = FAILED if record.attempts >= MAX_EVENT_ATTEMPTS else PENDING
+            return record.status
+
+    # ------------------------------------------------------------ notifications
+
+    def _insert_new(self, session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert ``rows`` into ``table``, leaving out those a unique key already holds."""
+        dialect = self.engine.dialect.name
+        if dialect in ("postgresql", "sqlite"):
+            dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            session.execute(dialect_insert(table).on_conflict_do_nothing(), list(rows))
+            return
+        for row in rows:  # another database: one savepoint per row
+            try:
+                with session.begin_nested():
+                    session.execute(insert(table), [dict(row)])
+            except IntegrityError:
+                pass
+
+    def add_notifications(self, messages: Sequence[QueuedMessage]) -> list[Notification]:
+        """Queue notifications in one transaction; return them (each keyed one as stored).
+
+        A message whose (kind, channel, key) is already queued is not queued again: the row
+        already stored is returned instead (queueing is idempotent across retries and replicas).
+        """
+        now = time.time()
+        queued: list[Notification] = []
+        with self.session() as session:
+            keyed = [m for m in messages if m.key is not None]
+            if keyed:
+                self._insert_new(session, NotificationRecord.__table__, [  # type: ignore[arg-type]
+                    _row(message, now) for message in keyed
+                ])
+            for message in messages:
+                if message.key is None:
+                    record = NotificationRecord(**_row(message, now))
+                    session.add(record)
+                    session.flush()
+                else:
+                    record = session.scalars(
+                        select(NotificationRecord).where(
+                            NotificationRecord.kind == message.kind,
+                            NotificationRecord.channel == message.channel,
+                            NotificationRecord.dedupe_key == message.key,
+                        )
+                    ).one()
+                queued.append(Notification.from_row(record))
+        return queued
 
     def add_notification(
-        self, kind: str, channel: str, payload: Mapping[str, Any], *, analysis_id: str | None = None
+        self,
+        kind: str,
+        channel: str,
+        payload: Mapping[str, Any],
+        *,
+        analysis_id: str | None = None,
+        key: str | None = None,
     ) -> Notification:
-        """Queue a notification for delivery."""
-        now = time.time()
-        record = NotificationRecord(
-            analysis_id=analysis_id,
-            kind=kind,
-            channel=channel,
-            status=PENDING,
-            attempts=0,
-            payload=dict(payload),
-            created_ts=now,
-            updated_ts=now,
-        )
-        with self.session() as session:
-            session.add(record)
-        return Notification.from_row(record)
+        """Queue a notification for delivery; with a ``key``, once (see :meth:`add_notifications`)."""
+        [queued] = self.add_notifications([QueuedMessage(kind, channel, payload, analysis_id, key)])
+        return queued
 
     def pending_notifications(self) -> list[Notification]:
         """Return notifications not delivered yet, oldest first, less (logged) rows that cannot be read."""
@@ -103,21 +228,6 @@ class NotificationStore(StoreBase):
                 .limit(1)
             )
             return None if row is None else Notification.from_row(row)
-
-    def earlier_notifications(self, notification: Notification, within_s: float) -> list[Notification]:
-        """Return the notifications of the same kind and channel queued before ``notification``
-        (at most ``within_s`` earlier) and not skipped."""
-        with self.session() as session:
-            rows = session.scalars(
-                select(NotificationRecord).where(
-                    NotificationRecord.kind == notification.kind,
-                    NotificationRecord.channel == notification.channel,
-                    NotificationRecord.id < notification.id,
-                    NotificationRecord.status != SKIPPED,
-                    NotificationRecord.created_ts > notification.created_ts - within_s,
-                )
-            ).all()
-            return [Notification.from_row(row) for row in rows]
 
     def finished_between(self, since: float, until: float) -> list[tuple[Analysis, dict[str, Any] | None]]:
         """Return the analyses finished in ``(since, until]``, oldest first, each with the result of
@@ -174,3 +284,18 @@ class NotificationStore(StoreBase):
             record.status, record.last_error = status, error
             record.attempts += 1
             record.updated_ts = time.time()
+
+
+def _row(message: QueuedMessage, now: float) -> dict[str, Any]:
+    """The notifications row of a message to queue."""
+    return {
+        "analysis_id": message.analysis_id,
+        "kind": message.kind,
+        "channel": message.channel,
+        "status": PENDING,
+        "attempts": 0,
+        "payload": dict(message.payload),
+        "created_ts": now,
+        "updated_ts": now,
+        "dedupe_key": message.key,
+    }

@@ -261,8 +261,30 @@ class Notification:
     last_error: str | None
     created_ts: float
     updated_ts: float
+    dedupe_key: str | None = None
+    """What makes queueing it idempotent: (kind, channel, dedupe_key) is unique (None: no key)."""
 
     @classmethod
     def from_row(cls, row: Any) -> Self:
         """Return the record of a notification row."""
+        return cls(**_columns(cls, row))
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutboxEvent:
+    """What a notifier must hear of (an analysis finished), stored with the verdict."""
+
+    id: int
+    analysis_id: str
+    kind: str
+    consumer: str
+    status: str
+    attempts: int
+    last_error: str | None
+    created_ts: float
+    updated_ts: float
+
+    @classmethod
+    def from_row(cls, row: Any) -> Self:
+        """Return the record of an outbox event row."""
         return cls(**_columns(cls, row))

@@ -1,4 +1,4 @@
-"""The store: canary configs (versioned), analyses, intervals, verdicts and notifications.
+"""The store: canary configs (versioned), analyses, intervals, verdicts and the notifications outbox.
 
 SQLAlchemy 2 over SQLite (a file, WAL mode; the embedded default) or PostgreSQL
 (by URL). The schema is created and upgraded by the Alembic migrations in
@@ -30,7 +30,7 @@ from kayenta_py.service.store.checks import (
 )
 from kayenta_py.service.store.configs import ConfigStore
 from kayenta_py.service.store.errors import UnreadableRecord
-from kayenta_py.service.store.outbox import NotificationStore
+from kayenta_py.service.store.outbox import FINISHED_EVENT, NotificationStore
 from kayenta_py.service.store.records import Analysis, IntervalOutcome, VerdictChange
 from kayenta_py.service.store.tables import (
     RUNNING,
@@ -183,9 +183,10 @@ class Store(ConfigStore, NotificationStore):
         """Store one interval's judgement, exactly once; optionally finish the analysis with it.
 
         ``final`` is (status, verdict, score, reason); ``state`` replaces the
-        sequential judges' state in the same transaction. Returns False (and changes
-        nothing) when that interval was already stored, or the analysis is no
-        longer running (cancelled meanwhile).
+        sequential judges' state in the same transaction, and a final verdict's outbox
+        events (one per notifier, see :attr:`outbox_consumers`) are written in it too.
+        Returns False (and changes nothing) when that interval was already stored, or
+        the analysis is no longer running (cancelled meanwhile).
         """
         now = time.time()
         try:
@@ -222,6 +223,7 @@ class Store(ConfigStore, NotificationStore):
                 if final is not None:
                     status, verdict, score, reason = final
                     analysis.status, analysis.completed_ts = status, now
+                    self._queue_events(session, analysis_id, FINISHED_EVENT, now)  # with the verdict
                 else:
                     verdict, score, reason = (
                         "pending",
@@ -243,7 +245,10 @@ class Store(ConfigStore, NotificationStore):
         *,
         error: str | None = None,
     ) -> Analysis | None:
-        """End a running analysis (cancelled, failed, or completed without a new interval)."""
+        """End a running analysis (cancelled, failed, or completed without a new interval).
+
+        Its outbox events (one per notifier) are written in the transaction of the verdict.
+        """
         now = time.time()
         with self.session() as session:
             analysis = session.get(AnalysisRecord, analysis_id, with_for_update=not self.is_sqlite)
@@ -252,6 +257,7 @@ class Store(ConfigStore, NotificationStore):
             if analysis.status == RUNNING:
                 analysis.status, analysis.completed_ts, analysis.error = status, now, error
                 self._publish(session, analysis, verdict, score, reason, now)
+                self._queue_events(session, analysis_id, FINISHED_EVENT, now)  # with the verdict
             return Analysis.from_row(analysis)
 
     @staticmethod

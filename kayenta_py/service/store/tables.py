@@ -1,4 +1,4 @@
-"""The store's tables (SQLAlchemy ORM): configs, analyses, intervals, verdicts, notifications, heartbeats."""
+"""The store's tables (SQLAlchemy ORM): configs, analyses, intervals, verdicts, the outbox, heartbeats."""
 
 from __future__ import annotations
 
@@ -179,10 +179,38 @@ class VerdictRecord(Base):
     created_ts: Mapped[float] = mapped_column(Float)
 
 
+class OutboxEventRecord(Base):
+    """What a notifier must hear of (an analysis finished), written in the transaction of the verdict.
+
+    One row per (analysis, kind, consumer): ``consumer`` names the notifier (its entry-point
+    name) that expands the event into its messages; ``status`` is ``pending`` until it did.
+    """
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (UniqueConstraint("analysis_id", "kind", "consumer"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    analysis_id: Mapped[str] = mapped_column(ForeignKey("analyses.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    consumer: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_ts: Mapped[float] = mapped_column(Float)
+    updated_ts: Mapped[float] = mapped_column(Float)
+
+
 class NotificationRecord(Base):
-    """A notification to deliver (Slack message, digest), with its delivery state."""
+    """A notification to deliver (Slack message, digest), with its delivery state.
+
+    ``dedupe_key`` makes queueing idempotent: (kind, channel, dedupe_key) is unique (a finished
+    message's key is its analysis id, a digest's its cron minute); NULL keys never collide.
+    """
 
     __tablename__ = "notifications"
+    __table_args__ = (
+        Index("uq_notifications_kind_channel_key", "kind", "channel", "dedupe_key", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     analysis_id: Mapped[str | None] = mapped_column(
@@ -196,6 +224,7 @@ class NotificationRecord(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_ts: Mapped[float] = mapped_column(Float)
     updated_ts: Mapped[float] = mapped_column(Float)
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class HeartbeatRecord(Base):
