@@ -98,5 +98,9 @@ class Readiness(BaseModel):
     writable: bool = Field(description="the database takes writes (not full, not read-only)")
     scheduler: bool = Field(description="the analysis scheduler runs")
     problem: str | None = Field(None, description="why the database is not ready")
+    dispatch: str = Field("embedded", description="who runs due intervals: embedded or procrastinate")
+    worker: bool = Field(True, description="this replica's dispatcher runs due intervals (its worker is up)")
+    worker_problem: str | None = Field(None, description="why the dispatcher's worker is not ready")
+    replica: str | None = Field(None, description="this replica's id")
 
 

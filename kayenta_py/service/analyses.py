@@ -27,6 +27,7 @@ from kayenta_py.model.limits import (
 )
 from kayenta_py.model.redact import register_settings_secrets
 from kayenta_py.model.spec import AnalysisSpec
+from kayenta_py.service.dispatch import build_dispatcher
 from kayenta_py.service.modes import choose_mode
 from kayenta_py.service.notifiers import build_notifiers
 from kayenta_py.service.runner import AnalysisRunner
@@ -73,7 +74,8 @@ class Service:
         self.registry = registry or default_registry()
         self.store = Store(settings.resolved_database_url)
         self.metrics_registry = CollectorRegistry()
-        self.runner_metrics = RunnerMetrics.create(self.metrics_registry)
+        self.replica_id = settings.resolved_replica_id
+        self.runner_metrics = RunnerMetrics.create(self.metrics_registry, replica=self.replica_id)
         self._analyses_gauge = Gauge(
             "kayenta_analyses", "Analyses by status", ["status"], registry=self.metrics_registry
         )
@@ -85,6 +87,7 @@ class Service:
             self.source,
             registry=self.registry,
             metrics=self.runner_metrics,
+            dispatcher=build_dispatcher(settings),  # procrastinate on PostgreSQL: replicas share the work
             **runner_options(settings),
         )
         # Notifiers (Slack, ...): a finished analysis queues their messages (after its verdict is
@@ -102,14 +105,17 @@ class Service:
             notifier.register(self.runner.scheduler)
         self.started = True
         log.info(
-            "kayenta-py service started: database %s, default source %s; %d analyses resumed",
+            "kayenta-py service started: database %s, default source %s, dispatch %s (replica %s); "
+            "%d analyses resumed",
             self.store.display_url,
             self.default_source() or "none",
+            self.runner.dispatcher.engine,
+            self.replica_id,
             resumed,
         )
 
     def stop(self) -> None:
-        """Stop the scheduler and close the database."""
+        """Stop the dispatcher (handing running jobs back) and the scheduler, close the database."""
         self.runner.shutdown()
         self.store.close()
         self.started = False
@@ -320,7 +326,8 @@ class Service:
         return record
 
     def update_gauges(self) -> None:
-        """Refresh the analyses-by-status gauge (called when /metrics is scraped)."""
+        """Refresh the analyses-by-status and dispatch gauges (called when /metrics is scraped)."""
+        self.runner.update_metrics()
         for status in STATUSES:
             _, total = self.store.list_analyses(status=status, limit=1)
             self._analyses_gauge.labels(status).set(total)

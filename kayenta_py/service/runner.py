@@ -1,11 +1,13 @@
-"""Live analyses: APScheduler runs each analysis' intervals when they fall due.
+"""Live analyses: a dispatcher runs each analysis' intervals when they fall due.
 
 The database is the source of truth. Interval ``i`` of an analysis falls due at
 ``start + warmup + (i + 1) * interval``; each run judges every due interval not
 yet stored, in order, and schedules the next. On start every running analysis
 is resumed, so an interval that fell due while the service was down is judged
 once, late: stored intervals are never judged again (a unique key guarantees it)
-and none is skipped.
+and none is skipped. Where and when a run happens is the dispatcher's
+(:mod:`kayenta_py.service.dispatch`: APScheduler in this process, or procrastinate jobs shared
+by replicas on PostgreSQL); what a run does is the same with both.
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC
 
-from apscheduler.executors.pool import ThreadPoolExecutor as JobThreadPool
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from kayenta_py.config.registry import Registry
@@ -25,6 +26,7 @@ from kayenta_py.engine.source import MetricsSource, SourceError
 from kayenta_py.model.errors import FieldError, KayentaError
 from kayenta_py.model.redact import redact
 from kayenta_py.model.types import CanaryResult, Verdict
+from kayenta_py.service.dispatch import Dispatcher, EmbeddedDispatcher
 from kayenta_py.service.judging import judge_fixed, judge_sequential
 from kayenta_py.service.runner_support import (
     RunnerMetrics,
@@ -52,6 +54,9 @@ class AnalysisRunner:
     full database) is tried again after ``retry_backoff`` seconds, doubling up to
     ``retry_max_delay``, and fails the analysis after ``retry_limit`` attempts or
     ``retry_max_seconds``, naming the last error. Test: ``tests/test_runner_bounded.py``.
+
+    Runs are dispatched by ``dispatcher`` (default :class:`EmbeddedDispatcher`); :attr:`scheduler`
+    is the process' APScheduler, running with every dispatcher (notifiers' jobs live there).
     """
 
     def __init__(
@@ -70,6 +75,7 @@ class AnalysisRunner:
         fetch_deadline: float = 120.0,
         on_finish: Callable[[Analysis], None] | None = None,
         clock: Callable[[], float] = time.time,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
         if retry_limit < 1 or source_workers < 1:
             raise KayentaError("retry_limit and source_workers must be at least 1")
@@ -96,17 +102,27 @@ class AnalysisRunner:
         self.clock = clock
         self._trouble: dict[str, _Trouble] = {}
         self._source_of: dict[str, str] = {}
-        self._executors: set[str] = set()
         self._lock = threading.Lock()
-        self._executors_lock = threading.Lock()
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
+        self.dispatcher: Dispatcher = dispatcher or EmbeddedDispatcher(source_workers)
+        self.dispatcher.bind(
+            self._run,
+            self.scheduler,
+            resume=self.schedule,
+            running=lambda: [analysis.id for analysis in self.store.running_analyses()],
+        )
 
     def start(self) -> int:
-        """Start the scheduler and resume every running analysis; return how many were resumed."""
+        """Start the scheduler and dispatcher, resume every running analysis; return how many.
+
+        On replicas each one resumes them all: the dispatcher keeps one pending run per analysis
+        (procrastinate's queueing lock), and a stored interval is never judged again.
+        """
         self.scheduler.start()
+        self.dispatcher.start()
         running = self.store.running_analyses()
         for analysis in running:
             self.schedule(analysis.id)
@@ -115,9 +131,16 @@ class AnalysisRunner:
         return len(running)
 
     def shutdown(self) -> None:
-        """Stop scheduling; an interval being judged finishes or is judged again after a restart."""
+        """Stop dispatching; an interval being judged finishes, is handed back, or is judged again."""
+        self.dispatcher.stop(graceful=True)
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+
+    def update_metrics(self) -> None:
+        """Refresh the dispatch queue-depth gauge (called when /metrics is scraped)."""
+        engine = self.dispatcher.engine
+        for state, depth in self.dispatcher.queue_depth().items():
+            self.metrics.queue_depth.labels(engine, state).set(depth)
 
     def schedule(self, analysis_id: str, *, delay: float = 0.0) -> None:
         """Schedule the analysis' next run at its next due interval (now if one is overdue)."""
@@ -133,27 +156,8 @@ class AnalysisRunner:
         self._at(analysis_id, max(self.clock() + delay, analysis.due_ts(pending[0])))
 
     def _at(self, analysis_id: str, when: float) -> None:
-        """Run the analysis at ``when`` on its source's pool (no store access: works when it is down)."""
-        self.scheduler.add_job(
-            self._run,
-            "date",
-            run_date=datetime.fromtimestamp(when, UTC),
-            args=[analysis_id],
-            id=analysis_id,
-            replace_existing=True,
-            executor=self._executor(self._source_of.get(analysis_id)),
-        )
-
-    def _executor(self, source: str | None) -> str:
-        """The scheduler executor of ``source``'s analyses, added on first use."""
-        if source is None:
-            return "default"
-        alias = f"source:{source}"
-        with self._executors_lock:
-            if alias not in self._executors:
-                self.scheduler.add_executor(JobThreadPool(self.source_workers), alias)
-                self._executors.add(alias)
-        return alias
+        """Have the dispatcher run the analysis at ``when`` (on its source's pool, embedded)."""
+        self.dispatcher.schedule(analysis_id, when, source=self._source_of.get(analysis_id))
 
     def cancel(self, analysis_id: str, reason: str = "cancelled") -> Analysis | None:
         """Cancel a running analysis: no further interval is judged (a finished one is left as it is)."""
@@ -164,8 +168,7 @@ class AnalysisRunner:
             None,
             f"{reason}: the analysis was stopped before its end, so it has no passing verdict",
         )
-        if self.scheduler.get_job(analysis_id) is not None:
-            self.scheduler.remove_job(analysis_id)
+        self.dispatcher.cancel(analysis_id)
         return self.store.get_analysis(analysis_id, with_intervals=False)
 
     def _run(self, analysis_id: str) -> None:
@@ -276,6 +279,8 @@ class AnalysisRunner:
         if not (isinstance(step, int | float) and math.isfinite(step) and step > 0):
             raise FieldError("step", f"{step!r} is not a positive, finite number of seconds")
         judge = judge_sequential if analysis.mode == "sequential" else judge_fixed
+        lateness = max(0.0, self.clock() - analysis.due_ts(index))
+        self.metrics.lateness.labels(self.metrics.replica).observe(lateness)
         began = time.perf_counter()
         judged = judge(
             analysis,
@@ -312,6 +317,7 @@ class AnalysisRunner:
         if not stored:  # cancelled meanwhile, or judged by another replica
             return True
         self.metrics.judgements.labels(result.verdict.value).inc()
+        self.metrics.replica_judgements.labels(self.metrics.replica, result.verdict.value).inc()
         log_judged(analysis, index, result, time.perf_counter() - began)
         if final:
             self._notify(analysis.id)

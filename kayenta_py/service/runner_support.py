@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from kayenta_py.config.model import CanaryConfig, MetricConfig
 from kayenta_py.config.registry import Registry
@@ -26,14 +26,18 @@ if TYPE_CHECKING:
 
 @dataclass
 class RunnerMetrics:
-    """The runner's own Prometheus metrics."""
+    """The runner's own Prometheus metrics (``replica``: this replica's id, a label of its counters)."""
 
     judgements: Counter
     judge_seconds: Histogram
     source_errors: Counter
+    lateness: Histogram
+    replica_judgements: Counter
+    queue_depth: Gauge
+    replica: str = ""
 
     @classmethod
-    def create(cls, registry: CollectorRegistry) -> RunnerMetrics:
+    def create(cls, registry: CollectorRegistry, *, replica: str = "") -> RunnerMetrics:
         """Register the metrics in ``registry``."""
         return cls(
             Counter(
@@ -48,6 +52,26 @@ class RunnerMetrics:
             Counter(
                 "kayenta_source_errors", "Failed metric fetches, by source", ["source"], registry=registry
             ),
+            Histogram(
+                "kayenta_schedule_lateness_seconds",
+                "Seconds from an interval's due time to the start of its judging, by replica",
+                ["replica"],
+                registry=registry,
+                buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 900),
+            ),
+            Counter(
+                "kayenta_replica_judgements",
+                "Interval judgements stored by this replica, by replica and verdict",
+                ["replica", "verdict"],
+                registry=registry,
+            ),
+            Gauge(
+                "kayenta_dispatch_queue_depth",
+                "Pending analysis runs by state (scheduled: not due yet; due: late; running), by engine",
+                ["engine", "state"],
+                registry=registry,
+            ),
+            replica,
         )
 
 

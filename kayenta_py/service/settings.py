@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,6 +135,21 @@ class Settings(BaseSettings):
     retry_backoff: float = Field(2.0, gt=0, description="first wait before a retry; doubles each time")
     retry_max_delay: float = Field(60.0, gt=0, description="longest wait between retries")
     retry_max_seconds: float = Field(600.0, gt=0, description="total retry time before the analysis fails")
+    # Dispatch of intervals (kayenta_py/service/dispatch.py, docs/replicas.md).
+    dispatch: Literal["auto", "embedded", "procrastinate"] = Field(
+        "auto", description="who runs due intervals: auto (procrastinate on PostgreSQL, else embedded), "
+        "embedded (this process only), procrastinate (PostgreSQL jobs shared by every replica)",
+    )
+    replica_id: str | None = Field(None, description="this replica in logs, metrics (default host-pid)")
+    dispatch_concurrency: int = Field(8, ge=1, le=256, description="intervals a worker judges at once")
+    dispatch_poll_interval: float = Field(1.0, gt=0, le=60, description="seconds between looks for due jobs")
+    dispatch_heartbeat: float = Field(5.0, gt=0, le=300, description="seconds between a worker's heartbeats")
+    dispatch_stalled_timeout: float = Field(
+        20.0, gt=0, le=3600, description="seconds without heartbeat before a replica's jobs go to another"
+    )
+    dispatch_shutdown_timeout: float = Field(
+        15.0, ge=0, le=600, description="seconds a stopping replica waits for its running intervals"
+    )
     compat_endpoints_open: bool = Field(
         False, description="Kayenta-compatible and Flagger endpoints need no token (clients send none)"
     )
@@ -179,6 +195,7 @@ class Settings(BaseSettings):
         "slack_digest_cron",
         "default_source",
         "database_url",
+        "replica_id",
         mode="before",
     )
     @classmethod
@@ -203,6 +220,19 @@ class Settings(BaseSettings):
             if not is_configured(cls, self.model_dump()):
                 hint = getattr(cls, "setup_hint", "its settings are not set")
                 raise ValueError(f"default_source: {self.default_source!r} is not set up: {hint}")
+        return self
+
+    @model_validator(mode="after")
+    def _dispatch_fits(self) -> Settings:
+        if self.dispatch == "procrastinate" and not self.resolved_database_url.startswith("postgresql"):
+            raise ValueError("dispatch: 'procrastinate' needs a PostgreSQL database_url")
+        if self.dispatch_stalled_timeout <= 2 * self.dispatch_heartbeat:
+            raise ValueError(
+                f"dispatch_stalled_timeout: {self.dispatch_stalled_timeout:g} s must be more than twice "
+                f"dispatch_heartbeat ({self.dispatch_heartbeat:g} s), or live replicas look dead"
+            )
+        if self.replica_id is not None and not re.fullmatch(r"[\w.:@-]{1,100}", self.replica_id):
+            raise ValueError(f"replica_id: {self.replica_id!r}: letters, digits, '_.:@-' (at most 100)")
         return self
 
     @field_validator("slack_webhook_url")
@@ -286,6 +316,11 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         """Return the database URL, defaulting to SQLite under ``data_dir``."""
         return self.database_url or f"sqlite:///{(self.data_dir / 'kayenta.db').resolve()}"
+
+    @property
+    def resolved_replica_id(self) -> str:
+        """Return the replica id, defaulting to ``hostname-pid``."""
+        return self.replica_id or f"{socket.gethostname()}-{os.getpid()}"
 
     @property
     def limits(self) -> Limits:

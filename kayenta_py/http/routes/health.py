@@ -23,16 +23,22 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={200: {"model": Readiness}, 503: {"model": Readiness}})
 def readyz(service: ServiceDep) -> JSONResponse:
-    """Answer 200 when the database takes writes and the scheduler runs, else 503 saying why."""
+    """Answer 200 when the database takes writes, the scheduler runs and the dispatcher's worker is
+    up (procrastinate: it reached its queue within a few heartbeats), else 503 saying why."""
     problem = _write_problem(service)
     scheduler = service.runner.scheduler.running
-    ready = problem is None and scheduler
+    dispatch = service.runner.dispatcher.state()
+    ready = problem is None and scheduler and dispatch.healthy
     body = Readiness(
         status="ready" if ready else "not ready",
         database=problem is None or service.store.ping(),
         writable=problem is None,
         scheduler=scheduler,
         problem=None if problem is None else redact(problem),
+        dispatch=dispatch.engine,
+        worker=dispatch.healthy,
+        worker_problem=None if dispatch.problem is None else redact(dispatch.problem),
+        replica=service.replica_id,
     )
     headers = {} if ready else {"Retry-After": str(RETRY_AFTER_S)}
     return AsciiJSONResponse(body.model_dump(), status_code=200 if ready else 503, headers=headers)
