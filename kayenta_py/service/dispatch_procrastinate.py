@@ -299,7 +299,7 @@ class ProcrastinateDispatcher:
         if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self._stop_worker)
-        thread.join(timeout=(self.shutdown_timeout if graceful else 0.0) + 2.0)
+        thread.join(timeout=(self.shutdown_timeout if graceful else 0.0) + 0.5)
         if thread.is_alive() and loop is not None:
             self._hand_back(loop)
         if self._sync is not None:
