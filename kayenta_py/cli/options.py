@@ -24,6 +24,12 @@ EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_MARGINAL, EXIT_INTERNAL, EXIT_SOURCE = 0,
 
 def _add_prometheus_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--source",
+        metavar="NAME",
+        help="a registered metrics source, set up from its own KAYENTA_<SOURCE>_* environment "
+        "variables (e.g. KAYENTA_INFLUXDB_URL); default: Prometheus from the options below",
+    )
+    parser.add_argument(
         "--prometheus",
         default=os.environ.get("KAYENTA_PROMETHEUS_URL"),
         metavar="URL",
@@ -82,6 +88,12 @@ def _without_credentials(url: str) -> str:
 
 
 def _prometheus(args: argparse.Namespace, registry: Registry) -> Any:
+    if args.source is not None:  # a named source: built from its own settings (environment)
+        from kayenta_py.service.settings import Settings
+        from kayenta_py.service.source_settings import SourceSettingsEnvironment
+        from kayenta_py.service.sources import build_source
+
+        return build_source(registry, args.source, SourceSettingsEnvironment(Settings)())
     if not args.prometheus:
         raise KayentaError("--prometheus: no Prometheus URL given (nor KAYENTA_PROMETHEUS_URL)")
     token = _read_secret(args.bearer_token_file, "--bearer-token-file") if args.bearer_token_file else None

@@ -1,0 +1,306 @@
+"""InfluxDB 1.x metrics source: InfluxQL over HTTP ``/query``, safe templating, retries, chunking.
+
+Security rule: scope values never change a query. A metric's ``query`` is an InfluxQL template
+rendered by :mod:`metrics_sources.influxql`: a ``${variable}`` inside ``'...'`` is escaped as a
+string literal, inside ``"..."`` as an identifier, inside ``/.../`` as literal regex text; outside
+quotes only a plain number or identifier is allowed. Anything else is refused before any request,
+by an error naming the variable.
+
+A template holds ``${timeFilter}`` in its WHERE clause and ``GROUP BY time(${interval})``; the
+source fills them for each chunk of the window, so every series lands on the step grid
+``first, first+step, ... <= last`` (``first`` the first multiple of the step at or after start,
+each point the aggregate of [t, t+step) within the window).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import requests
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from kayenta_py.plugin import (
+    FieldError,
+    KayentaError,
+    MetricConfig,
+    MetricSet,
+    Scope,
+    SourceError,
+    redact_url,
+)
+from metrics_sources.http_retry import JsonClient
+from metrics_sources.influxql import INTERVAL, TIME_FILTER, TemplateError, kayenta_query, render
+
+MAX_POINTS = 10_000  # buckets per series per request (InfluxDB's max-select-buckets may be lower)
+
+
+class InfluxDBSettings(BaseModel):
+    """The influxdb source's service settings: ``influxdb_<field>`` (``KAYENTA_INFLUXDB_<FIELD>``)."""
+
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
+
+    url: str | None = Field(None, description="InfluxDB 1.x base URL, e.g. http://influxdb:8086")
+    database: str | None = Field(None, description="the database queries run in (db=)")
+    username: str | None = Field(None, description="InfluxDB user (with password)")
+    password: SecretStr | None = Field(None, description="that user's password")
+    retention_policy: str | None = Field(None, description="retention policy (rp=); default the database's")
+    timeout: float = Field(10.0, gt=0, description="seconds per connect and per read")
+    deadline: float = Field(30.0, gt=0, description="total seconds of one request, retries included")
+    retries: int = Field(3, ge=0, description="retries on connection errors, 429 and 5xx")
+    max_points: int = Field(MAX_POINTS, ge=1, description="buckets per series per request")
+
+    @classmethod
+    def from_service(cls, settings: Mapping[str, Any]) -> InfluxDBSettings:
+        """Return the ``influxdb_*`` entries of the service's settings (prefix dropped)."""
+        prefix = InfluxDBSource.settings_prefix + "_"
+        return cls.model_validate(
+            {key.removeprefix(prefix): value for key, value in settings.items() if key.startswith(prefix)}
+        )
+
+
+class InfluxDBSource:
+    """InfluxQL queries against one InfluxDB 1.x server.
+
+    Parameters
+    ----------
+    url : str
+        Base URL, e.g. ``http://influxdb:8086`` (a path prefix is kept).
+    database : str
+        The database (``db``) every query runs in.
+    username, password : str, optional
+        InfluxDB credentials (HTTP basic auth).
+    retention_policy : str, optional
+        ``rp``: the retention policy queried (default: the database's default).
+    timeout, deadline, retries, backoff : float, float, int, float
+        Seconds per connect or read, total seconds of one request, retries of a transient
+        failure (connection, timeout, 429, 5xx) and the first backoff (doubled each retry).
+    max_points : int
+        Buckets per series per request; longer windows are split into chunks and stitched.
+    """
+
+    name = "influxdb"
+    settings_prefix: ClassVar[str] = "influxdb"
+    settings_model: ClassVar[type[BaseModel]] = InfluxDBSettings
+    setup_hint: ClassVar[str] = (
+        "it needs influxdb_url and influxdb_database (KAYENTA_INFLUXDB_URL, KAYENTA_INFLUXDB_DATABASE)"
+    )
+
+    @classmethod
+    def is_configured(cls, settings: Mapping[str, Any]) -> bool:
+        """Return whether the service's settings set this source up (url and database set)."""
+        own = InfluxDBSettings.from_service(settings)
+        return bool(own.url and own.database)
+
+    @classmethod
+    def endpoint(cls, settings: Mapping[str, Any]) -> str | None:
+        """Return the URL this source reads, as the service's settings give it (None: not set up)."""
+        return InfluxDBSettings.from_service(settings).url
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> InfluxDBSource:
+        """Return the source the service's settings describe (``influxdb_*``, ``fetch_concurrency``)."""
+        own = InfluxDBSettings.from_service(settings)
+        if not (own.url and own.database):
+            raise FieldError(
+                "source",
+                "'influxdb' is not set up (KAYENTA_INFLUXDB_URL and KAYENTA_INFLUXDB_DATABASE must be set)",
+            )
+        return cls(
+            own.url,
+            database=own.database,
+            username=own.username,
+            password=own.password.get_secret_value() if own.password else None,
+            retention_policy=own.retention_policy,
+            timeout=own.timeout,
+            deadline=own.deadline,
+            retries=own.retries,
+            max_points=own.max_points,
+            pool_size=max(32, int(settings.get("fetch_concurrency", 8))),
+        )
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        database: str,
+        username: str | None = None,
+        password: str | None = None,
+        retention_policy: str | None = None,
+        verify_tls: bool = True,
+        timeout: float = 10.0,
+        deadline: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        max_points: int = MAX_POINTS,
+        pool_size: int = 32,
+    ) -> None:
+        if not database:
+            raise KayentaError("InfluxDB: a database is required")
+        if (username is None) != (password is None):
+            raise KayentaError("InfluxDB: a username needs a password and a password a username")
+        if max_points < 1:
+            raise KayentaError(f"max_points must be at least 1, got {max_points}")
+        self.database = database
+        self.retention_policy = retention_policy
+        self.max_points = max_points
+        self._http = JsonClient(
+            url,
+            what="InfluxDB",
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            deadline=deadline,
+            auth=(username, password) if username is not None and password is not None else None,
+            verify_tls=verify_tls,
+            pool_size=pool_size,
+            error_text=_error_text,
+        )
+        self.url = self._http.url
+
+    def __repr__(self) -> str:  # never show credentials
+        return f"InfluxDBSource({redact_url(self.url)!r}, database={self.database!r})"
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self._http.close()
+
+    def render(
+        self,
+        metric: MetricConfig,
+        scope: Scope,
+        start: float | None = None,
+        end: float | None = None,
+        step: float | None = None,
+    ) -> str:
+        """Return the InfluxQL ``metric`` runs for ``scope`` (for the window, when one is given)."""
+        if start is None or end is None or step is None:
+            fragments = {TIME_FILTER: "time >= <start> AND time < <end>", INTERVAL: "<step>"}
+        else:
+            first, last, step_s = _grid(metric, start, end, step)
+            fragments = _fragments(first, last, step_s)
+        return self._render(metric, scope, fragments)
+
+    def _render(self, metric: MetricConfig, scope: Scope, fragments: dict[str, str]) -> str:
+        what = f"metric {metric.name!r}"
+        variables = scope.variables()
+        if metric.query is not None:
+            template, native = metric.query, True
+        elif metric.kayenta_query is not None:
+            template, own = kayenta_query(metric.kayenta_query, scope.scope, what=what)
+            fragments, native = {**fragments, **own}, False
+        else:
+            raise TemplateError(f"{what} has no query")
+        if "${" + TIME_FILTER + "}" not in template:
+            raise TemplateError(f"{what}: the InfluxQL template needs ${{{TIME_FILTER}}} in its WHERE clause")
+        if native and "${" + INTERVAL + "}" not in template:
+            raise TemplateError(f"{what}: the InfluxQL template needs GROUP BY time(${{{INTERVAL}}})")
+        return render(template, variables, generated=fragments, what=what)
+
+    def fetch(
+        self,
+        metric: MetricConfig,
+        scope: Scope | str,
+        start: float | None = None,
+        end: float | None = None,
+        step: float | None = None,
+    ) -> list[MetricSet]:
+        """Run the metric's query for ``scope`` over [start, end], one point per ``step`` seconds."""
+        if isinstance(scope, str):
+            scope = Scope(scope)
+        if start is None or end is None or step is None:
+            raise KayentaError(f"metric {metric.name!r}: InfluxDB needs start, end and step")
+        first, last, step_s = _grid(metric, start, end, step)
+        self._render(metric, scope, _fragments(first, first, step_s))  # refuse before any request
+        if last < first:
+            return []
+        points = (last - first) // step_s + 1
+        grid = first + step_s * np.arange(points, dtype=np.float64)
+        series: dict[tuple[tuple[str, str], ...], np.ndarray[Any, np.dtype[np.float64]]] = {}
+        for chunk in range(0, points, self.max_points):
+            chunk_first = first + chunk * step_s
+            chunk_last = first + (min(points, chunk + self.max_points) - 1) * step_s
+            query = self._render(metric, scope, _fragments(chunk_first, chunk_last, step_s))
+            for tags, rows in self._query(metric.name, query):
+                column = series.setdefault(tags, np.full(points, math.nan))
+                for timestamp, value in rows:
+                    index = round((timestamp - first) / step_s)
+                    if 0 <= index < points:
+                        column[index] = value
+        return [MetricSet(metric.name, values, dict(key), grid) for key, values in series.items()]
+
+    def _query(
+        self, metric: str, query: str
+    ) -> list[tuple[tuple[tuple[str, str], ...], list[tuple[float, float]]]]:
+        """One ``/query`` request; every series of every statement, as (tags, [(time, value)])."""
+        params = {"db": self.database, "epoch": "s", "q": query}
+        if self.retention_policy:
+            params["rp"] = self.retention_policy
+        document = self._http.get("/query", params, metric=metric)
+        where = f"InfluxDB {redact_url(self.url)}: metric {metric!r}"
+        if not isinstance(document, dict):
+            raise SourceError(f"{where}: not an InfluxDB answer: {str(document)[:200]}", url=self.url)
+        if document.get("error"):
+            raise SourceError(f"{where}: {document['error']}", url=self.url, metric=metric, transient=False)
+        out = []
+        for result in document.get("results") or []:
+            if result.get("error"):  # a statement InfluxDB refused: the same every time
+                raise SourceError(
+                    f"{where}: {result['error']}", url=self.url, metric=metric, status=200, transient=False
+                )
+            for item in result.get("series") or []:
+                out.extend(_series(item))
+        return out
+
+
+def _series(item: Mapping[str, Any]) -> list[tuple[tuple[tuple[str, str], ...], list[tuple[float, float]]]]:
+    """One InfluxDB series: a (tags, rows) per value column (more than one: tagged ``field``)."""
+    columns: list[str] = list(item.get("columns") or [])
+    if "time" not in columns:
+        return []
+    at = columns.index("time")
+    tags = {str(k): str(v) for k, v in (item.get("tags") or {}).items()}
+    value_columns = [i for i, name in enumerate(columns) if i != at]
+    out = []
+    for i in value_columns:
+        key = {**tags, "field": columns[i]} if len(value_columns) > 1 else tags
+        rows = [(float(row[at]), _number(row[i])) for row in item.get("values") or []]
+        out.append((tuple(sorted(key.items())), rows))
+    return out
+
+
+def _number(value: Any) -> float:
+    if value is None or isinstance(value, bool | str):
+        return math.nan
+    return float(value)
+
+
+def _grid(metric: MetricConfig, start: float, end: float, step: float) -> tuple[int, int, int]:
+    """First and last bucket starts (multiples of the step) of whole buckets in [start, end]."""
+    if not all(map(math.isfinite, (start, end, step))) or step <= 0 or end < start:
+        raise KayentaError(
+            f"metric {metric.name!r}: need finite start, end and step, step > 0 and end >= start"
+        )
+    if not float(step).is_integer():
+        raise KayentaError(f"metric {metric.name!r}: InfluxDB needs a step of whole seconds, got {step!r}")
+    step_s = int(step)
+    first = math.ceil(start / step_s) * step_s
+    last = math.floor(end / step_s) * step_s - step_s  # the last bucket ends by ``end``
+    return first, max(last, first - step_s), step_s  # last < first: no whole bucket
+
+
+def _fragments(first: int, last: int, step: int) -> dict[str, str]:
+    return {TIME_FILTER: f"time >= {first}s AND time < {last + step}s", INTERVAL: f"{step}s"}
+
+
+def _error_text(response: requests.Response) -> str:
+    """InfluxDB's own error message (``{"error": "..."}``), else the body."""
+    try:
+        document = response.json()
+    except ValueError:
+        return response.text.strip()[:500] or "(empty body)"
+    if isinstance(document, dict) and document.get("error"):
+        return str(document["error"])
+    return str(document)[:500]
