@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from metrics_sources.csv import CsvSource, read_metrics_csv
 from metrics_sources.demo import DemoSource
+from metrics_sources.graphite import GraphiteSource
 from metrics_sources.influxdb import InfluxDBSource
 from metrics_sources.prometheus import MAX_POINTS, PrometheusSource
 from metrics_sources.promql import TemplateError, build_query, escape_string, render
@@ -12,6 +13,7 @@ __all__ = [
     "MAX_POINTS",
     "CsvSource",
     "DemoSource",
+    "GraphiteSource",
     "InfluxDBSource",
     "PrometheusSource",
     "TemplateError",

@@ -14,11 +14,9 @@ each point the aggregate of [t, t+step) within the window).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import numpy as np
 import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -31,6 +29,7 @@ from kayenta_py.plugin import (
     SourceError,
     redact_url,
 )
+from metrics_sources.buckets import Grid, Tags, bucket_grid, chunks, number
 from metrics_sources.http_retry import JsonClient
 from metrics_sources.influxql import INTERVAL, TIME_FILTER, TemplateError, kayenta_query, render
 
@@ -179,7 +178,7 @@ class InfluxDBSource:
         if start is None or end is None or step is None:
             fragments = {TIME_FILTER: "time >= <start> AND time < <end>", INTERVAL: "<step>"}
         else:
-            first, last, step_s = _grid(metric, start, end, step)
+            first, last, step_s = bucket_grid(metric.name, start, end, step)
             fragments = _fragments(first, last, step_s)
         return self._render(metric, scope, fragments)
 
@@ -212,28 +211,16 @@ class InfluxDBSource:
             scope = Scope(scope)
         if start is None or end is None or step is None:
             raise KayentaError(f"metric {metric.name!r}: InfluxDB needs start, end and step")
-        first, last, step_s = _grid(metric, start, end, step)
+        first, last, step_s = bucket_grid(metric.name, start, end, step)
         self._render(metric, scope, _fragments(first, first, step_s))  # refuse before any request
-        if last < first:
-            return []
-        points = (last - first) // step_s + 1
-        grid = first + step_s * np.arange(points, dtype=np.float64)
-        series: dict[tuple[tuple[str, str], ...], np.ndarray[Any, np.dtype[np.float64]]] = {}
-        for chunk in range(0, points, self.max_points):
-            chunk_first = first + chunk * step_s
-            chunk_last = first + (min(points, chunk + self.max_points) - 1) * step_s
+        grid = Grid(first, last, step_s)
+        for chunk_first, chunk_last in chunks(first, last, step_s, self.max_points):
             query = self._render(metric, scope, _fragments(chunk_first, chunk_last, step_s))
             for tags, rows in self._query(metric.name, query):
-                column = series.setdefault(tags, np.full(points, math.nan))
-                for timestamp, value in rows:
-                    index = round((timestamp - first) / step_s)
-                    if 0 <= index < points:
-                        column[index] = value
-        return [MetricSet(metric.name, values, dict(key), grid) for key, values in series.items()]
+                grid.add(tags, rows)
+        return grid.metric_sets(metric.name)
 
-    def _query(
-        self, metric: str, query: str
-    ) -> list[tuple[tuple[tuple[str, str], ...], list[tuple[float, float]]]]:
+    def _query(self, metric: str, query: str) -> list[tuple[Tags, list[tuple[float, float]]]]:
         """One ``/query`` request; every series of every statement, as (tags, [(time, value)])."""
         params = {"db": self.database, "epoch": "s", "q": query}
         if self.retention_policy:
@@ -255,7 +242,7 @@ class InfluxDBSource:
         return out
 
 
-def _series(item: Mapping[str, Any]) -> list[tuple[tuple[tuple[str, str], ...], list[tuple[float, float]]]]:
+def _series(item: Mapping[str, Any]) -> list[tuple[Tags, list[tuple[float, float]]]]:
     """One InfluxDB series: a (tags, rows) per value column (more than one: tagged ``field``)."""
     columns: list[str] = list(item.get("columns") or [])
     if "time" not in columns:
@@ -266,29 +253,9 @@ def _series(item: Mapping[str, Any]) -> list[tuple[tuple[tuple[str, str], ...], 
     out = []
     for i in value_columns:
         key = {**tags, "field": columns[i]} if len(value_columns) > 1 else tags
-        rows = [(float(row[at]), _number(row[i])) for row in item.get("values") or []]
+        rows = [(float(row[at]), number(row[i])) for row in item.get("values") or []]
         out.append((tuple(sorted(key.items())), rows))
     return out
-
-
-def _number(value: Any) -> float:
-    if value is None or isinstance(value, bool | str):
-        return math.nan
-    return float(value)
-
-
-def _grid(metric: MetricConfig, start: float, end: float, step: float) -> tuple[int, int, int]:
-    """First and last bucket starts (multiples of the step) of whole buckets in [start, end]."""
-    if not all(map(math.isfinite, (start, end, step))) or step <= 0 or end < start:
-        raise KayentaError(
-            f"metric {metric.name!r}: need finite start, end and step, step > 0 and end >= start"
-        )
-    if not float(step).is_integer():
-        raise KayentaError(f"metric {metric.name!r}: InfluxDB needs a step of whole seconds, got {step!r}")
-    step_s = int(step)
-    first = math.ceil(start / step_s) * step_s
-    last = math.floor(end / step_s) * step_s - step_s  # the last bucket ends by ``end``
-    return first, max(last, first - step_s), step_s  # last < first: no whole bucket
 
 
 def _fragments(first: int, last: int, step: int) -> dict[str, str]:
