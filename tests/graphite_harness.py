@@ -13,27 +13,19 @@ graphite-web and Django live), and removes everything on exit::
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import tempfile
 import time
-from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
 
-import numpy as np
-import pytest
 import requests
 from prometheus_harness import free_port
+from server_process import VERSIONS, ServerProcesses, canary_traffic, require_installed
 
-__all__ = ["Graphite", "canary_lines", "ensure_graphite"]
+__all__ = ["VERSIONS", "Graphite", "canary_lines", "ensure_graphite"]
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's graphite-web and Django are installed for it
-VERSIONS = ("v1-base", "v1-canary", "v2-base", "v2-canary")  # v2-canary is regressed
 
 _SERVER = """
 import os, sys
@@ -58,24 +50,16 @@ def ensure_graphite() -> None:
     probe = [SYSTEM_PYTHON, "-c", code] if os.path.exists(SYSTEM_PYTHON) else None
     if probe is None or subprocess.run(probe, capture_output=True, check=False, timeout=30).returncode:
         missing.append("graphite-web")
-    if not missing:
-        return
-    message = (
-        f"{' and '.join(missing)} not installed: the test command installs them (apt-get install -y ...)"
-    )
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message + "; set CI=1 to fail")
+    require_installed(missing, "apt-get install -y graphite-carbon graphite-web")
 
 
-class Graphite:
+class Graphite(ServerProcesses):
     """carbon-cache and graphite-web with their own ports and temp storage, as a context manager."""
 
+    name = "graphite"
+
     def __init__(self, ready_timeout: float = 30.0) -> None:
-        self.ready_timeout = ready_timeout
-        self.tmp = Path(tempfile.mkdtemp(prefix="kayenta-graphite-"))
-        self._processes: list[subprocess.Popen[bytes]] = []
-        self._logs: list[IO[bytes]] = []
+        super().__init__(ready_timeout)
         self.line_port = self.web_port = 0
         self.url = ""
 
@@ -122,59 +106,24 @@ DEFAULT_XFILES_FACTOR = 0
         )
         (self.tmp / "serve.py").write_text(_SERVER)
 
-    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
-        log = (self.tmp / f"{name}.log").open("wb")
-        self._logs.append(log)
-        self._processes.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env))
+    def _launch(self) -> None:
+        carbon = self.tmp / "carbon.conf"
+        self.spawn(
+            "carbon",
+            ["carbon-cache", f"--config={carbon}", f"--pidfile={self.tmp}/carbon.pid",
+             f"--logdir={self.tmp}/log", "--nodaemon", "start"],
+        )  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": str(self.tmp)}
+        self.spawn("web", [SYSTEM_PYTHON, str(self.tmp / "serve.py"), str(self.web_port)], env)
 
-    def start(self) -> None:
-        """Start carbon-cache and graphite-web, and wait until both answer."""
-        for attempt in range(3):
-            self._configure()
-            carbon = self.tmp / "carbon.conf"
-            self._spawn(
-                "carbon",
-                ["carbon-cache", f"--config={carbon}", f"--pidfile={self.tmp}/carbon.pid",
-                 f"--logdir={self.tmp}/log", "--nodaemon", "start"],
-            )  # fmt: skip
-            env = {**os.environ, "PYTHONPATH": str(self.tmp)}
-            self._spawn("web", [SYSTEM_PYTHON, str(self.tmp / "serve.py"), str(self.web_port)], env)
-            try:
-                self._wait_ready()
-                return
-            except RuntimeError:
-                logs = self.log_tail("carbon") + self.log_tail("web")
-                self.stop()
-                if "already in use" not in logs or attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.ready_timeout
-        carbon = web = False
-        while time.monotonic() < deadline:
-            for process in self._processes:
-                if process.poll() is not None:
-                    raise RuntimeError(
-                        f"{process.args!r} exited with {process.returncode}:\n"
-                        f"{self.log_tail('carbon')}\n{self.log_tail('web')}"
-                    )
-            if not carbon:
-                with socket.socket() as probe:
-                    carbon = probe.connect_ex(("127.0.0.1", self.line_port)) == 0
-            if not web:
-                with contextlib.suppress(requests.RequestException):
-                    probe_url = f"{self.url}/render?target=none&format=json"
-                    web = requests.get(probe_url, timeout=2).status_code == 200
-            if carbon and web:
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"Graphite not ready in {self.ready_timeout:g} s:\n{self.log_tail('web')}")
-
-    def log_tail(self, name: str, lines: int = 30) -> str:
-        path = self.tmp / f"{name}.log"
-        text = path.read_text(errors="replace") if path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+    def _ready(self) -> bool:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", self.line_port)) != 0:
+                return False
+        with contextlib.suppress(requests.RequestException):
+            probe_url = f"{self.url}/render?target=none&format=json"
+            return requests.get(probe_url, timeout=2).status_code == 200
+        return False
 
     def send(self, lines: list[str]) -> None:
         """Send points with carbon's plaintext protocol (``path value timestamp`` lines)."""
@@ -197,56 +146,16 @@ DEFAULT_XFILES_FACTOR = 0
             time.sleep(0.2)
         raise RuntimeError(f"{target}: {seen} of {points} points visible after {timeout:g} s")
 
-    def stop(self) -> None:
-        """Terminate both processes (SIGTERM, then SIGKILL); idempotent."""
-        processes, self._processes = self._processes, []
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        for log in self._logs:
-            log.close()
-        self._logs = []
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
 
 def canary_lines(start: float, minutes: int = 60, step_s: int = 10, seed: int = 3) -> list[str]:
-    """Plaintext lines for :data:`VERSIONS`: ``app.<version>.latency_ms``, ``.errors``, ``.count``.
-
-    ``v1-base``/``v1-canary`` are a healthy pair (same distributions, other draws); ``v2-canary``
-    is regressed against ``v2-base``: latency 1.6x, 5% errors instead of 0.1%.
-    """
+    """Plaintext lines of :func:`server_process.canary_traffic`: ``app.<version>.latency_ms``,
+    ``.errors``, ``.count``."""
     lines: list[str] = []
-    timestamps = start + np.arange(minutes * 60 // step_s) * step_s
-    shape = 1.0 + 0.15 * np.sin(2 * math.pi * (timestamps - start) / 1800.0)
-    for index, version in enumerate(VERSIONS):
-        rng = np.random.default_rng([seed, index])
-        regressed = version == "v2-canary"
-        count = rng.poisson(500 * shape)
-        errors = rng.binomial(count, 0.05 if regressed else 0.001)
-        latency = 40.0 * (1.6 if regressed else 1.0) * shape * rng.lognormal(0.0, 0.1, len(timestamps))
-        for t, lat, e, c in zip(timestamps, latency, errors, count, strict=True):
+    for v in canary_traffic(start, minutes, step_s, seed):
+        for t, lat, e, c in zip(v.timestamps, v.latency_ms, v.errors, v.count, strict=True):
             lines += [
-                f"app.{version}.latency_ms {lat:.4f} {int(t)}",
-                f"app.{version}.errors {e} {int(t)}",
-                f"app.{version}.count {c} {int(t)}",
+                f"app.{v.version}.latency_ms {lat:.4f} {int(t)}",
+                f"app.{v.version}.errors {e} {int(t)}",
+                f"app.{v.version}.count {c} {int(t)}",
             ]
     return lines
