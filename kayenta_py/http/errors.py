@@ -12,7 +12,7 @@ import json
 import logging
 import math
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -237,7 +237,21 @@ def _document(operation: dict[str, Any], path: str, method: str, service: Servic
     tags = set(operation.get("tags", []))
     guard = None if "health" in tags else "compat" if tags & {"kayenta", "flagger"} else "native"
     parameters = [p for p in operation.get("parameters", []) if p.get("name", "").lower() != "authorization"]
+    if parameters:
+        operation["parameters"] = parameters
+    else:
+        operation.pop("parameters", None)
     places = {p.get("in") for p in parameters}
+    _add_error_responses(operation, _error_statuses(operation, path, method, guard, places))
+    security = _security(path, method, guard, service)
+    if security is not None:
+        operation["security"] = security
+
+
+def _error_statuses(
+    operation: Mapping[str, Any], path: str, method: str, guard: str | None, places: set[Any]
+) -> set[int]:
+    """The error statuses an operation can answer, from its guard, parameters and body."""
     statuses = {500} if path == "/healthz" else {500, 503}
     statuses |= set(_EXTRA_STATUSES.get((method, path), ()))
     if guard is not None:
@@ -250,6 +264,11 @@ def _document(operation: dict[str, Any], path: str, method: str, service: Servic
         statuses |= {404, 413, 422}  # 404: a body may name a stored config that does not exist
     if places:
         statuses.add(422)
+    return statuses
+
+
+def _add_error_responses(operation: dict[str, Any], statuses: set[int]) -> None:
+    """Document each error status with the Error schema (and plain text where the route speaks it)."""
     responses = operation.setdefault("responses", {})
     error = {"schema": {"$ref": "#/components/schemas/Error"}}
     content: dict[str, Any] = {"application/json": error}
@@ -261,16 +280,20 @@ def _document(operation: dict[str, Any], path: str, method: str, service: Servic
             entry["headers"] = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
         if str(status) not in responses or status == 422:
             responses[str(status)] = entry
-    if parameters:
-        operation["parameters"] = parameters
-    else:
-        operation.pop("parameters", None)
+
+
+def _security(
+    path: str, method: str, guard: str | None, service: Service
+) -> list[dict[str, list[str]]] | None:
+    """The operation's security requirement under the service's settings (None: none to declare)."""
     tokens = bool(service.settings.tokens())
     if guard == "compat" and service.settings.compat_endpoints_open:
         if tokens and method in ("PUT", "DELETE", "POST") and path.startswith("/canaryConfig"):
-            operation["security"] = [{}, {"bearer": []}]  # a config created natively needs a write token
-    elif guard is not None and tokens:
-        operation["security"] = [{"bearer": []}]
+            return [{}, {"bearer": []}]  # a config created natively needs a write token
+        return None
+    if guard is not None and tokens:
+        return [{"bearer": []}]
+    return None
 
 
 # ---------------------------------------------------------------- documents
