@@ -15,9 +15,7 @@
 from __future__ import annotations
 
 import math
-import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -32,6 +30,8 @@ import httpx
 import numpy as np
 import pytest
 import yaml
+from browser import chromium as chromium  # the fixture, shared with tests/test_pages.py
+from browser import chromium_run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from live_server import LiveServer, settings_for
@@ -566,39 +566,6 @@ def test_cli_analyze_writes_the_report_with_the_fetched_series(tmp_path: Path) -
 
 
 # ---------------------------------------------------------------- real headless Chromium
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    found = shutil.which("chromium") or (
-        "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
-    )
-    if found is None:
-        message = "Debian's chromium is not installed (scripts/test installs it: apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message + "; set CI=1 to fail instead")
-    return found
-
-
-def chromium_run(binary: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [
-        binary,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--force-color-profile=srgb",
-        "--hide-scrollbars",
-        f"--user-data-dir={profile}",
-        "--window-size=1280,2000",
-        *args,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
 
 
 def assert_rendered_with_failing_rows(binary: str, url: str, tmp: Path, failing: set[str]) -> None:

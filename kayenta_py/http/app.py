@@ -15,7 +15,7 @@ from fastapi import APIRouter, FastAPI
 from kayenta_py._version import __version__
 from kayenta_py.http.errors import AsciiJSONResponse, install_error_handlers, openapi_document
 from kayenta_py.http.guards import BodyGuard, ErrorGuard, MethodGuard, method_table
-from kayenta_py.http.routes import analyses, configs, health, judge
+from kayenta_py.http.routes import analyses, configs, health, judge, pages
 from kayenta_py.http.routes.analyses import MAX_LIMIT, MAX_OFFSET
 from kayenta_py.http.routes.configs import MAX_VERSION
 from kayenta_py.integrations import flagger
@@ -32,6 +32,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     analyses.router,
     judge.router,
     configs.router,
+    pages.router,
 )
 
 
@@ -50,6 +51,8 @@ def create_app(
         lifespan=_lifespan(service, manage_lifecycle, on_started),
         redirect_slashes=False,  # an id of "/" (%2F) is not found, never redirected to another route
         default_response_class=AsciiJSONResponse,
+        docs_url=None,  # served offline by pages.router, with local assets
+        redoc_url=None,
     )
     app.state.service = service  # what ServiceDep gives every route
     app.add_middleware(BodyGuard, limit=service.settings.max_body_bytes)
@@ -59,6 +62,7 @@ def create_app(
     app.openapi = lambda: openapi_document(app, service)  # type: ignore[method-assign]
     for router in ROUTERS:
         app.include_router(router)
+    pages.mount_docs_assets(app)
     return app
 
 
