@@ -46,6 +46,7 @@ SQLITE_SINGLE = ROOT / "deploy" / "overlays" / "sqlite-single"
 DOCKERFILE = ROOT / "Dockerfile"
 ROLLOUT_DIRS = (ROOT / "config" / "argo-rollouts", ROOT / "config" / "flagger")
 NAMESPACE, NAME, PORT = "kayenta", "kayenta-py", 8090
+POD_NAME = "kayenta-py-7d9c8b6f4d-x2k9q"  # what the downward API gives a pod of the Deployment
 SERVICE_URL = f"http://{NAME}.{NAMESPACE}.svc.cluster.local:{PORT}"
 # URLs in the rollout examples that are not kayenta-py's: the Kubernetes API (the Job step that
 # stores the analysis id in a Secret).
@@ -217,6 +218,13 @@ def test_pod_environment_names_only_real_settings(base: list[Doc], monkeypatch: 
     assert isinstance(settings, Settings)
     assert settings.database_url is not None and settings.database_url.startswith("postgresql")
     assert {t.scope for t in settings.tokens()} == {"read", "write"}  # needed to bind 0.0.0.0
+    assert settings.resolved_replica_id == POD_NAME  # the pod's name, from the downward API
+
+
+def test_replica_id_is_the_pod_name(base: list[Doc], sqlite_single: list[Doc]) -> None:
+    for docs in (base, sqlite_single):
+        env = {v["name"]: v for v in container(one(docs, "Deployment"))["env"]}
+        assert env["KAYENTA_REPLICA_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
 
 
 def test_service_links_are_off(base: list[Doc]) -> None:
@@ -263,6 +271,11 @@ def pod_environment(docs: list[Doc], **replace: str) -> dict[str, str]:
     for var in container(deployment)["env"]:
         if "value" in var:
             env[var["name"]] = var["value"]
+            continue
+        field = var["valueFrom"].get("fieldRef")
+        if field is not None:  # the downward API: what Kubernetes gives a pod of the Deployment
+            assert field == {"fieldPath": "metadata.name"}, field
+            env[var["name"]] = POD_NAME
             continue
         ref = var["valueFrom"]["secretKeyRef"]
         secret = one(docs, "Secret", ref["name"])
