@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from metrics_sources.csv import CsvSource, read_metrics_csv
+from metrics_sources.datadog import DatadogSource
 from metrics_sources.demo import DemoSource
 from metrics_sources.graphite import GraphiteSource
 from metrics_sources.influxdb import InfluxDBSource
@@ -12,6 +13,7 @@ from metrics_sources.promql import TemplateError, build_query, escape_string, re
 __all__ = [
     "MAX_POINTS",
     "CsvSource",
+    "DatadogSource",
     "DemoSource",
     "GraphiteSource",
     "InfluxDBSource",

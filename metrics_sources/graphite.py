@@ -172,8 +172,6 @@ class GraphiteSource:
         max_points: int = MAX_POINTS,
         pool_size: int = 32,
     ) -> None:
-        if (username is None) != (password is None):
-            raise KayentaError("Graphite: a username needs a password and a password a username")
         if consolidation not in ("avg", "sum", "min", "max", "last", "median"):
             raise KayentaError(f"Graphite: unknown consolidation {consolidation!r} (avg, sum, min, max, ...)")
         if max_points < 1:
@@ -187,7 +185,8 @@ class GraphiteSource:
             retries=retries,
             backoff=backoff,
             deadline=deadline,
-            auth=(username, password) if username is not None and password is not None else None,
+            username=username,
+            password=password,
             verify_tls=verify_tls,
             pool_size=pool_size,
             error_text=_error_text,

@@ -1,4 +1,4 @@
-"""JSON over HTTP GET for metrics sources: retries with exponential backoff on transient errors only.
+"""JSON over HTTP (GET, or POST of a JSON body) for metrics sources: retries with backoff on transient errors.
 
 Transient: connection errors, timeouts, HTTP 429 and 5xx; each is retried up to ``retries`` times,
 waiting ``backoff``, ``2*backoff``, ``4*backoff``... seconds (or the server's ``Retry-After``, at most
@@ -31,7 +31,7 @@ def body_text(response: requests.Response) -> str:
 
 
 class JsonClient:
-    """GET JSON from one server with bounded retries.
+    """GET (or POST) JSON from one server with bounded retries.
 
     Parameters
     ----------
@@ -49,6 +49,10 @@ class JsonClient:
         Total seconds of one call, its retries and waits included.
     max_wait : float
         Longest single wait (a larger ``Retry-After`` is cut to it).
+    headers : mapping, optional
+        Sent with every request (API keys: never shown, the client's repr names the URL only).
+    username, password : str, optional
+        HTTP basic auth; one without the other is an error.
     """
 
     def __init__(
@@ -62,7 +66,8 @@ class JsonClient:
         deadline: float = 30.0,
         max_wait: float = 10.0,
         headers: Mapping[str, str] | None = None,
-        auth: tuple[str, str] | None = None,
+        username: str | None = None,
+        password: str | None = None,
         verify_tls: bool = True,
         pool_size: int = 32,
         error_text: ErrorText = body_text,
@@ -72,6 +77,8 @@ class JsonClient:
             raise KayentaError(
                 f"{what} URL {redact_url(url)!r} must start with http:// or https:// and a host"
             )
+        if (username is None) != (password is None):
+            raise KayentaError(f"{what}: a username needs a password and a password a username")
         if not (timeout > 0 and retries >= 0 and backoff >= 0 and max_wait >= 0):
             raise KayentaError("timeout must be positive; retries, backoff and max_wait not negative")
         if not (math.isfinite(deadline) and deadline > 0):
@@ -85,7 +92,8 @@ class JsonClient:
         self._session = requests.Session()
         self._session.verify = verify_tls
         self._session.headers.update(headers or {})
-        self._session.auth = auth
+        if username is not None and password is not None:
+            self._session.auth = (username, password)
         self._session.mount(self.url, HTTPAdapter(pool_maxsize=pool_size, max_retries=0))
 
     def __repr__(self) -> str:
@@ -103,14 +111,33 @@ class JsonClient:
         SourceError
             ``transient=False`` for a 4xx other than 429; otherwise transient, after the retries.
         """
+        return self._request("GET", path, params=params, metric=metric)
+
+    def post(self, path: str, body: Any, *, metric: str) -> Any:
+        """Return the decoded JSON answer of ``POST url+path`` with the JSON ``body`` (as :meth:`get`)."""
+        return self._request("POST", path, body=body, metric=metric)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        metric: str,
+    ) -> Any:
         where = f"{self.what} {redact_url(self.url)}: metric {metric!r}"
         began = time.monotonic()
         attempt = 0
         while True:
             remaining = self.deadline - (time.monotonic() - began)
             try:
-                response = self._session.get(
-                    self.url + path, params=dict(params), timeout=min(self.timeout, max(remaining, 0.001))
+                response = self._session.request(
+                    method,
+                    self.url + path,
+                    params=dict(params or {}),
+                    json=body,
+                    timeout=min(self.timeout, max(remaining, 0.001)),
                 )
             except requests.exceptions.Timeout:
                 failure = f"no answer within {self.timeout:g} s"

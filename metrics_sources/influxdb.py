@@ -138,8 +138,6 @@ class InfluxDBSource:
     ) -> None:
         if not database:
             raise KayentaError("InfluxDB: a database is required")
-        if (username is None) != (password is None):
-            raise KayentaError("InfluxDB: a username needs a password and a password a username")
         if max_points < 1:
             raise KayentaError(f"max_points must be at least 1, got {max_points}")
         self.database = database
@@ -152,7 +150,8 @@ class InfluxDBSource:
             retries=retries,
             backoff=backoff,
             deadline=deadline,
-            auth=(username, password) if username is not None and password is not None else None,
+            username=username,
+            password=password,
             verify_tls=verify_tls,
             pool_size=pool_size,
             error_text=_error_text,
