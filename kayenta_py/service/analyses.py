@@ -90,8 +90,9 @@ class Service:
             dispatcher=build_dispatcher(settings),  # procrastinate on PostgreSQL: replicas share the work
             **runner_options(settings),
         )
-        # Notifiers (Slack, ...): a finished analysis queues their messages (after its verdict is
-        # stored); their scheduler jobs deliver them. None configured: nothing is ever queued.
+        # Notifiers (Slack, ...): a final verdict is stored with an outbox event per notifier, in one
+        # transaction; each notifier expands its events into messages (right after the verdict, and
+        # periodically), and its scheduler jobs deliver them. None configured: nothing is queued.
         self.notifiers = build_notifiers(settings, self.store)
         for notifier in self.notifiers.values():
             self.runner.on_finish = _chained(self.runner.on_finish, notifier.notify_finished)

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 NOTIFIERS_GROUP = "kayenta_py.notifiers"
 EXPAND_INTERVAL_S = 30.0  # how often pending outbox events are looked for (also at start)
+RETENTION_S = 7 * 86400.0  # how long an expanded (done) event is kept: the periodic run deletes older
 OUTBOX_JOB_PREFIX = "outbox:"
 
 
@@ -54,21 +55,31 @@ class OutboxNotifier:
     ``name`` is the notifier's entry-point name, the consumer of its outbox events. It is a
     :class:`Notifier` itself: ``register`` adds the expansion job (run at once, then every
     ``interval`` seconds) and the notifier's own jobs; ``notify_finished`` (the runner's hook)
-    expands the analysis' pending event now. Neither raises into the runner.
+    expands the analysis' pending event now. Neither raises into the runner. The periodic run
+    also deletes this notifier's events expanded more than ``retention`` seconds ago.
     """
 
-    def __init__(self, name: str, notifier: Notifier, store: Store, *, interval: float = EXPAND_INTERVAL_S):
+    def __init__(
+        self,
+        name: str,
+        notifier: Notifier,
+        store: Store,
+        *,
+        interval: float = EXPAND_INTERVAL_S,
+        retention: float = RETENTION_S,
+    ):
         self.name = name
         self.notifier = notifier
         self.store = store
         self.interval = interval
+        self.retention = retention
         self._lock = threading.Lock()  # one expansion at a time in this process
         store.add_outbox_consumer(name)
 
     def register(self, scheduler: Any) -> None:
         """Add the expansion job (now, then every ``interval``), then the notifier's own jobs."""
         scheduler.add_job(
-            self.expand_pending,
+            self.expand_and_clean,
             "interval",
             seconds=self.interval,
             id=OUTBOX_JOB_PREFIX + self.name,
@@ -81,6 +92,19 @@ class OutboxNotifier:
     def notify_finished(self, analysis: Analysis) -> None:
         """Expand the finished analysis' pending event now (the periodic job retries a failure)."""
         self.expand_pending(analysis_id=analysis.id, analysis=analysis)
+
+    def expand_and_clean(self) -> int:
+        """The periodic run: expand every pending event, then delete the old done ones; return how
+        many were expanded (never raises)."""
+        expanded = self.expand_pending()
+        try:
+            deleted = self.store.delete_done_events(self.name, older_than_s=self.retention)
+        except Exception:
+            log.exception("outbox %s: could not delete old events; tried again later", self.name)
+        else:
+            if deleted:
+                log.info("outbox %s: deleted %d events expanded long ago", self.name, deleted)
+        return expanded
 
     def expand_pending(self, *, analysis_id: str | None = None, analysis: Analysis | None = None) -> int:
         """Expand pending events (of one analysis, if given); return how many (never raises)."""
@@ -134,5 +158,7 @@ def build_notifiers(settings: Settings, store: Store) -> dict[str, OutboxNotifie
             raise PluginError(f"notifier {point.name!r} ({point.value}) failed to load: {exc}") from exc
         notifier = factory.from_settings(settings, store)
         if notifier is not None:
-            notifiers[point.name] = OutboxNotifier(point.name, notifier, store)
+            notifiers[point.name] = OutboxNotifier(
+                point.name, notifier, store, retention=settings.outbox_retention
+            )
     return notifiers

@@ -150,6 +150,7 @@ class Settings(BaseSettings):
     dispatch_shutdown_timeout: float = Field(
         15.0, ge=0, le=600, description="seconds a stopping replica waits for its running intervals"
     )
+    outbox_retention: float = Field(7 * 86400.0, gt=0, description="seconds expanded outbox events are kept")
     compat_endpoints_open: bool = Field(
         False, description="Kayenta-compatible and Flagger endpoints need no token (clients send none)"
     )

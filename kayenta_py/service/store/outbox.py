@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import (
     Table,
+    delete,
     func,
     insert,
     select,
@@ -121,6 +122,20 @@ class NotificationStore(StoreBase):
                     record.last_error = error[:2000]
                     record.status = FAILED if record.attempts >= MAX_EVENT_ATTEMPTS else PENDING
             return record.status
+
+    def delete_done_events(self, consumer: str, *, older_than_s: float, now: float | None = None) -> int:
+        """Delete ``consumer``'s events expanded (``done``) more than ``older_than_s`` seconds ago;
+        return how many. Pending and failed events are kept."""
+        moment = time.time() if now is None else now
+        with self.session() as session:
+            deleted = session.execute(
+                delete(OutboxEventRecord).where(
+                    OutboxEventRecord.consumer == consumer,
+                    OutboxEventRecord.status == DONE,
+                    OutboxEventRecord.updated_ts < moment - older_than_s,
+                )
+            )
+            return int(deleted.rowcount)  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------ notifications
 
