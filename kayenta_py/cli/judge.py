@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from kayenta_py.cli.options import (
     EXIT_FAIL,
@@ -66,14 +66,23 @@ def _write_report(
         raise KayentaError(f"--html: cannot write {path}: {exc.strerror or exc}") from None
 
 
-def _emit(config: CanaryConfig, result: CanaryResult, output: str, out: TextIO) -> int:
-    """Print warnings, then the result; return the verdict's exit code."""
+def _emit(
+    config: CanaryConfig,
+    result: CanaryResult,
+    output: str,
+    out: TextIO,
+    windows: dict[str, Any] | None = None,
+) -> int:
+    """Print warnings, then the result (and ``windows``, the fetched windows); return the exit code."""
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if output == "json":
-        json.dump(result.to_dict(), out, indent=2, allow_nan=False)
+        document = result.to_dict() if windows is None else {"windows": windows, **result.to_dict()}
+        json.dump(document, out, indent=2, allow_nan=False)
         out.write("\n")
     else:
+        for side, window in (windows or {}).items():
+            out.write(f"{side} window: {window['start']} to {window['end']}\n")
         out.write(render_text(config, result))
     return VERDICT_EXIT.get(result.verdict, EXIT_FAIL)
 

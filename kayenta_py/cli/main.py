@@ -20,6 +20,7 @@ from kayenta_py.cli.options import (
     EXIT_INPUT,
     EXIT_INTERNAL,
     EXIT_SOURCE,
+    _add_baseline_window_arguments,
     _add_prometheus_arguments,
     _add_window_arguments,
 )
@@ -86,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     analyze.add_argument("--canary-scope", required=True, help="the canary's scope")
     _add_window_arguments(analyze, required=True)
+    _add_baseline_window_arguments(analyze)
     analyze.add_argument("--pass", dest="pass_", type=float, metavar="SCORE", help="pass threshold")
     analyze.add_argument("--marginal", type=float, metavar="SCORE", help="marginal threshold")
     analyze.add_argument("--concurrency", type=int, default=8, help="metrics fetched at once (default 8)")
@@ -135,9 +137,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _offsets_joined(argv: list[str]) -> list[str]:
+    """Return ``argv`` with ``--baseline-offset -1h`` as ``--baseline-offset=-1h`` (argparse would take
+    a value starting with ``-`` for an option)."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] == "--baseline-offset" and arg.startswith("-") and arg != "--":
+            out[-1] = f"--baseline-offset={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return (and, as a script, exit with) its exit code."""
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_offsets_joined(sys.argv[1:] if argv is None else list(argv)))
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )

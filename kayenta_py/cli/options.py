@@ -77,6 +77,23 @@ def _add_window_arguments(parser: argparse.ArgumentParser, *, required: bool) ->
     )
 
 
+def _add_baseline_window_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--baseline-offset",
+        metavar="DURATION",
+        help="fetch the baseline over the window shifted by this signed duration (-1h, -PT1H, -P7D; "
+        "negative: earlier), as after a blue-green switch or against last week",
+    )
+    parser.add_argument(
+        "--baseline-start", metavar="TIME", help="an explicit baseline window's start (with --baseline-end)"
+    )
+    parser.add_argument(
+        "--baseline-end",
+        metavar="TIME",
+        help="an explicit baseline window's end; the window is as long as --start to --end",
+    )
+
+
 def _without_credentials(url: str) -> str:
     """Return ``url`` without user info, query or fragment (shown in a report, never a secret)."""
     parts = urlsplit(url)
@@ -163,6 +180,23 @@ def _step(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     except KayentaError as exc:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("step: ")) from None
+
+
+def cli_baseline_offset(args: argparse.Namespace, start: float, end: float) -> float | None:
+    """Return the baseline's offset from ``--baseline-offset`` or ``--baseline-start``/``--baseline-end``.
+
+    None: the baseline shares the canary's window. Errors name the option.
+    """
+    from kayenta_py.service.baseline_window import BaselineRequest, resolve_offset
+
+    given = BaselineRequest(
+        args.baseline_offset,
+        None if args.baseline_start is None else parse_time(args.baseline_start, "--baseline-start"),
+        None if args.baseline_end is None else parse_time(args.baseline_end, "--baseline-end"),
+    )
+    names = {"baseline_offset": "--baseline-offset", "baseline_start": "--baseline-start"}
+    names["baseline_end"] = "--baseline-end"
+    return resolve_offset(given, start_ts=start, end_ts=end, now=time.time(), fields=names)
 
 
 def cli_thresholds(default: Thresholds, pass_: float | None, marginal: float | None) -> Thresholds | None:

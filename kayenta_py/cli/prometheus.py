@@ -14,6 +14,7 @@ from kayenta_py.cli.options import (
     _prometheus,
     _scope_params,
     _without_credentials,
+    cli_baseline_offset,
     cli_thresholds,
     parse_time,
 )
@@ -24,6 +25,7 @@ from kayenta_py.engine.source import Scope
 from kayenta_py.model.errors import KayentaError
 from kayenta_py.model.formatting import format_number
 from kayenta_py.model.types import rfc3339
+from kayenta_py.reports.windows import format_offset
 
 
 def _analyze(args: argparse.Namespace, registry: Registry, out: TextIO) -> int:
@@ -31,6 +33,9 @@ def _analyze(args: argparse.Namespace, registry: Registry, out: TextIO) -> int:
     thresholds = cli_thresholds(config.thresholds, args.pass_, args.marginal)
     source = _prometheus(args, registry)
     start, end = parse_time(args.start, "--start"), parse_time(args.end, "--end")
+    if end <= start:
+        raise KayentaError("--end: must come after --start")
+    offset = cli_baseline_offset(args, start, end)
     params = _scope_params(args.scope_param)
 
     def progress(done: int, total: int, metric: str, side: str) -> None:
@@ -50,19 +55,34 @@ def _analyze(args: argparse.Namespace, registry: Registry, out: TextIO) -> int:
         concurrency=args.concurrency,
         progress=progress if args.progress else None,
         registry=registry,
+        baseline_offset=offset or 0.0,
     )
     result = judgement.result
-    code = _emit(config, result, args.format, out)
+    shift = offset or 0.0
+    windows = {
+        "canary": {"start": rfc3339(start), "end": rfc3339(end)},
+        "baseline": {"start": rfc3339(start + shift), "end": rfc3339(end + shift), "offset_s": offset},
+    }
+    code = _emit(config, result, args.format, out, windows if offset or args.format == "json" else None)
     if args.html is not None:
         details = {
             "config": config.name,
             "baseline scope": args.baseline_scope,
             "canary scope": args.canary_scope,
             "window": f"{rfc3339(start)} to {rfc3339(end)}, step {args.step:g} s",
+            **_baseline_detail(start, end, offset),
             "source": _without_credentials(str(args.prometheus)),
         }
         _write_report(args.html, result, judgement.pairs, config, details)
     return code
+
+
+def _baseline_detail(start: float, end: float, offset: float | None) -> dict[str, str]:
+    """The report's line on the baseline's own window (none when it shares the canary's)."""
+    if not offset:
+        return {}
+    window = f"{rfc3339(start + offset)} to {rfc3339(end + offset)}"
+    return {"baseline window": f"{window} (offset {format_offset(offset)})"}
 
 
 def _query(args: argparse.Namespace, registry: Registry, out: TextIO) -> int:

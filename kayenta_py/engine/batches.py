@@ -13,7 +13,7 @@ from kayenta_py.config.model import CanaryConfig, MetricConfig
 from kayenta_py.config.registry import Registry, default_registry
 from kayenta_py.engine.pipeline import pair_metric_sets
 from kayenta_py.engine.sequential_judge import BatchShape
-from kayenta_py.engine.source import MetricsSource, Scope, fetch_metric_sets
+from kayenta_py.engine.source import FetchedData, MetricsSource, Scope, fetch_metric_sets
 from kayenta_py.model.errors import KayentaError
 from kayenta_py.model.types import (
     MetricSet,
@@ -46,6 +46,7 @@ def fetch_sequential_batch(
     concurrency: int = 8,
     registry: Registry | None = None,
     deadline: float | None = None,
+    baseline_offset: float = 0.0,
 ) -> SequentialBatch:
     """Fetch the newest window from ``source`` and shape it as batches for :meth:`SequentialAnalysis.update`.
 
@@ -56,6 +57,11 @@ def fetch_sequential_batch(
     and canary are aligned on common timestamps; points at or before ``after`` (the previous
     window's end) are dropped, so no point counts twice.
     ``deadline`` bounds the whole fetch (see :func:`fetch_metric_sets`).
+
+    With a ``baseline_offset`` (seconds; negative: earlier) the baseline is fetched over the
+    window shifted by it, and points pair by their time relative to each window's start: a
+    baseline point at ``t`` pairs with the canary point nearest ``t - baseline_offset`` on
+    the canary's step grid. Points that find no partner are not judged (no pairs, no evidence).
     """
     registry = registry or default_registry()
     fetched: list[MetricConfig] = []
@@ -76,13 +82,19 @@ def fetch_sequential_batch(
         step=step,
         concurrency=concurrency,
         deadline=deadline,
+        baseline_offset=baseline_offset,
     )
+    every = replace(config, metrics=tuple(fetched))
+    stored = pairs = pair_metric_sets(every, data.baseline, data.canary, scopes=(baseline, canary))
+    if baseline_offset:  # both sides on the canary's step grid: pairing by time relative to each window
+        data = FetchedData(
+            {n: [_relative(m, baseline_offset, start, step) for m in ms] for n, ms in data.baseline.items()},
+            {n: [_relative(m, 0.0, start, step) for m in ms] for n, ms in data.canary.items()},
+        )
+        pairs = pair_metric_sets(every, data.baseline, data.canary, scopes=(baseline, canary))
     batches_b: dict[str, Any] = {}
     batches_c: dict[str, Any] = {}
     warnings: list[str] = []
-    pairs = pair_metric_sets(
-        replace(config, metrics=tuple(fetched)), data.baseline, data.canary, scopes=(baseline, canary)
-    )
     for metric in config.metrics:
         sides = (data.baseline.get(metric.name, []), data.canary.get(metric.name, []))
         if shapes[metric.name] == "counts":
@@ -116,7 +128,7 @@ def fetch_sequential_batch(
             times = _common([series_b], [series_c], after)
             batches_b[metric.name] = _at(series_b, times)
             batches_c[metric.name] = _at(series_c, times)
-    return SequentialBatch(batches_b, batches_c, pairs, warnings)
+    return SequentialBatch(batches_b, batches_c, stored, warnings)  # stored: each side's own times
 
 
 def batch_shape(metric: MetricConfig, registry: Registry) -> BatchShape:
@@ -128,6 +140,20 @@ def batch_shape(metric: MetricConfig, registry: Registry) -> BatchShape:
             f"(the engine shapes {', '.join(get_args(BatchShape))})"
         )
     return cast(BatchShape, shape)
+
+
+def _relative(metric_set: MetricSet, offset: float, origin: float, step: float) -> MetricSet:
+    """Return ``metric_set`` with its points moved onto the canary's step grid, ``offset`` seconds on.
+
+    A point at ``t`` lands at ``origin + k * step`` nearest ``t - offset``; a second point landing
+    on the same place is dropped (it could not pair twice).
+    """
+    if metric_set.timestamps is None or not len(metric_set):
+        return metric_set
+    slots = origin + np.round((metric_set.timestamps - offset - origin) / step) * step
+    _, first = np.unique(slots, return_index=True)
+    keep = np.sort(first)
+    return replace(metric_set, values=metric_set.values[keep], timestamps=slots[keep])
 
 
 def _by_time(metric_set: MetricSet) -> dict[float, float]:

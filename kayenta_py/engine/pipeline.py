@@ -329,6 +329,7 @@ def analyze(
     concurrency: int = 8,
     progress: Progress | None = None,
     registry: Registry | None = None,
+    baseline_offset: float = 0.0,
 ) -> CanaryResult:
     """Fetch one window for both scopes from ``source`` and judge it: :func:`evaluate_window`'s result."""
     return evaluate_window(
@@ -343,6 +344,7 @@ def analyze(
         concurrency=concurrency,
         progress=progress,
         registry=registry,
+        baseline_offset=baseline_offset,
     ).result
 
 
@@ -359,8 +361,12 @@ def evaluate_window(
     concurrency: int = 8,
     progress: Progress | None = None,
     registry: Registry | None = None,
+    baseline_offset: float = 0.0,
 ) -> Judgement:
     """Fetch one retrospective window for both scopes from ``source``, judge it, return result and pairs.
+
+    The baseline comes from the window [start, end] shifted by ``baseline_offset`` seconds
+    (negative: earlier; see :func:`fetch_metric_sets`).
 
     Raises
     ------
@@ -384,6 +390,7 @@ def evaluate_window(
         step=step,
         concurrency=concurrency,
         progress=progress,
+        baseline_offset=baseline_offset,
     )
     pairs = tuple(pair_metric_sets(config, data.baseline, data.canary, scopes=(baseline, canary)))
     result = judge_pairs(config, pairs, thresholds=thresholds, registry=registry, warnings=config.warnings)

@@ -97,8 +97,13 @@ def fetch_metric_sets(
     concurrency: int = 8,
     progress: Progress | None = None,
     deadline: float | None = None,
+    baseline_offset: float = 0.0,
 ) -> FetchedData:
     """Fetch every metric of ``config`` for both scopes, ``concurrency`` requests at a time.
+
+    The canary is fetched over [start, end], the baseline over its own window, the canary's
+    shifted by ``baseline_offset`` seconds (negative: earlier, as a blue-green switch or
+    "against last week"); each side's series keep their own timestamps.
 
     The first failure cancels what has not started and is raised (as
     :class:`SourceError` when the source raised one); nothing is judged on
@@ -118,9 +123,15 @@ def fetch_metric_sets(
     lock = threading.Lock()
     done = 0
 
+    if not math.isfinite(baseline_offset):
+        raise KayentaError(f"baseline_offset must be a finite number of seconds, got {baseline_offset!r}")
+
+    def shifted(moment: float | None, side: str) -> float | None:
+        return moment if moment is None or side == "canary" else moment + baseline_offset
+
     def run(metric: MetricConfig, side: str, scope: Scope) -> None:
         nonlocal done
-        sets = source.fetch(metric, scope, start, end, step)
+        sets = source.fetch(metric, scope, shifted(start, side), shifted(end, side), step)
         with lock:
             out[side][metric.name] = sets
             done += 1

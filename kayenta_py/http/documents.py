@@ -51,6 +51,7 @@ def analysis_summary(service: Service, request: Request, record: Analysis) -> di
         "interval_s": record.interval_s,
         "warmup_s": record.warmup_s,
         "lookback_s": record.lookback_s,
+        **baseline_document(record),
         "step_s": record.step_s,
         "thresholds": record.thresholds,
         "fail_fast": record.fail_fast,
@@ -65,11 +66,26 @@ def analysis_summary(service: Service, request: Request, record: Analysis) -> di
     }
 
 
-def interval_document(interval: Interval) -> dict[str, Any]:
-    """Return one judged interval with its per-metric results."""
+def baseline_document(record: Analysis) -> dict[str, Any]:
+    """Return where the baseline comes from: its offset and window (the canary's when no offset)."""
+    shift = record.baseline_offset_s or 0.0
+    return {
+        "baseline_offset_s": record.baseline_offset_s,
+        "baseline_start": rfc3339(record.start_ts + shift),
+        "baseline_end": rfc3339(record.end_ts + shift),
+    }
+
+
+def interval_document(interval: Interval, baseline_offset_s: float | None = None) -> dict[str, Any]:
+    """Return one judged interval: its windows (the baseline's shifted by the offset) and results."""
+    shift = baseline_offset_s or 0.0
     return {
         "index": interval.index,
         "window": {"start": rfc3339(interval.window_start_ts), "end": rfc3339(interval.window_end_ts)},
+        "baseline_window": {
+            "start": rfc3339(interval.window_start_ts + shift),
+            "end": rfc3339(interval.window_end_ts + shift),
+        },
         "due": rfc3339(interval.due_ts),
         "judged": rfc3339(interval.judged_ts),
         "score": interval.score,

@@ -62,6 +62,15 @@ class AnalysisRequest(_Body):
     )
     alpha: float = Field(0.05, gt=0, lt=1, description="sequential mode: the canary's false-fail rate")
     family: Literal["bonferroni", "e-bh"] = Field("bonferroni", description="sequential mode: metric family")
+    baseline_offset: Duration | None = Field(
+        None,
+        description="the baseline's own window: the canary's shifted by this signed duration (-P7D, -PT1H, "
+        "-1h30m or seconds; negative: earlier), as after a blue-green switch or against last week",
+    )
+    baseline_start: datetime | None = Field(
+        None, description="RFC 3339: an explicit baseline window with baseline_end, as long as the canary's"
+    )
+    baseline_end: datetime | None = Field(None, description="RFC 3339: the explicit baseline window's end")
 
 
 class JudgeRequest(_Body):

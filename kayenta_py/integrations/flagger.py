@@ -64,6 +64,7 @@ _METADATA = (
     "lookback",
     "source",
     "location",
+    "baseline_offset",
 )
 
 
@@ -175,6 +176,8 @@ def _start(service: Service, payload: FlaggerPayload, key: str) -> Analysis:
         step=parse_duration(meta.get("step", 60), "metadata.step"),
         door="flagger",
         mode=mode,
+        baseline_offset=meta.get("baseline_offset"),  # blue-green: the primary before the switch
+        baseline_fields={"baseline_offset": "metadata.baseline_offset"},
         external_key=key,
         record=DoorRecord(request=payload.model_dump()),
     )

@@ -71,7 +71,10 @@ class AnalysisSpec:
     the default mode for the door and config (see :func:`kayenta_py.service.modes.choose_mode`);
     ``alpha`` and ``family`` apply in sequential mode. ``external_key`` makes creation
     idempotent per door (Flagger's canary): a second spec with the same key returns the first
-    analysis.
+    analysis. ``baseline_offset`` (a signed duration, negative: earlier) or ``baseline_start`` and
+    ``baseline_end`` (epoch seconds) give the baseline its own window (see
+    :mod:`kayenta_py.service.baseline_window`); ``baseline_fields`` names those fields in errors
+    as the door calls them.
     """
 
     baseline_scope: str
@@ -99,3 +102,7 @@ class AnalysisSpec:
     door: Door = "native"
     external_key: str | None = None
     record: DoorRecord = field(default_factory=DoorRecord)
+    baseline_offset: str | float | None = None
+    baseline_start: float | None = None
+    baseline_end: float | None = None
+    baseline_fields: Mapping[str, str] = field(default_factory=dict)

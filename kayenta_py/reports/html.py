@@ -34,6 +34,7 @@ from kayenta_py.reports.templates import (
     FAILING_ROW_COLOR,
     MAX_PLOT_POINTS,
 )
+from kayenta_py.reports.windows import window_facts
 
 
 class StoredAnalysis(Protocol):
@@ -162,7 +163,6 @@ def render_analysis_html(record: StoredAnalysis, *, links: Mapping[str, str] | N
     last = intervals[-1] if intervals else None
     result: Mapping[str, Any] = last.result if last is not None and isinstance(last.result, Mapping) else {}
     end_ts = record.end_ts
-    window = f"{format_utc(record.start_ts)} to {format_utc(end_ts)}"
     config = record.config_name or str(record.config_body.get("name") or "inline config")
     if record.config_name and record.config_version:
         config += f" (version {record.config_version})"
@@ -172,7 +172,7 @@ def render_analysis_html(record: StoredAnalysis, *, links: Mapping[str, str] | N
         ("baseline scope", record.baseline_scope),
         ("canary scope", record.canary_scope),
         ("source", record.source + (f", location {record.location}" if record.location else "")),
-        ("window", window),
+        *window_facts(record.start_ts, end_ts, getattr(record, "baseline_offset_s", None)),
         ("intervals judged", f"{len(intervals)} of {record.intervals_total}, mode {record.mode}"),
         ("created", format_utc(record.created_ts)),
     ]
@@ -205,7 +205,8 @@ def render_analysis_html(record: StoredAnalysis, *, links: Mapping[str, str] | N
         else:  # each interval's window holds everything it judged (rebuilt from stored deltas)
             pairs = _stored_pairs(last)
         sections = [_metrics_section(metrics, heading), _plots_section(metrics, pairs)]
-    sections.append(_history_section(intervals, record.intervals_total))
+    offset = getattr(record, "baseline_offset_s", None)
+    sections.append(_history_section(intervals, record.intervals_total, baseline_offset=offset))
     title = f"Canary analysis {record.id}"
     subtitle = f"config {config}: {record.baseline_scope} against {record.canary_scope}"
     return _page(title, subtitle, summary, sections)

@@ -23,6 +23,7 @@ from kayenta_py.reports.templates import (
     _float,
     _v,
 )
+from kayenta_py.reports.windows import baseline_cell
 
 
 def _page(title: str, subtitle: str, summary: str, sections: Iterable[str]) -> str:
@@ -165,7 +166,7 @@ def _metrics_section(metrics: Sequence[Mapping[str, Any]], heading: str) -> str:
     )
 
 
-def _history_section(intervals: Sequence[Any], total: int) -> str:
+def _history_section(intervals: Sequence[Any], total: int, *, baseline_offset: float | None = None) -> str:
     if not intervals:
         return (
             f'<section id="history"><h2>Intervals</h2><p class="none">None of {total} judged yet.</p>'
@@ -176,7 +177,8 @@ def _history_section(intervals: Sequence[Any], total: int) -> str:
         color = VERDICT_COLORS.get(interval.verdict, VERDICT_COLORS["pending"])
         rows.append(
             f"<tr><td class=num>{interval.index + 1}</td>"
-            f"<td>{_e(format_utc(interval.window_start_ts))} to {_e(format_utc(interval.window_end_ts))}</td>"
+            f"<td>{_e(format_utc(interval.window_start_ts))} to {_e(format_utc(interval.window_end_ts))}"
+            f"{_baseline_line(interval, baseline_offset)}</td>"
             f"<td class=num>{_e(format_score(interval.score))}</td>"
             f'<td><span class="badge" style="background:{color}">{_e(interval.verdict)}</span></td>'
             f'<td class="reason-cell">{_e(interval.reason)}</td></tr>'
@@ -186,6 +188,12 @@ def _history_section(intervals: Sequence[Any], total: int) -> str:
         "<table><thead><tr><th>#</th><th>window</th><th>score</th><th>verdict</th><th>reason</th></tr>"
         f"</thead><tbody>{''.join(rows)}</tbody></table></section>"
     )
+
+
+def _baseline_line(interval: Any, offset: float | None) -> str:
+    """The baseline's own window of an interval, on a line of its own (nothing without an offset)."""
+    text = baseline_cell(interval.window_start_ts, interval.window_end_ts, offset)
+    return f"<br><small>{_e(text)}</small>" if text else ""
 
 
 def _stored_pairs(interval: Any) -> list[MetricSetPair] | None:

@@ -27,6 +27,7 @@ from kayenta_py.model.limits import (
 )
 from kayenta_py.model.redact import register_settings_secrets
 from kayenta_py.model.spec import AnalysisSpec
+from kayenta_py.service.baseline_window import BaselineRequest, resolve_offset
 from kayenta_py.service.dispatch import build_dispatcher
 from kayenta_py.service.modes import choose_mode
 from kayenta_py.service.notifiers import build_notifiers
@@ -294,6 +295,11 @@ class Service:
             )
         score_limits = parsed.thresholds.overridden(spec.thresholds)
         record = self.store.create_analysis(
+        baseline = BaselineRequest(spec.baseline_offset, spec.baseline_start, spec.baseline_end)
+        end_ts = start_ts + warmup_s + lifetime_s
+        baseline_offset_s = resolve_offset(
+            baseline, start_ts=start_ts, end_ts=end_ts, now=now, fields=spec.baseline_fields
+        )
             kind=kind,
             external_key=spec.external_key,
             config_name=name,
@@ -323,6 +329,7 @@ class Service:
                 door=spec.record,
             ),
         )
+                baseline_offset_s=baseline_offset_s,
         self.runner.schedule(record.id)
         return record
 

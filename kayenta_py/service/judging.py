@@ -70,6 +70,7 @@ def judge_sequential(
         concurrency=concurrency,
         registry=registry,
         deadline=deadline,
+        baseline_offset=analysis.baseline_offset_s or 0.0,  # the baseline's own window
     )
     result = sequential.update(batch.baseline, batch.canary)
     last = index == analysis.intervals_total - 1
@@ -118,6 +119,7 @@ def judge_fixed(
         step=analysis.step_s,
         concurrency=concurrency,
         deadline=deadline,
+        baseline_offset=analysis.baseline_offset_s or 0.0,  # the baseline's own window
     )
     pairs = pair_metric_sets(config, data.baseline, data.canary, scopes=scopes(analysis))
     result = judge_pairs(config, pairs, thresholds=thresholds, registry=registry)

@@ -53,6 +53,9 @@ def create_analysis(body: AnalysisRequest, request: Request, service: ServiceDep
         mode=body.mode,
         alpha=body.alpha,
         family=body.family,
+        baseline_offset=body.baseline_offset,
+        baseline_start=_epoch(body.baseline_start),
+        baseline_end=_epoch(body.baseline_end),
     )
     record = service.create_analysis(spec)
     return {
@@ -94,7 +97,7 @@ def get_analysis(analysis_id: str, request: Request, service: ServiceDep) -> dic
     return {
         **analysis_summary(service, request, record),
         "config": record.config_body,
-        "intervals": [interval_document(i) for i in record.intervals],
+        "intervals": [interval_document(i, record.baseline_offset_s) for i in record.intervals],
     }
 
 

@@ -41,6 +41,7 @@ _STANDALONE_SCOPE_FIELDS = (
     "controlLocation",
     "experimentScope",
     "experimentLocation",
+    "controlOffsetInMinutes",
     "startTimeIso",
     "endTimeIso",
     "startTimeMillis",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -55,21 +56,19 @@ def _start_execution(
         raise _bad(f"scopes.{name}", "needs controlScope and experimentScope objects")
     for side, scope in (("controlScope", control), ("experimentScope", experiment)):
         warnings += _unknown(scope, _SCOPE_FIELDS, f"scopes.{name}.{side}")
-    start = _time(control.get("start"), f"scopes.{name}.controlScope.start")
-    end = _time(control.get("end"), f"scopes.{name}.controlScope.end")
-    experiment_window = (
-        _time(experiment.get("start"), f"scopes.{name}.experimentScope.start"),
-        _time(experiment.get("end"), f"scopes.{name}.experimentScope.end"),
+    # Each scope has its own window (a blue-green switch: the control before it); the canary's is the
+    # experiment's, the control's must be as long (points pair by their time since each window's start).
+    control_window = (
+        _time(control.get("start"), f"scopes.{name}.controlScope.start"),
+        _time(control.get("end"), f"scopes.{name}.controlScope.end"),
     )
-    if end <= start:
-        raise _bad(f"scopes.{name}.controlScope.end", "must come after start")
-    _limited(check_duration, end - start, f"scopes.{name}.controlScope.end", service.limits.max_lifetime_s)
-    if experiment_window != (start, end):
-        raise _bad(
-            f"scopes.{name}.experimentScope",
-            "start and end must equal the controlScope's "
-            "(kayenta-py compares both scopes over the same window)",
-        )
+    start = _time(experiment.get("start"), f"scopes.{name}.experimentScope.start")
+    end = _time(experiment.get("end"), f"scopes.{name}.experimentScope.end")
+    for side, (first, last) in (("controlScope", control_window), ("experimentScope", (start, end))):
+        if last <= first:
+            raise _bad(f"scopes.{name}.{side}.end", "must come after start")
+        _limited(check_duration, last - first, f"scopes.{name}.{side}.end", service.limits.max_lifetime_s)
+    own_window = control_window != (start, end)
     step = _step(control.get("step", 60), f"scopes.{name}.controlScope.step", service.limits)
     limits, where = service.limits, f"scopes.{name}"
     source, more = _source(service, query.get("metricsAccountName"))
@@ -92,6 +91,13 @@ def _start_execution(
         canary_scope_params=_params(
             experiment.get("extendedScopeParams"), f"{where}.experimentScope", limits
         ),
+        baseline_start=control_window[0] if own_window else None,
+        baseline_end=control_window[1] if own_window else None,
+        baseline_fields={
+            "baseline_offset": f"{where}.controlScope",
+            "baseline_start": f"{where}.controlScope.start",
+            "baseline_end": f"{where}.controlScope.end",
+        },
         record=DoorRecord(
             request=dict(execution), query=dict(query), config_id=config_id, warnings=tuple(warnings)
         ),
@@ -138,6 +144,9 @@ def _start_standalone(
     else:
         lifetime = _minutes(request.get("lifetimeDurationMins"), "lifetimeDurationMins", limits)
     interval = _minutes(request.get("analysisIntervalMins", lifetime / 60), "analysisIntervalMins", limits)
+    # Kayenta's controlOffsetInMinutes is subtracted from the control's start and end: an earlier baseline.
+    offset_field = "scopes[0].controlOffsetInMinutes"
+    control_offset = _signed_minutes(scope.get("controlOffsetInMinutes"), offset_field)
     source, more = _source(service, query.get("metricsAccountName"))
     warnings += more
     thresholds = _request_thresholds(request, parsed.thresholds)
@@ -157,6 +166,8 @@ def _start_standalone(
         thresholds=thresholds.to_dict(),
         door="kayenta-standalone",
         mode=_mode(request),
+        baseline_offset=-control_offset if control_offset else None,
+        baseline_fields={"baseline_offset": offset_field},
         canary_location=_text(
             scope.get("experimentLocation", scope.get("controlLocation")),
             "scopes[0].experimentLocation",
@@ -167,6 +178,21 @@ def _start_standalone(
         ),
     )
     return {"canaryAnalysisExecutionId": service.create_analysis(spec).id}
+
+
+def _signed_minutes(value: Any, field: str) -> float:
+    """Return a signed number of minutes (Kayenta sends a number or a numeric string) in seconds."""
+    if value is None or value == "":
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float | str) or len(str(value)) > 32:
+        raise _bad(field, f"{str(value)[:40]!r} is not a number of minutes")
+    try:
+        minutes = float(value)
+    except ValueError:
+        raise _bad(field, f"{value!r} is not a number of minutes") from None
+    if not math.isfinite(minutes):
+        raise _bad(field, f"{value!r} is not a finite number of minutes")
+    return minutes * 60.0
 
 
 def _config_arguments(config: dict[str, Any], config_id: str | None, version: int | None) -> dict[str, Any]:

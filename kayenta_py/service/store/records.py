@@ -163,6 +163,8 @@ class Analysis(Schedule):
     """The canary's own location (Kayenta's experiment scope); None: the baseline's."""
     canary_scope_params: dict[str, str] | None = None
     """The canary's own scope parameters; None: the baseline's."""
+    baseline_offset_s: float | None = None
+    """The baseline window is the canary's shifted by this many seconds (negative: earlier); None: same."""
     door: DoorRecord = field(default_factory=DoorRecord)
     created_ts: float = 0.0
     updated_ts: float = 0.0
@@ -180,8 +182,21 @@ class Analysis(Schedule):
             intervals = [Interval.from_row(i, chain) for i in rows]
         return cls(**_columns(cls, row, intervals=intervals, **_typed_extra(row.extra or {})))
 
+    def baseline_window(self, index: int) -> tuple[float, float]:
+        """Return the baseline's metric window of interval ``index``: its :meth:`window`, shifted."""
+        start, end = self.window(index)
+        shift = self.baseline_offset_s or 0.0
+        return start + shift, end + shift
 
-_EXTRA_FIELDS = ("mode_reason", "alpha", "family", "canary_location", "canary_scope_params")
+
+_EXTRA_FIELDS = (
+    "mode_reason",
+    "alpha",
+    "family",
+    "canary_location",
+    "canary_scope_params",
+    "baseline_offset_s",
+)
 
 
 def stored_extra(
@@ -192,9 +207,11 @@ def stored_extra(
     canary_location: str | None,
     canary_scope_params: Mapping[str, str] | None,
     door: DoorRecord,
+    baseline_offset_s: float | None = None,
 ) -> dict[str, Any]:
     """Return the analysis row's ``extra`` JSON column for these typed fields (read by from_row)."""
     given = {
+        "baseline_offset_s": baseline_offset_s,
         "mode_reason": mode_reason,
         "alpha": alpha,
         "family": family,
