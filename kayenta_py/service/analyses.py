@@ -293,13 +293,13 @@ class Service:
                 "step", f"{step:g} s gives {(lifetime_s + warmup_s) / step:.0f} points per series over the "
                 f"analysis; at most {limits.max_points_per_series} (KAYENTA_MAX_POINTS_PER_SERIES)"
             )
-        score_limits = parsed.thresholds.overridden(spec.thresholds)
-        record = self.store.create_analysis(
         baseline = BaselineRequest(spec.baseline_offset, spec.baseline_start, spec.baseline_end)
         end_ts = start_ts + warmup_s + lifetime_s
         baseline_offset_s = resolve_offset(
             baseline, start_ts=start_ts, end_ts=end_ts, now=now, fields=spec.baseline_fields
         )
+        score_limits = parsed.thresholds.overridden(spec.thresholds)
+        record = self.store.create_analysis(
             kind=kind,
             external_key=spec.external_key,
             config_name=name,
@@ -327,9 +327,9 @@ class Service:
                 canary_location=spec.canary_location,
                 canary_scope_params=canary_scope_params,
                 door=spec.record,
+                baseline_offset_s=baseline_offset_s,
             ),
         )
-                baseline_offset_s=baseline_offset_s,
         self.runner.schedule(record.id)
         return record
 
