@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from metrics_sources.cloudwatch import CloudWatchSource
 from metrics_sources.csv import CsvSource, read_metrics_csv
 from metrics_sources.datadog import DatadogSource
 from metrics_sources.demo import DemoSource
@@ -12,6 +13,7 @@ from metrics_sources.promql import TemplateError, build_query, escape_string, re
 
 __all__ = [
     "MAX_POINTS",
+    "CloudWatchSource",
     "CsvSource",
     "DatadogSource",
     "DemoSource",
