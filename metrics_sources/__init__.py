@@ -8,6 +8,7 @@ from metrics_sources.datadog import DatadogSource
 from metrics_sources.demo import DemoSource
 from metrics_sources.graphite import GraphiteSource
 from metrics_sources.influxdb import InfluxDBSource
+from metrics_sources.newrelic import NewRelicSource
 from metrics_sources.prometheus import MAX_POINTS, PrometheusSource
 from metrics_sources.promql import TemplateError, build_query, escape_string, render
 
@@ -19,6 +20,7 @@ __all__ = [
     "DemoSource",
     "GraphiteSource",
     "InfluxDBSource",
+    "NewRelicSource",
     "PrometheusSource",
     "TemplateError",
     "build_query",

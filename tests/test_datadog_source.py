@@ -90,8 +90,12 @@ def answer(request: Request) -> Answer:
     body.update(query=query, from_date=int(frm) * 1000, to_date=int(to) * 1000)
     series = body["series"][0]
     stamps = range(math.ceil(int(frm) / step) * step, int(to) + 1, step)
-    level = (lambda v: max(0.0, (v - 80.0) / 10.0)) if match["metric"] == "errors" else (lambda v: v)
-    series["pointlist"] = [[t * 1000.0, level(value(versions[0], t))] for t in stamps]
+    errors = match["metric"] == "errors"  # an error count per minute, from the same level
+    points = [value(versions[0], t) for t in stamps]
+    series["pointlist"] = [
+        [t * 1000.0, max(0.0, (v - 80.0) / 10.0) if errors else v]
+        for t, v in zip(stamps, points, strict=True)
+    ]
     series.update(
         metric=f"trace.http.request.{match['metric']}",
         expression=query,
