@@ -242,11 +242,11 @@ class DatadogSource:
             # from and to are inclusive seconds: the first bucket's start to the last bucket's last second.
             params = {"from": str(chunk_first), "to": str(chunk_last + step_s - 1), "query": query}
             document = self._http.get("/api/v1/query", params, metric=metric.name)
-            for tags, rows in self._series(metric.name, document):
+            for tags, rows in self._series(metric.name, document, step_s):
                 grid.add(tags, rows)
         return grid.metric_sets(metric.name)
 
-    def _series(self, metric: str, document: Any) -> list[tuple[Tags, list[tuple[float, float]]]]:
+    def _series(self, metric: str, document: Any, step: int) -> list[tuple[Tags, list[tuple[float, float]]]]:
         where = f"Datadog {redact_url(self.url)}: metric {metric!r}"
         if not isinstance(document, dict) or not isinstance(document.get("series", []), list):
             raise SourceError(
@@ -259,6 +259,16 @@ class DatadogSource:
         several = len({item.get("query_index", 0) for item in items}) > 1
         out = []
         for item in items:
+            interval = item.get("interval")
+            if isinstance(interval, int | float) and not isinstance(interval, bool) and interval != step:
+                raise SourceError(  # coarser points would sit on every n-th bucket of the grid
+                    f"{where}: Datadog answered with {interval:g} s points for a {step} s step (it coarsens "
+                    "answers with too many points); lower datadog_max_points or use a longer step",
+                    url=self.url,
+                    metric=metric,
+                    status=200,
+                    transient=False,
+                )
             tags = dict(_tag(t) for t in item.get("tag_set") or [])
             if several:
                 tags["query_index"] = str(item.get("query_index", 0))

@@ -227,6 +227,31 @@ def test_long_windows_are_chunked_and_stitched(server: RecordedServer) -> None:
     assert all(b[0] == a[1] + 1 for a, b in itertools.pairwise(spans))  # contiguous, no overlap
 
 
+def test_coarsened_points_are_refused_not_misplaced(server: RecordedServer) -> None:
+    coarse = recorded("datadog/query_ok.json")
+    coarse["series"][0]["interval"] = 300
+    server.queue[:] = [(200, coarse, {})]
+    latency = kayenta_py.load_config(CONFIG).metric("latency")
+    with pytest.raises(SourceError, match=r"answered with 300 s points for a 60 s step") as caught:
+        source(server).fetch(latency, Scope("v1-base"), *WINDOW, 60)
+    assert not caught.value.transient
+
+
+def test_the_shared_client_checks_the_credential_pair() -> None:
+    from metrics_sources import GraphiteSource, InfluxDBSource
+
+    for build, what in (
+        (lambda **auth: InfluxDBSource("http://127.0.0.1:1", database="d", **auth), "InfluxDB"),
+        (lambda **auth: GraphiteSource("http://127.0.0.1:1", **auth), "Graphite"),
+    ):
+        for auth in ({"username": "u"}, {"password": "p"}):
+            with pytest.raises(
+                KayentaError, match=f"^{what}: a username needs a password and a password a username"
+            ):
+                build(**auth)
+        assert build(username="u", password="p") is not None
+
+
 def test_429_then_success_is_retried(server: RecordedServer) -> None:
     server.queue[:] = [(429, recorded("datadog/error_429.json"), {"Retry-After": "0"}), (503, {}, {})]
     latency = kayenta_py.load_config(CONFIG).metric("latency")
