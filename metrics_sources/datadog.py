@@ -36,6 +36,7 @@ from kayenta_py.plugin import (
 from metrics_sources.buckets import Grid, Tags, bucket_grid, chunks, number
 from metrics_sources.ddquery import INTERVAL, ROLLUPS, TemplateError, kayenta_template, render, with_rollup
 from metrics_sources.http_retry import JsonClient
+from metrics_sources.own_settings import own_settings
 
 MAX_POINTS = 1500  # points per series per request: Datadog coarsens the rollup of longer answers
 SITES = (
@@ -93,10 +94,7 @@ class DatadogSettings(BaseModel):
     @classmethod
     def from_service(cls, settings: Mapping[str, Any]) -> DatadogSettings:
         """Return the ``datadog_*`` entries of the service's settings (prefix dropped)."""
-        prefix = DatadogSource.settings_prefix + "_"
-        return cls.model_validate(
-            {key.removeprefix(prefix): value for key, value in settings.items() if key.startswith(prefix)}
-        )
+        return own_settings(cls, DatadogSource.settings_prefix, settings)
 
 
 class DatadogSource:

@@ -35,6 +35,7 @@ from kayenta_py.plugin import (
 )
 from metrics_sources.buckets import Grid, bucket_grid, chunks, number
 from metrics_sources.http_retry import JsonClient
+from metrics_sources.own_settings import own_settings
 
 MAX_POINTS = 10_000  # buckets per series per request (graphite-web has no limit; keeps answers small)
 INTERVAL = "interval"
@@ -100,10 +101,7 @@ class GraphiteSettings(BaseModel):
     @classmethod
     def from_service(cls, settings: Mapping[str, Any]) -> GraphiteSettings:
         """Return the ``graphite_*`` entries of the service's settings (prefix dropped)."""
-        prefix = GraphiteSource.settings_prefix + "_"
-        return cls.model_validate(
-            {key.removeprefix(prefix): value for key, value in settings.items() if key.startswith(prefix)}
-        )
+        return own_settings(cls, GraphiteSource.settings_prefix, settings)
 
 
 class GraphiteSource:

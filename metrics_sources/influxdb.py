@@ -32,6 +32,7 @@ from kayenta_py.plugin import (
 from metrics_sources.buckets import Grid, Tags, bucket_grid, chunks, number
 from metrics_sources.http_retry import JsonClient
 from metrics_sources.influxql import INTERVAL, TIME_FILTER, TemplateError, kayenta_query, render
+from metrics_sources.own_settings import own_settings
 
 MAX_POINTS = 10_000  # buckets per series per request (InfluxDB's max-select-buckets may be lower)
 
@@ -54,10 +55,7 @@ class InfluxDBSettings(BaseModel):
     @classmethod
     def from_service(cls, settings: Mapping[str, Any]) -> InfluxDBSettings:
         """Return the ``influxdb_*`` entries of the service's settings (prefix dropped)."""
-        prefix = InfluxDBSource.settings_prefix + "_"
-        return cls.model_validate(
-            {key.removeprefix(prefix): value for key, value in settings.items() if key.startswith(prefix)}
-        )
+        return own_settings(cls, InfluxDBSource.settings_prefix, settings)
 
 
 class InfluxDBSource:

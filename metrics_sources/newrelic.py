@@ -36,6 +36,7 @@ from kayenta_py.plugin import (
 from metrics_sources.buckets import Grid, Tags, bucket_grid, chunks, number
 from metrics_sources.http_retry import JsonClient
 from metrics_sources.nrql import TIME_CLAUSES, TemplateError, kayenta_query, render
+from metrics_sources.own_settings import own_settings
 
 MAX_BUCKETS = 366  # NRQL's limit of TIMESERIES buckets per query
 REGIONS = {"us": "https://api.newrelic.com", "eu": "https://api.eu.newrelic.com"}
@@ -70,10 +71,7 @@ class NewRelicSettings(BaseModel):
     @classmethod
     def from_service(cls, settings: Mapping[str, Any]) -> NewRelicSettings:
         """Return the ``newrelic_*`` entries of the service's settings (prefix dropped)."""
-        prefix = NewRelicSource.settings_prefix + "_"
-        return cls.model_validate(
-            {key.removeprefix(prefix): value for key, value in settings.items() if key.startswith(prefix)}
-        )
+        return own_settings(cls, NewRelicSource.settings_prefix, settings)
 
 
 class NewRelicSource:

@@ -376,6 +376,10 @@ def test_bad_settings_are_named() -> None:
     assert DatadogSource.endpoint(settings) == "https://api.datadoghq.eu"
     assert DatadogSource.from_settings(settings).url == "https://api.datadoghq.eu"
     assert DatadogSource.endpoint({"datadog_site": "us3.datadoghq.com"}) == "https://api.us3.datadoghq.com"
+    with pytest.raises(FieldError, match=r"^datadog_site: unknown site 'x'.* \(KAYENTA_DATADOG_SITE\)$"):
+        DatadogSource.from_settings({**settings, "datadog_site": "x"})
+    with pytest.raises(FieldError, match=r"^datadog_max_points: .*greater than or equal to 1"):
+        DatadogSource.from_settings({**settings, "datadog_max_points": 0})
     own = DatadogSettings.from_service(settings)
     assert API_KEY not in repr(own) and APP_KEY not in str(own.model_dump())
 
@@ -391,9 +395,9 @@ def test_the_keys_are_redacted_in_the_services_output() -> None:
     assert API_KEY not in repr(settings.source_settings()["datadog"])
 
 
-def cli(server: RecordedServer, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(server: RecordedServer, *args: str, **env_vars: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KAYENTA_DATADOG_API_KEY": API_KEY, "KAYENTA_DATADOG_APP_KEY": APP_KEY,
-           "KAYENTA_DATADOG_URL": server.url}  # fmt: skip
+           "KAYENTA_DATADOG_URL": server.url, **env_vars}  # fmt: skip
     script = Path(sys.executable).parent / "kayenta-py"
     window = ["--start", str(WINDOW[0]), "--end", str(WINDOW[1])]
     run = subprocess.run(
@@ -422,6 +426,20 @@ def test_the_query_and_analyze_commands(server: RecordedServer, tmp_path: Path) 
     assert json.loads(run.stdout)["verdict"] == "pass"
     run = cli(server, *base, "--baseline-scope", "v1-base", "--canary-scope", "v1-canary,version:v2-canary")
     assert run.returncode == 2 and "${scope}" in run.stderr and "Traceback" not in run.stderr
+    run = cli(
+        server,
+        *base,
+        "--baseline-scope",
+        "v1-base",
+        "--canary-scope",
+        "v1-canary",
+        KAYENTA_DATADOG_RETRIES="-1",
+    )
+    assert (
+        run.returncode == 2
+        and "error: datadog_retries: " in run.stderr
+        and "(KAYENTA_DATADOG_RETRIES)" in run.stderr
+    )
 
 
 def test_the_bundled_example_renders(server: RecordedServer) -> None:

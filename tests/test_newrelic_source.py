@@ -368,6 +368,10 @@ def test_bad_settings_are_named() -> None:
         {"newrelic_api_key": "x"}
     )
     assert NewRelicSource.endpoint(settings) == "https://api.eu.newrelic.com"
+    with pytest.raises(
+        FieldError, match=r"^newrelic_account_id: .*valid integer.* \(KAYENTA_NEWRELIC_ACCOUNT_ID\)$"
+    ):
+        NewRelicSource.from_settings({**settings, "newrelic_account_id": "abc"})
     built = NewRelicSource.from_settings(settings)
     assert (
         built.account_id == 42 and built.url == "https://api.eu.newrelic.com" and API_KEY not in repr(built)
