@@ -209,13 +209,16 @@ class CloudWatchSource:
         self.deadline, self.retries, self.backoff, self.max_wait = deadline, retries, backoff, max_wait
         self.max_datapoints = max_datapoints
         self._sleep = sleep
-        session = boto3.session.Session(
-            aws_access_key_id=access_key_id,
-            aws_secret_access_key=secret_access_key,
-            aws_session_token=session_token,
-            region_name=region,
-            profile_name=profile,
-        )
+        try:
+            session = boto3.session.Session(
+                aws_access_key_id=access_key_id,
+                aws_secret_access_key=secret_access_key,
+                aws_session_token=session_token,
+                region_name=region,
+                profile_name=profile,
+            )
+        except BotoCoreError as exc:  # an unknown profile
+            raise KayentaError(f"CloudWatch: {exc}") from None
         config = Config(
             connect_timeout=timeout,
             read_timeout=timeout,

@@ -152,7 +152,10 @@ def _flat(document: Mapping[str, Any], what: str) -> dict[str, Any]:
     """The shorthand ``{namespace, metricName, dimensions, stat}`` as a MetricDataQuery."""
     given = _fields(document, _FLAT_KEYS, "query", what)
     metric = {k: given[k] for k in _METRIC_KEYS if k in given}
-    stat: dict[str, Any] = {"Metric": metric, **{k: given[k] for k in ("Stat", "Unit", "Period") if k in given}}
+    stat: dict[str, Any] = {
+        "Metric": metric,
+        **{k: given[k] for k in ("Stat", "Unit", "Period") if k in given},
+    }
     query: dict[str, Any] = {"Id": given.get("Id", "m1"), "MetricStat": stat}
     query.update({k: given[k] for k in ("Label", "AccountId") if k in given})
     return query

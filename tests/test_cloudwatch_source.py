@@ -428,9 +428,10 @@ def test_no_credentials_is_a_permanent_error_saying_where_they_come_from(
 
 
 def test_settings_build_the_source_and_bad_ones_are_named(
-    moto: MotoServer, monkeypatch: pytest.MonkeyPatch
+    moto: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from kayenta_py.model.redact import redact, register_settings_secrets
+    from kayenta_py.service.analyses import Service
     from kayenta_py.service.settings import Settings, load_settings
 
     settings = {
@@ -477,6 +478,11 @@ def test_settings_build_the_source_and_bad_ones_are_named(
     monkeypatch.delenv("KAYENTA_CLOUDWATCH_TIMEOUT")
     with pytest.raises(KayentaError, match="region"):
         CloudWatchSource("not a region")
+    with pytest.raises(KayentaError, match=r"CloudWatch: .*no-such-profile"):
+        CloudWatchSource(REGION, profile="no-such-profile")
+    service = Service(load_settings(database_url=f"sqlite:///{tmp_path}/k.db", data_dir=tmp_path, **settings))
+    assert "cloudwatch" in service.source_names() and service.source_endpoint("cloudwatch") == moto.url
+    assert isinstance(service.source("cloudwatch"), CloudWatchSource)
     register_settings_secrets(Settings(**settings))  # type: ignore[arg-type]
     assert "cwSECRETkey/abc123" not in redact("failed with cwSECRETkey/abc123")
 
