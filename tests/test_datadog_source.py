@@ -455,3 +455,82 @@ def test_the_bundled_example_renders(server: RecordedServer) -> None:
         .count(".rollup(sum, 60)")
         == 2
     )
+
+
+def test_kayenta_adhoc_executions_read_datadog_through_the_service(
+    server: RecordedServer, tmp_path: Path
+) -> None:
+    """Spinnaker's ad hoc canary (POST /canary, metricsAccountName=datadog) on the service's source."""
+    import time
+    from datetime import UTC, datetime
+
+    import httpx
+    from live_server import LiveServer, settings_for
+
+    def when(epoch: float) -> str:
+        return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def scope(text: str) -> dict[str, Any]:
+        return {"scope": text, "location": "", "start": when(WINDOW[0]), "end": when(WINDOW[1]), "step": 60}
+
+    config = {
+        "name": "dd",
+        "configVersion": "1",
+        "templates": {},
+        "judge": {"name": "NetflixACAJudge-v1.0", "judgeConfigurations": {}},
+        "classifier": {"groupWeights": {"latency": 100}},
+        "metrics": [
+            {
+                "name": "latency",
+                "groups": ["latency"],
+                "scopeName": "default",
+                "query": {
+                    "type": "datadog",
+                    "metricName": "avg:trace.http.request.duration",
+                    "tags": ["service:web"],
+                },
+                "analysisConfigurations": {"canary": {"direction": "increase"}},
+            }
+        ],
+    }
+    settings = settings_for(
+        tmp_path, datadog_api_key=API_KEY, datadog_app_key=APP_KEY, datadog_url=server.url
+    )
+    with LiveServer(settings) as live:
+        scores = {}
+        for pair in (("version:v1-base", "version:v1-canary"), ("version:v2-base", "version:v2-canary")):
+            request = {
+                "scopes": {"default": {"controlScope": scope(pair[0]), "experimentScope": scope(pair[1])}}
+            }
+            started = httpx.post(
+                f"{live.url}/canary",
+                params={
+                    "application": "web",
+                    "metricsAccountName": "datadog",
+                    "storageAccountName": "kayenta-py",
+                },
+                json={"canaryConfig": config, "executionRequest": request},
+                timeout=10,
+            )
+            assert started.status_code == 200, started.text
+            deadline = time.monotonic() + 60
+            while True:
+                document = httpx.get(
+                    f"{live.url}/canary/{started.json()['canaryExecutionId']}", timeout=10
+                ).json()
+                if document["complete"] or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert document["status"] == "succeeded", document
+            scores[pair[1]] = document["result"]["judgeResult"]["score"]["classification"]
+        assert scores == {"version:v1-canary": "Pass", "version:v2-canary": "Fail"}
+        answer = httpx.get(f"{live.url}/credentials", timeout=10)
+        assert (
+            answer.status_code == 200
+            and {"name": "datadog", "type": "datadog"}.items()
+            <= next(a for a in answer.json() if a["name"] == "datadog").items()
+        )
+        assert server.url in answer.text and API_KEY not in answer.text and APP_KEY not in answer.text
+    assert "avg:trace.http.request.duration{version:v2-canary,service:web}.rollup(avg, 60)" in {
+        r.params["query"] for r in server.requests
+    }

@@ -429,3 +429,60 @@ def test_the_bundled_example_renders(server: RecordedServer) -> None:
         "AND tags.version = 'v2' AND tags.region = 'eu-west-1'\n"
         f"TIMESERIES 60 seconds SINCE {START} UNTIL {START + 600}"
     )
+
+
+def test_kayenta_adhoc_executions_read_new_relic_through_the_service(
+    server: RecordedServer, tmp_path: Path
+) -> None:
+    """Spinnaker's ad hoc canary (POST /canary, metricsAccountName=newrelic) on the service's source."""
+    import time
+    from datetime import UTC, datetime
+
+    import httpx
+    from live_server import LiveServer, settings_for
+
+    def when(epoch: float) -> str:
+        return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def scope(text: str) -> dict[str, Any]:
+        return {"scope": text, "location": "", "start": when(WINDOW[0]), "end": when(WINDOW[1]), "step": 60,
+                "extendedScopeParams": {"_scope_key": "version"}}  # fmt: skip
+
+    config = kayenta_config({"select": "SELECT average(duration) FROM Transaction", "q": "appName = 'web'"})
+    settings = settings_for(
+        tmp_path, newrelic_api_key=API_KEY, newrelic_account_id=ACCOUNT, newrelic_url=server.url
+    )
+    with LiveServer(settings) as live:
+        scores = {}
+        for pair in (("v1-base", "v1-canary"), ("v2-base", "v2-canary")):
+            request = {
+                "scopes": {"default": {"controlScope": scope(pair[0]), "experimentScope": scope(pair[1])}}
+            }
+            started = httpx.post(
+                f"{live.url}/canary",
+                params={
+                    "application": "web",
+                    "metricsAccountName": "newrelic",
+                    "storageAccountName": "kayenta-py",
+                },
+                json={"canaryConfig": dict(config.raw), "executionRequest": request},
+                timeout=10,
+            )
+            assert started.status_code == 200, started.text
+            deadline = time.monotonic() + 60
+            while True:
+                document = httpx.get(
+                    f"{live.url}/canary/{started.json()['canaryExecutionId']}", timeout=10
+                ).json()
+                if document["complete"] or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert document["status"] == "succeeded", document
+            scores[pair[1]] = document["result"]["judgeResult"]["score"]["classification"]
+        assert scores == {"v1-canary": "Pass", "v2-canary": "Fail"}
+        answer = httpx.get(f"{live.url}/credentials", timeout=10)
+        assert answer.status_code == 200 and server.url in answer.text and API_KEY not in answer.text
+    assert (
+        "SELECT average(duration) FROM Transaction WHERE (appName = 'web') AND `version` LIKE 'v2-canary'\n"
+        f"TIMESERIES 60 seconds SINCE {START} UNTIL {START + 3600}"
+    ) in nrqls(server)
