@@ -111,5 +111,8 @@ class Readiness(BaseModel):
     worker: bool = Field(True, description="this replica's dispatcher runs due intervals (its worker is up)")
     worker_problem: str | None = Field(None, description="why the dispatcher's worker is not ready")
     replica: str | None = Field(None, description="this replica's id")
+    notifiers: dict[str, list[str]] = Field(
+        default_factory=dict, description="where each notifier delivers (URL credentials masked)"
+    )
 
 

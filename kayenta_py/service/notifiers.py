@@ -89,6 +89,11 @@ class OutboxNotifier:
         )
         self.notifier.register(scheduler)
 
+    def describe(self) -> list[str]:
+        """Where the notifier delivers, fit to show (its own ``describe()``; none: nothing said)."""
+        describe = getattr(self.notifier, "describe", None)
+        return [redact(str(item)) for item in describe()] if callable(describe) else []
+
     def notify_finished(self, analysis: Analysis) -> None:
         """Expand the finished analysis' pending event now (the periodic job retries a failure)."""
         self.expand_pending(analysis_id=analysis.id, analysis=analysis)

@@ -37,6 +37,7 @@ from pydantic_settings import (
 from kayenta_py.config.registry import default_registry, did_you_mean
 from kayenta_py.model.errors import ConfigError, ConfigIssue
 from kayenta_py.model.limits import Limits
+from kayenta_py.service import webhook_settings as hooks
 from kayenta_py.service.settings_parsing import (
     _CHANNEL_NAME,
     _cron,
@@ -169,6 +170,15 @@ class Settings(BaseSettings):
     slack_delivery_interval: float = Field(
         30.0, gt=0, description="seconds between deliveries of pending Slack messages"
     )
+    # The generic webhook notifier (kayenta_py/integrations/webhook.py, docs/webhooks.md).
+    webhook_url: hooks.DefaultURL = Field(None, description="where the default webhook posts to")
+    webhook_secret: hooks.DefaultKey = Field(None, description="its HMAC-SHA256 signing key")
+    webhook_header: hooks.DefaultHeader = Field(None, description="'Name: value' secret header of its posts")
+    webhooks: hooks.Webhooks = Field(default_factory=dict, description="more webhooks by name (JSON)")
+    webhook_timeout: float = Field(10.0, gt=0, le=300, description="seconds one webhook post may take")
+    webhook_retries: int = Field(2, ge=0, le=10, description="immediate retries of a webhook post (429, 5xx)")
+    webhook_max_attempts: int = Field(8, ge=1, description="delivery attempts of a webhook message")
+    webhook_delivery_interval: float = Field(30.0, gt=0, description="seconds between webhook deliveries")
     # Limits on requests, checked at every door before anything is stored (kayenta_py/model/limits.py).
     max_start_ahead: float = Field(
         30 * 86400.0, ge=0, le=100 * 365 * 86400.0, description="seconds an analysis may start in the future"

@@ -39,6 +39,7 @@ def readyz(service: ServiceDep) -> JSONResponse:
         worker=dispatch.healthy,
         worker_problem=None if dispatch.problem is None else redact(dispatch.problem),
         replica=service.replica_id,
+        notifiers={name: notifier.describe() for name, notifier in service.notifiers.items()},
     )
     headers = {} if ready else {"Retry-After": str(RETRY_AFTER_S)}
     return AsciiJSONResponse(body.model_dump(), status_code=200 if ready else 503, headers=headers)

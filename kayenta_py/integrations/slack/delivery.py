@@ -1,11 +1,8 @@
-"""Posting to Slack: retries on rate limits and server errors (bounded Retry-After), outcomes of a post."""
+"""Posting to Slack: retries on rate limits and server errors (bounded Retry-After)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
@@ -18,11 +15,9 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
-MAX_RETRY_AFTER_S = 30.0  # a longer Retry-After is not slept through: the message waits for a later run
+from kayenta_py.integrations.outbox_delivery import MAX_BACKOFF_S, MAX_RETRY_AFTER_S, Outcome, retry_after
 
-
-MAX_BACKOFF_S = 3600.0
-
+__all__ = ["HTTP_TIMEOUT_S", "MAX_BACKOFF_S", "MAX_RETRY_AFTER_S", "Outcome", "retry_after", "retry_handlers"]
 
 HTTP_TIMEOUT_S = 10
 
@@ -66,16 +61,6 @@ class _ServerErrorRetry(ServerErrorRetryHandler):
         return response is not None and 500 <= response.status_code < 600
 
 
-def retry_after(headers: Mapping[str, Any]) -> float | None:
-    """Return a ``Retry-After`` header's seconds (1 when absent), or None when it is not a number."""
-    for key, value in headers.items():
-        if key.lower() == "retry-after":
-            raw = value[0] if isinstance(value, list | tuple) else value
-            text = str(raw).strip()
-            return float(text) if text.isdigit() else None
-    return 1.0
-
-
 def retry_handlers(retries: int, *, max_retry_after: float = MAX_RETRY_AFTER_S) -> list[RetryHandler]:
     """Return the retry handlers of a post: 429 (honouring Retry-After), 5xx, connection errors."""
     backoff = BackoffRetryIntervalCalculator(backoff_factor=0.5)
@@ -84,15 +69,3 @@ def retry_handlers(retries: int, *, max_retry_after: float = MAX_RETRY_AFTER_S) 
         _ServerErrorRetry(max_retry_count=retries, interval_calculator=backoff),
         ConnectionErrorRetryHandler(max_retry_count=retries, interval_calculator=backoff),
     ]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The result of one delivery attempt."""
-
-    sent: bool
-    error: str | None = None
-    permanent: bool = False  # retrying cannot help (a 4xx such as an invalid payload or a dead webhook)
-    wait: float = 0.0  # Slack asked to wait this long (a long Retry-After)
-
-

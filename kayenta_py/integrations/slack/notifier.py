@@ -6,9 +6,10 @@ for this notifier, in one transaction; expanding it (``notify_finished``, called
 and periodically) builds a ``finished`` message per interested channel and queues it
 in the store's ``notifications`` table, once: (kind, channel, key) is unique and the
 key is the analysis id, so expanding again after a crash queues nothing twice. A
-scheduler job delivers queued messages (slack-sdk's ``WebhookClient``, with
-short immediate retries on 429 honouring ``Retry-After``, on 5xx and on
-connection errors). A delivery that still fails stays ``pending`` with its
+scheduler job delivers queued messages (the delivery loop the notifiers share,
+:class:`kayenta_py.integrations.outbox_delivery.OutboxDelivery`; posts with
+slack-sdk's ``WebhookClient``, with short immediate retries on 429 honouring
+``Retry-After``, on 5xx and on connection errors). A delivery that still fails stays ``pending`` with its
 attempts and last error recorded, and is tried again later with a growing delay,
 until ``max_attempts`` (then ``failed``). A cron job per channel queues a digest
 of the analyses finished since the previous digest. Slack can never delay or
@@ -32,32 +33,29 @@ before it is posted, and every recorded error and log line is redacted.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.base import BaseScheduler
 from slack_sdk.webhook import WebhookClient
 
+from kayenta_py.integrations.outbox_delivery import (
+    LEASE_RENEW_S,
+    STALE_SENDING_S,
+    OutboxDelivery,
+    Outcome,
+    retry_after,
+)
 from kayenta_py.integrations.slack.channels import (
     Channel,
     channels_from_settings,
 )
-from kayenta_py.integrations.slack.delivery import (
-    _SDK_LOG,
-    HTTP_TIMEOUT_S,
-    MAX_BACKOFF_S,
-    Outcome,
-    retry_after,
-    retry_handlers,
-)
+from kayenta_py.integrations.slack.delivery import _SDK_LOG, HTTP_TIMEOUT_S, retry_handlers
 from kayenta_py.integrations.slack.messages import (
     DIGEST_DEFAULT_WINDOW_S,
     digest_message,
@@ -74,12 +72,19 @@ from kayenta_py.service.store.repository import Store
 log = logging.getLogger(__name__)
 
 FINISHED, DIGEST = "finished", "digest"
-__all__ = ["FAILED", "PENDING", "SENDING", "SENT", "SKIPPED", "Channel", "SlackNotifier"]
+__all__ = [
+    "FAILED",
+    "LEASE_RENEW_S",
+    "PENDING",
+    "SENDING",
+    "SENT",
+    "SKIPPED",
+    "STALE_SENDING_S",
+    "Channel",
+    "SlackNotifier",
+]
 DELIVERY_JOB = "slack-delivery"
 DIGEST_JOB_PREFIX = "slack-digest:"
-
-STALE_SENDING_S = 30.0  # a claim not renewed for this long was left by a replica that died
-LEASE_RENEW_S = 10.0  # how often a post in progress renews its claim
 
 _SDK_LOG.disabled = True
 
@@ -87,7 +92,7 @@ _SDK_LOG.disabled = True
 # ---------------------------------------------------------------- delivery
 
 
-class SlackNotifier:
+class SlackNotifier(OutboxDelivery[Channel]):
     """Queues Slack messages in the store and delivers them; see the module's docstring."""
 
     def __init__(
@@ -103,21 +108,24 @@ class SlackNotifier:
         timeout: int = HTTP_TIMEOUT_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.store = store
-        self.channels = dict(channels)
+        super().__init__(
+            store,
+            channels,
+            name="slack",
+            kinds=frozenset({FINISHED, DIGEST}),
+            max_attempts=max_attempts,
+            retry_interval=retry_interval,
+            clock=clock,
+        )
+        self.channels = self.targets
         for channel in self.channels.values():  # the URLs and their paths never show
             register_webhook(channel.webhook_url.get_secret_value())
         self.base_url = base_url.rstrip("/")
         self.retries = retries
-        self.max_attempts = max_attempts
-        self.retry_interval = retry_interval
         self.timezone = timezone
         self.zone = ZoneInfo(timezone)
         self.timeout = timeout
-        self.clock = clock
         self.handlers = retry_handlers(retries)
-        self.scheduler: BaseScheduler | None = None
-        self._not_before: dict[str, float] = {}  # channel -> time (Slack's long Retry-After)
 
     @classmethod
     def from_settings(cls, settings: Settings, store: Store) -> SlackNotifier | None:
@@ -142,16 +150,7 @@ class SlackNotifier:
 
     def register(self, scheduler: BaseScheduler) -> None:
         """Add the delivery job (now, then every ``retry_interval``) and each channel's digest job."""
-        self.scheduler = scheduler
-        scheduler.add_job(
-            self.deliver_pending,
-            "interval",
-            seconds=self.retry_interval,
-            id=DELIVERY_JOB,
-            name="slack delivery",
-            replace_existing=True,
-            next_run_time=datetime.now(UTC),
-        )
+        self.add_delivery_job(scheduler)
         for channel in self.channels.values():
             if channel.digest_cron:
                 scheduler.add_job(
@@ -163,12 +162,9 @@ class SlackNotifier:
                     replace_existing=True,
                 )
 
-    def wake(self) -> None:
-        """Run the delivery job now (if the scheduler runs it), instead of at its next interval."""
-        if self.scheduler is None or not self.scheduler.running:
-            return
-        with contextlib.suppress(JobLookupError):
-            self.scheduler.modify_job(DELIVERY_JOB, next_run_time=datetime.now(UTC))
+    def describe(self) -> list[str]:
+        """The channels this notifier posts to, by name (their webhook URLs are secrets)."""
+        return sorted(self.channels)
 
     # ------------------------------------------------------------ queueing
 
@@ -219,104 +215,7 @@ class SlackNotifier:
             return
         self.wake()
 
-    # ------------------------------------------------------------ delivery
-
-    def deliver_pending(self, *, now: float | None = None) -> int:
-        """Post every pending message that is due; return how many were delivered (never raises)."""
-        try:
-            return self._deliver_pending(self.clock() if now is None else now)
-        except Exception:
-            log.exception("slack: delivery run failed; pending messages are tried again later")
-            return 0
-
-    def backoff(self, attempts: int) -> float:
-        """Return the wait after ``attempts`` failed attempts: the interval, doubling, at most an hour."""
-        return min(MAX_BACKOFF_S, self.retry_interval * 2.0 ** max(0, attempts - 1))
-
-    def _deliver_pending(self, now: float) -> int:
-        self._release_stale(now)
-        delivered = 0
-        down: set[str] = set()  # channels that failed in this run: their other messages wait too
-        for notification in self.store.pending_notifications():
-            channel = self.channels.get(notification.channel)
-            if channel is None:
-                self.store.mark_notification(
-                    notification.id, FAILED, f"channel {notification.channel!r} is no longer configured"
-                )
-                continue
-            if channel.name in down or now < self._not_before.get(channel.name, 0.0):
-                continue
-            if notification.attempts and now < notification.updated_ts + self.backoff(notification.attempts):
-                continue
-            if not self._claim(notification.id, now):
-                continue  # another replica took it
-            with self._lease(notification.id, now):
-                outcome = self._post(channel, notification.payload)
-            delivered += self._record(notification, outcome, now)
-            if not outcome.sent and not outcome.permanent:
-                down.add(channel.name)
-        return delivered
-
-    def _record(self, notification: Notification, outcome: Outcome, now: float) -> int:
-        what = f"{notification.kind} message {notification.id} to channel {notification.channel!r}"
-        if outcome.sent:
-            self.store.mark_notification(notification.id, SENT)
-            log.info("slack: delivered %s", what)
-            return 1
-        attempts = notification.attempts + 1
-        if outcome.wait:
-            self._not_before[notification.channel] = now + outcome.wait
-        if outcome.permanent or attempts >= self.max_attempts:
-            self.store.mark_notification(notification.id, FAILED, outcome.error)
-            log.error("slack: %s failed for good after %d attempts: %s", what, attempts, outcome.error)
-        else:
-            self.store.mark_notification(notification.id, PENDING, outcome.error)
-            log.warning(
-                "slack: %s not delivered (attempt %d of %d): %s; next attempt in %.0f s",
-                what,
-                attempts,
-                self.max_attempts,
-                outcome.error,
-                max(outcome.wait, self.backoff(attempts)),
-            )
-        return 0
-
-    def _claim(self, notification_id: int, now: float) -> bool:
-        """Take a pending message for posting; False when another replica took it."""
-        return self.store.claim_notification(notification_id, now)
-
-    @contextlib.contextmanager
-    def _lease(self, notification_id: int, claimed: float) -> Iterator[None]:
-        """Renew the claim of a message every ``LEASE_RENEW_S`` while it is being posted."""
-        stop = threading.Event()
-        start = time.monotonic()
-
-        def renew() -> None:
-            while not stop.wait(LEASE_RENEW_S):
-                try:
-                    self.store.renew_claim(notification_id, claimed + time.monotonic() - start)
-                except Exception as exc:
-                    log.warning("slack: could not renew the claim of message %d: %s", notification_id, exc)
-
-        thread = threading.Thread(target=renew, name=f"slack-lease-{notification_id}", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join()
-
-    def _release_stale(self, now: float) -> None:
-        """Put messages whose claim was not renewed for ``STALE_SENDING_S`` back to ``pending``.
-
-        Such a message was being posted by a replica that died; that counts as a failed attempt
-        (a message that kills its poster cannot be retried for ever).
-        """
-        released = self.store.release_stale_notifications(STALE_SENDING_S, now=now)
-        if released:
-            log.warning("slack: %d message(s) left in 'sending' by a stopped process are retried", released)
-
-    def _post(self, channel: Channel, payload: Mapping[str, Any]) -> Outcome:
+    def post(self, channel: Channel, payload: Mapping[str, Any]) -> Outcome:
         """Post one message, with slack-sdk's immediate retries; the URL never leaves this method."""
         url = channel.webhook_url.get_secret_value()
         client = WebhookClient(url, timeout=self.timeout, logger=_SDK_LOG, retry_handlers=self.handlers)
