@@ -31,6 +31,7 @@ from kayenta_py.service.baseline_window import BaselineRequest, resolve_offset
 from kayenta_py.service.dispatch import build_dispatcher
 from kayenta_py.service.modes import choose_mode
 from kayenta_py.service.notifiers import build_notifiers
+from kayenta_py.service.outcome_metrics import OutcomeCollector
 from kayenta_py.service.runner import AnalysisRunner
 from kayenta_py.service.runner_support import RunnerMetrics, interval_count, runner_options
 from kayenta_py.service.settings import Settings
@@ -80,6 +81,7 @@ class Service:
         self._analyses_gauge = Gauge(
             "kayenta_analyses", "Analyses by status", ["status"], registry=self.metrics_registry
         )
+        self.metrics_registry.register(OutcomeCollector(self.store))  # finished analyses' outcomes
         self._sources: dict[str, MetricsSource] = {}
         self._source_settings = settings.model_dump()  # what each source builds itself from
         self._sources_lock = threading.Lock()
