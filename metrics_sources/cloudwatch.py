@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, V
 from kayenta_py.plugin import FieldError, KayentaError, MetricConfig, MetricSet, Scope, SourceError
 from metrics_sources.buckets import Grid, Tags, bucket_grid, chunks, number
 from metrics_sources.cloudwatch_query import build_queries, render_queries, valid_period
+from metrics_sources.own_settings import own_settings
 
 MAX_DATAPOINTS = 100_800  # datapoints one GetMetricData call returns at most
 THROTTLING = frozenset(
@@ -98,10 +99,7 @@ class CloudWatchSettings(BaseModel):
     @classmethod
     def from_service(cls, settings: Mapping[str, Any]) -> CloudWatchSettings:
         """Return the ``cloudwatch_*`` entries of the service's settings (prefix dropped)."""
-        prefix = CloudWatchSource.settings_prefix + "_"
-        return cls.model_validate(
-            {key.removeprefix(prefix): value for key, value in settings.items() if key.startswith(prefix)}
-        )
+        return own_settings(cls, CloudWatchSource.settings_prefix, settings)
 
 
 class CloudWatchSource:

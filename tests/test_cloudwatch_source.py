@@ -539,6 +539,11 @@ def test_the_query_and_analyze_commands(moto: MotoServer, tmp_path: Path) -> Non
     assert json.loads(run.stdout)["verdict"] == "pass"
     run = run_cli("query", *base, "--metric", "latency", "--scope", "v1", *window, "--step", "45", env=env)
     assert run.returncode != 0 and "not a CloudWatch period" in run.stderr and "Traceback" not in run.stderr
+    bad = {**env, "KAYENTA_CLOUDWATCH_REGION": "Ireland"}
+    run = run_cli("query", *base, "--metric", "latency", "--scope", "v1", *window, env=bad)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "cloudwatch_region: 'Ireland' is not an AWS region name" in run.stderr
+    assert "(KAYENTA_CLOUDWATCH_REGION)" in run.stderr
 
 
 def test_the_bundled_example_loads_and_renders(source: CloudWatchSource) -> None:
