@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from kayenta_py.model.errors import ThresholdsError
 from kayenta_py.model.formatting import did_you_mean
+from kayenta_py.model.kayenta_result import kayenta_judge_result, kayenta_metric_result
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -215,18 +216,7 @@ class MetricResult:
 
     def to_kayenta(self) -> dict[str, Any]:
         """Return Kayenta's CanaryAnalysisResult for this metric."""
-        return {
-            "name": self.name,
-            "tags": dict(self.tags),
-            "classification": self.classification.value,
-            "classificationReason": self.reason,
-            "groups": list(self.groups),
-            "experimentMetadata": {"stats": self.canary.to_dict()},
-            "controlMetadata": {"stats": self.baseline.to_dict()},
-            "resultMetadata": {"ratio": json_number(self.mean_ratio)},
-            "critical": self.critical,
-            "muted": self.muted,
-        }
+        return kayenta_metric_result(self.to_dict())
 
 
 @dataclass(frozen=True)
@@ -391,20 +381,8 @@ class CanaryResult:
         }
 
     def to_kayenta(self) -> dict[str, Any]:
-        """Return Kayenta's CanaryJudgeResult JSON."""
-        return {
-            "judgeName": self.judge_name,
-            "results": [m.to_kayenta() for m in self.metrics],
-            "groupScores": [
-                {"name": g.name, "score": g.score, "classification": "", "classificationReason": ""}
-                for g in self.groups
-            ],
-            "score": {
-                "score": self.score if self.score is not None else 0.0,
-                "classification": self.verdict.value.capitalize(),
-                "classificationReason": self.reason,
-            },
-        }
+        """Return Kayenta's CanaryJudgeResult JSON (derived from :meth:`to_dict`)."""
+        return kayenta_judge_result(self.to_dict(), self.judge_name)
 
 
 def rfc3339(epoch: float | None) -> str | None:

@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kayenta_py.config.loader import load_config
 from kayenta_py.config.registry import Registry
 from kayenta_py.engine.batches import fetch_sequential_batch
 from kayenta_py.engine.pipeline import judge_pairs, pair_metric_sets
@@ -18,9 +17,9 @@ from kayenta_py.engine.sequential import SequentialAnalysis
 from kayenta_py.engine.source import MetricsSource, fetch_metric_sets
 from kayenta_py.model.types import CanaryResult, MetricSetPair, Thresholds, Verdict
 from kayenta_py.service.runner_support import (
+    ParsedConfigs,
     json_state_decode,
     json_state_encode,
-    live_fixed_config,
     scopes,
 )
 from kayenta_py.service.store.records import COMPLETED, Analysis
@@ -48,10 +47,11 @@ def judge_sequential(
     registry: Registry,
     concurrency: int,
     deadline: float,
+    configs: ParsedConfigs | None = None,
 ) -> Judged:
     """Sequential mode: fold the new points into the persisted state; decide when it can."""
     window = analysis.window(index)
-    config = load_config(analysis.config_body, registry=registry, mode="sequential")
+    config = (configs or ParsedConfigs(registry)).get(analysis, "sequential")  # the runner's: parsed once
     sequential = SequentialAnalysis(
         config,
         analysis.alpha,
@@ -103,12 +103,12 @@ def judge_fixed(
     registry: Registry,
     concurrency: int,
     deadline: float,
+    configs: ParsedConfigs | None = None,
 ) -> Judged:
     """Fixed mode: fetch the interval's window and judge it as a whole."""
     window = analysis.window(index)
     # The mode is the analysis' (a config may state another one that the request overrode).
-    loaded = load_config(analysis.config_body, registry=registry, mode="fixed")
-    config = live_fixed_config(loaded, registry)
+    config = (configs or ParsedConfigs(registry)).get(analysis, "fixed")  # with the live rule
     thresholds = Thresholds.from_dict(analysis.thresholds)
     data = fetch_metric_sets(
         config,

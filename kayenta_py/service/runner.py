@@ -29,6 +29,7 @@ from kayenta_py.model.types import CanaryResult, Verdict
 from kayenta_py.service.dispatch import Dispatcher, EmbeddedDispatcher
 from kayenta_py.service.judging import judge_fixed, judge_sequential
 from kayenta_py.service.runner_support import (
+    ParsedConfigs,
     RunnerMetrics,
     _Trouble,
     log_judged,
@@ -102,6 +103,7 @@ class AnalysisRunner:
         self.clock = clock
         self._trouble: dict[str, _Trouble] = {}
         self._source_of: dict[str, str] = {}
+        self.configs = ParsedConfigs(registry)  # each analysis' config parsed once, not per interval
         self._lock = threading.Lock()
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
@@ -178,36 +180,46 @@ class AnalysisRunner:
             self._fail(analysis_id, *trouble.unrecorded)  # the store could not take the failure yet
             return
         try:
-            if self._judge_due_intervals(analysis_id):
-                self.schedule(analysis_id)
+            following = self._judge_due_intervals(analysis_id)
+            if following is not None:  # the next interval's due time: no need to read it all again
+                self._at(analysis_id, max(self.clock(), following))
         except Exception as exc:  # keep the scheduler alive; the error decides: fail now or retry
             self._on_error(analysis_id, None, exc)
 
-    def _judge_due_intervals(self, analysis_id: str) -> bool:
-        """Return True when the analysis goes on (more intervals to judge)."""
+    def _judge_due_intervals(self, analysis_id: str) -> float | None:
+        """Return when the next interval falls due if the analysis goes on, else None.
+
+        It reads the analysis row and the stored intervals' indices only (no pairs, no results).
+        """
         analysis = self.store.get_analysis(analysis_id, with_intervals=False)
         if analysis is None or analysis.complete:
-            return False
-        judged = {interval.index: interval for interval in self.store.interval_outcomes(analysis_id)}
-        last = analysis.intervals_total - 1
-        if len(judged) == analysis.intervals_total:
-            final = judged[last]
+            self.configs.forget(analysis_id)
+            return None
+        judged = self.store.judged_indices(analysis_id)
+        if len(judged) == analysis.intervals_total:  # all stored, not finished: finish from the last
+            final = self.store.interval_outcomes(analysis_id)[-1]
             self._finish(analysis.id, COMPLETED, final.verdict, final.score, final.reason)
-            return False
+            return None
         for index in range(analysis.intervals_total):
             if index in judged:
                 continue
             if analysis.due_ts(index) > self.clock():
-                return True
+                return analysis.due_ts(index)
             try:
                 ended = self._judge_interval(analysis, index)
             except Exception as exc:
                 self._on_error(analysis_id, index, exc)
-                return False
+                return None
             self._trouble.pop(analysis_id, None)
             if ended:
-                return False
-        return False
+                self.configs.forget(analysis_id)
+                return None
+            if analysis.mode == "sequential":  # catching up: the next one folds into the state just stored
+                fresh = self.store.get_analysis(analysis_id, with_intervals=False)
+                if fresh is None or fresh.complete:
+                    return None
+                analysis = fresh
+        return None
 
     def _on_error(self, analysis_id: str, index: int | None, exc: Exception) -> None:
         """Fail the analysis at once on a permanent error; retry a transient one with backoff, bounded."""
@@ -289,6 +301,7 @@ class AnalysisRunner:
             registry=self.registry,
             concurrency=self.concurrency,
             deadline=self.fetch_deadline,
+            configs=self.configs,
         )
         self.metrics.judge_seconds.observe(time.perf_counter() - began)
         with self._lock:

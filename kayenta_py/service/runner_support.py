@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from kayenta_py.config.model import CanaryConfig, MetricConfig
+from kayenta_py.config.loader import load_config
+from kayenta_py.config.model import CanaryConfig, MetricConfig, Mode
 from kayenta_py.config.registry import Registry
 from kayenta_py.engine.source import Scope
 from kayenta_py.model.errors import KayentaError
@@ -149,6 +152,44 @@ def live_fixed_config(config: CanaryConfig, registry: Registry) -> CanaryConfig:
         for m in config.metrics
     )
     return dataclasses.replace(config, metrics=metrics)
+
+
+class ParsedConfigs:
+    """Each live analysis' config, parsed (and, fixed mode, given the live rule) once, not per interval.
+
+    Safe because an analysis' stored config never changes: it is copied into the analysis when
+    the analysis is created (a later version of a named config is a new body, for new analyses).
+    Keyed by analysis id and mode; at most ``size`` entries, the least recently used dropped.
+    """
+
+    def __init__(self, registry: Registry, size: int = 10_000) -> None:
+        self.registry = registry
+        self.size = size
+        self._parsed: OrderedDict[tuple[str, Mode], CanaryConfig] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, analysis: Analysis, mode: Mode) -> CanaryConfig:
+        """Return the analysis' config parsed for ``mode`` (``fixed`` or ``sequential``)."""
+        key = (analysis.id, mode)
+        with self._lock:
+            parsed = self._parsed.get(key)
+            if parsed is not None:
+                self._parsed.move_to_end(key)
+                return parsed
+        parsed = load_config(analysis.config_body, registry=self.registry, mode=mode)
+        if mode == "fixed":
+            parsed = live_fixed_config(parsed, self.registry)
+        with self._lock:
+            self._parsed[key] = parsed
+            while len(self._parsed) > self.size:
+                self._parsed.popitem(last=False)
+        return parsed
+
+    def forget(self, analysis_id: str) -> None:
+        """Drop a finished analysis' configs."""
+        with self._lock:
+            self._parsed.pop((analysis_id, "fixed"), None)
+            self._parsed.pop((analysis_id, "sequential"), None)
 
 
 def interval_count(lifetime_s: float, interval_s: float) -> int:

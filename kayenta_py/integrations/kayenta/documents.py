@@ -7,6 +7,7 @@ from typing import Any
 from kayenta_py.integrations.kayenta.fields import (
     _duration,
 )
+from kayenta_py.model.kayenta_result import kayenta_judge_result
 from kayenta_py.model.types import rfc3339
 from kayenta_py.service.store.records import Analysis
 from kayenta_py.service.store.tables import (
@@ -24,7 +25,7 @@ def execution_status(record: Analysis) -> dict[str, Any]:
     result = None
     if record.status == COMPLETED and last is not None:
         result = {
-            "judgeResult": last.result.get("kayenta"),
+            "judgeResult": kayenta_judge_result(last.result),
             "canaryDuration": _duration(end_ts - record.start_ts),
             "metricSetPairListId": record.id,
         }
@@ -61,7 +62,7 @@ def standalone_document(record: Analysis) -> dict[str, Any]:
         {
             "executionId": f"{record.id}-{interval.index}",
             "executionStatus": "SUCCEEDED",
-            "result": {"judgeResult": interval.result.get("kayenta")},
+            "result": {"judgeResult": kayenta_judge_result(interval.result)},
             "warnings": [],
         }
         for interval in record.intervals

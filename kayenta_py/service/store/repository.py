@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from kayenta_py.model.kayenta_result import JUDGE_NAME_KEY
 from kayenta_py.model.pairs_codec import (
     encode_pairs,
     pairs_to_json,
@@ -212,7 +213,8 @@ class Store(ConfigStore, NotificationStore):
                         score=result.score,
                         verdict=result.verdict.value,
                         reason=result.reason,
-                        result={**result.to_dict(), "kayenta": result.to_kayenta()},
+                        # One dialect: Kayenta's judgeResult is derived on read (model.kayenta_result).
+                        result={**result.to_dict(), JUDGE_NAME_KEY: result.judge_name},
                         stored_pairs=stored,
                         pairs_digest=digest,
                     )
