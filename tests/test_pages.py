@@ -317,3 +317,19 @@ def test_the_harness_catches_a_page_that_reaches_out(chromium: str, site: Site, 
     assert any("cdn.jsdelivr.net" in r for r in requests), requests
     assert any("cdn.jsdelivr.net" in u for u in urls)
     assert 'class="opblock' not in page  # and without its CDN it stays blank
+
+
+def test_with_tokens_the_list_needs_a_read_token_and_the_docs_do_not(tmp_path: Path) -> None:
+    """``/`` shows analyses, so it needs the read scope like every GET; the docs show only the schema."""
+    settings = settings_for(tmp_path, api_tokens="write:pages-writer,read:pages-reader")
+    with LiveServer(settings) as server:
+        anonymous = httpx.get(f"{server.url}/", timeout=30)
+        assert anonymous.status_code == 401
+        assert anonymous.headers["content-type"].startswith("application/json")
+        wrong = httpx.get(f"{server.url}/", headers={"Authorization": "Bearer nope"}, timeout=30)
+        assert wrong.status_code == 401
+        reader = httpx.get(f"{server.url}/", headers={"Authorization": "Bearer pages-reader"}, timeout=30)
+        assert reader.status_code == 200 and "No analyses match." in reader.text
+        assets = ("/static/docs/swagger-ui-bundle.js", "/static/docs/redoc.standalone.js")
+        for path in ("/docs", "/redoc", *assets):
+            assert httpx.get(f"{server.url}{path}", timeout=30).status_code == 200, path
