@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -104,6 +105,7 @@ def fresh_service(tmp_path: Path) -> Iterator[tuple[int, str]]:
 def test_the_service_example_works_on_a_fresh_service(fresh_service: tuple[int, str], tmp_path: Path) -> None:
     port, script = fresh_service
     assert "localhost:8090" in script
+    assert shutil.which("curl"), "the README's example uses curl: apt-get install curl"
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAYENTA_")}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     run = subprocess.run(
