@@ -113,3 +113,25 @@ def test_secrets_of_a_sources_settings_are_redacted(acme: Registry) -> None:
     register_settings_secrets(settings)
     text = redact("failed: http://u:acmePASSWORD1@acme:1 with acmeTOKENsecret9")
     assert "acmePASSWORD1" not in text and "acmeTOKENsecret9" not in text
+
+
+def test_two_sources_set_up_and_no_default_is_an_error_naming_both(acme: Registry, tmp_path: Path) -> None:
+    # Taking the first by name would move every analysis naming no source when a second is set up.
+    base = {"database_url": f"sqlite:///{tmp_path}/k.db", "data_dir": tmp_path}
+    with pytest.raises(ConfigError, match=r"default_source: 2 sources are set up \(acme, prometheus\)"):
+        load_settings(acme_url="http://acme.example", prometheus_url="http://prom.example", **base)
+    both = {"acme_url": "http://acme.example", "prometheus_url": "http://prom.example"}
+    chosen = load_settings(default_source="prometheus", **both, **base)
+    assert chosen.resolved_default_source() == "prometheus"
+    only = load_settings(prometheus_url="http://prom.example", **base)
+    assert only.resolved_default_source() == "prometheus"
+
+
+def test_a_sources_secret_settings_are_masked_in_the_settings_repr(acme: Registry) -> None:
+    settings = Settings(
+        acme_url="http://acme.example", acme_token="acmeTOKENsecret9", prometheus_token="promTOKENsecret7"
+    )
+    for text in (repr(settings), str(settings)):
+        assert "acmeTOKENsecret9" not in text and "promTOKENsecret7" not in text
+        assert "acme_token=SecretStr('**********')" in text
+    assert "http://acme.example" in repr(settings)  # only secrets are masked

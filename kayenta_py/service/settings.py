@@ -12,7 +12,6 @@ import os
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -38,20 +37,28 @@ from kayenta_py.config.registry import default_registry, did_you_mean
 from kayenta_py.model.errors import ConfigError, ConfigIssue
 from kayenta_py.model.limits import Limits
 from kayenta_py.service import webhook_settings as hooks
-from kayenta_py.service.settings_parsing import (
+from kayenta_py.service.settings_parsing import (  # ApiToken, parse_tokens: re-exported
     _CHANNEL_NAME,
+    ApiToken,
     _cron,
     _webhook_url,
+    parse_tokens,
 )
 from kayenta_py.service.source_settings import (
     ENV_PREFIX,
     SourceSettingsEnvironment,
+    secret_source_fields,
     source_setting_fields,
     source_settings_models,
+    validate_source_settings,
 )
-from kayenta_py.service.sources import first_set_up_source, is_configured, is_service_source
+from kayenta_py.service.sources import (
+    ambiguous_default_source,
+    first_set_up_source,
+    is_configured,
+    is_service_source,
+)
 
-SCOPES = ("read", "write")
 # KAYENTA_* variables that are not settings but are read by this project's own tooling; every
 # other unknown KAYENTA_* variable is an error at start (a misspelt setting must not be ignored).
 TOOLING_VARIABLES: dict[str, str] = {
@@ -93,18 +100,6 @@ class SlackChannel(BaseModel):
         return _cron(value)
 
 
-@dataclass(frozen=True)
-class ApiToken:
-    """A bearer token and the scope it grants (``write`` implies ``read``)."""
-
-    token: SecretStr
-    scope: str
-
-    def allows(self, scope: str) -> bool:
-        """Return whether this token grants ``scope``."""
-        return self.scope == "write" or scope == self.scope
-
-
 class Settings(BaseSettings):
     """Settings of the kayenta-py service; every field can be set as ``KAYENTA_<FIELD>``."""
 
@@ -122,9 +117,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, gt=0, description="largest request body accepted")
     default_source: str | None = Field(
         None,
-        description="source of analyses that name none (default: the first source its own settings "
-        "set up, prometheus when prometheus_url is set; else none: such analyses are refused); "
-        "demo serves generated data",
+        description="source of analyses that name none (default: the one source its own settings "
+        "set up, prometheus when only prometheus_url is set; required when several are; with none, "
+        "such analyses are refused); demo serves generated data",
     )
     fetch_concurrency: int = Field(8, ge=1, le=256)
     public_url: str | None = Field(None, description="base of links in answers and reports")
@@ -231,6 +226,8 @@ class Settings(BaseSettings):
             if not is_configured(cls, self.model_dump()):
                 hint = getattr(cls, "setup_hint", "its settings are not set")
                 raise ValueError(f"default_source: {self.default_source!r} is not set up: {hint}")
+        elif (problem := ambiguous_default_source(default_registry(), self.model_dump())) is not None:
+            raise ValueError(problem)
         return self
 
     @model_validator(mode="after")
@@ -353,23 +350,19 @@ class Settings(BaseSettings):
         return parse_tokens(self.api_tokens.get_secret_value()) if self.api_tokens else []
 
     def resolved_default_source(self) -> str | None:
-        """Return the source of analyses naming none: the setting, else the first source (by name)
-        that its own settings set up (prometheus when prometheus_url is set), else None."""
+        """Return the source of analyses naming none: the setting, else the one source that its own
+        settings set up (prometheus when only prometheus_url is set; several: refused), else None."""
         return self.default_source or first_set_up_source(default_registry(), self.model_dump())
 
     def source_settings(self) -> dict[str, BaseModel]:
         """Return each source's own settings (by prefix), validated by its ``settings_model``."""
-        given = self.model_extra or {}
-        out: dict[str, BaseModel] = {}
-        for prefix, model in source_settings_models().items():
-            mine = {k.removeprefix(prefix + "_"): v for k, v in given.items() if k.startswith(prefix + "_")}
-            try:
-                out[prefix] = model.model_validate(mine)
-            except ValidationError as exc:
-                error = exc.errors()[0]
-                where = f"{prefix}_{'.'.join(str(p) for p in error['loc'])}"
-                raise ValueError(f"{where}: {str(error['msg']).removeprefix('Value error, ')}") from None
-        return out
+        return validate_source_settings(self.model_extra or {})
+
+    def __repr_args__(self) -> Any:
+        """Fields and extra keys as pydantic shows them, the sources' secrets masked like SecretStr's."""
+        secret = secret_source_fields()
+        for key, value in super().__repr_args__():
+            yield key, (SecretStr(str(value)) if key in secret and value is not None else value)
 
 
 def setting_names() -> list[str]:
@@ -402,20 +395,6 @@ def environment_issues(environ: Mapping[str, str]) -> list[ConfigIssue]:
             hint = did_you_mean(upper, sorted(known))
         issues.append(ConfigIssue(name, f"unknown environment variable (not a kayenta-py setting){hint}"))
     return issues
-
-
-def parse_tokens(text: str) -> list[ApiToken]:
-    """Parse ``read:abc,write:def`` into tokens; a malformed entry is an error (never echoing it)."""
-    tokens = []
-    for position, entry in enumerate(filter(None, (e.strip() for e in text.split(","))), start=1):
-        scope, sep, token = entry.partition(":")
-        if not sep or scope not in SCOPES or len(token) < 8:
-            raise ValueError(
-                f"api_tokens entry {position} must be SCOPE:TOKEN with SCOPE read or write "
-                "and a token of at least 8 characters"
-            )
-        tokens.append(ApiToken(SecretStr(token), scope))
-    return tokens
 
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:

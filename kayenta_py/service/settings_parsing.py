@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from datetime import UTC, tzinfo
 from urllib.parse import urlsplit
 
@@ -144,3 +145,30 @@ def _cron(value: str | None) -> str | None:
     return value
 
 
+SCOPES = ("read", "write")
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """A bearer token and the scope it grants (``write`` implies ``read``)."""
+
+    token: SecretStr
+    scope: str
+
+    def allows(self, scope: str) -> bool:
+        """Return whether this token grants ``scope``."""
+        return self.scope == "write" or scope == self.scope
+
+
+def parse_tokens(text: str) -> list[ApiToken]:
+    """Parse ``read:abc,write:def`` into tokens; a malformed entry is an error (never echoing it)."""
+    tokens = []
+    for position, entry in enumerate(filter(None, (e.strip() for e in text.split(","))), start=1):
+        scope, sep, token = entry.partition(":")
+        if not sep or scope not in SCOPES or len(token) < 8:
+            raise ValueError(
+                f"api_tokens entry {position} must be SCOPE:TOKEN with SCOPE read or write "
+                "and a token of at least 8 characters"
+            )
+        tokens.append(ApiToken(SecretStr(token), scope))
+    return tokens

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_settings import PydanticBaseSettingsSource
 
 from kayenta_py.config.registry import default_registry
@@ -29,6 +29,33 @@ def source_settings_models() -> dict[str, type[BaseModel]]:
         if model is not None:
             out[str(getattr(cls, "settings_prefix", name))] = model
     return out
+
+
+def validate_source_settings(given: Mapping[str, Any]) -> dict[str, BaseModel]:
+    """Return each source's own settings (by prefix) from the service's extra keys, validated.
+
+    Raises ``ValueError`` naming the first bad key (``<prefix>_<field>: ...``), never its value.
+    """
+    out: dict[str, BaseModel] = {}
+    for prefix, model in source_settings_models().items():
+        mine = {k.removeprefix(prefix + "_"): v for k, v in given.items() if k.startswith(prefix + "_")}
+        try:
+            out[prefix] = model.model_validate(mine)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = f"{prefix}_{'.'.join(str(p) for p in error['loc'])}"
+            raise ValueError(f"{where}: {str(error['msg']).removeprefix('Value error, ')}") from None
+    return out
+
+
+def secret_source_fields() -> set[str]:
+    """Return the keys of the sources' settings that hold secrets (declared ``SecretStr``)."""
+    return {
+        f"{prefix}_{name}"
+        for prefix, model in source_settings_models().items()
+        for name, field in model.model_fields.items()
+        if "SecretStr" in repr(field.annotation) or field.annotation is SecretStr
+    }
 
 
 def source_setting_fields(models: Mapping[str, type[BaseModel]] | None = None) -> list[str]:

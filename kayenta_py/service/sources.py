@@ -52,10 +52,29 @@ def is_service_source(registry: Registry, name: str) -> bool:
         return True
 
 
+def set_up_sources(registry: Registry, settings: Mapping[str, Any]) -> list[str]:
+    """Return the sources (by name) that have settings of their own and are set up by them."""
+    return [n for n in configured_sources(registry, settings) if _has_settings(registry.source_class(n))]
+
+
 def first_set_up_source(registry: Registry, settings: Mapping[str, Any]) -> str | None:
     """Return the first source (by name) that has settings of its own and is set up by them."""
-    own = (n for n in configured_sources(registry, settings) if _has_settings(registry.source_class(n)))
-    return next(own, None)
+    return next(iter(set_up_sources(registry, settings)), None)
+
+
+def ambiguous_default_source(registry: Registry, settings: Mapping[str, Any]) -> str | None:
+    """Why no source can be the default when none is named (None: at most one is set up).
+
+    With several set up (Prometheus and CloudWatch, say), taking the first by name would
+    silently move every analysis that names no source when a second source is added.
+    """
+    names = set_up_sources(registry, settings)
+    if settings.get("default_source") is not None or len(names) < 2:
+        return None
+    return (
+        f"default_source: {len(names)} sources are set up ({', '.join(names)}); set default_source "
+        "(KAYENTA_DEFAULT_SOURCE) to the one that analyses naming no source read"
+    )
 
 
 def describe_source(registry: Registry, name: str, settings: Mapping[str, Any]) -> str:
