@@ -117,10 +117,10 @@ def test_secrets_of_a_sources_settings_are_redacted(acme: Registry) -> None:
 
 def test_two_sources_set_up_and_no_default_is_an_error_naming_both(acme: Registry, tmp_path: Path) -> None:
     # Taking the first by name would move every analysis naming no source when a second is set up.
-    base = {"database_url": f"sqlite:///{tmp_path}/k.db", "data_dir": tmp_path}
+    base: dict[str, Any] = {"database_url": f"sqlite:///{tmp_path}/k.db", "data_dir": tmp_path}
     with pytest.raises(ConfigError, match=r"default_source: 2 sources are set up \(acme, prometheus\)"):
         load_settings(acme_url="http://acme.example", prometheus_url="http://prom.example", **base)
-    both = {"acme_url": "http://acme.example", "prometheus_url": "http://prom.example"}
+    both: dict[str, Any] = {"acme_url": "http://acme.example", "prometheus_url": "http://prom.example"}
     chosen = load_settings(default_source="prometheus", **both, **base)
     assert chosen.resolved_default_source() == "prometheus"
     only = load_settings(prometheus_url="http://prom.example", **base)
