@@ -16,6 +16,8 @@ import numpy as np
 from kayenta_py.plugin import KayentaError, MetricSet
 
 Tags = tuple[tuple[str, str], ...]
+Series = tuple[Tags, list[tuple[float, float]]]
+"""One series of an answer: its tags and its ``(timestamp, value)`` rows."""
 
 
 def bucket_grid(metric: str, start: float, end: float, step: float) -> tuple[int, int, int]:
@@ -44,19 +46,25 @@ class Grid:
         self.first, self.step = first, step
         self.points = max((last - first) // step + 1, 0)
         self._series: dict[Tags, np.ndarray[Any, np.dtype[np.float64]]] = {}
+        self._with_rows: set[Tags] = set()
 
     def add(self, tags: Tags, rows: Iterable[tuple[float, float]]) -> None:
         """Place ``(timestamp, value)`` rows of the series ``tags`` (off-grid rows are dropped)."""
         column = self._series.setdefault(tags, np.full(self.points, math.nan))
         for timestamp, value in rows:
+            self._with_rows.add(tags)
             index = round((timestamp - self.first) / self.step)
             if 0 <= index < self.points:
                 column[index] = value
 
-    def metric_sets(self, name: str) -> list[MetricSet]:
-        """Return one :class:`MetricSet` per series, on the grid."""
+    def metric_sets(self, name: str, *, empty: bool = True) -> list[MetricSet]:
+        """Return one :class:`MetricSet` per series, on the grid (``empty=False``: only those given rows)."""
         grid = self.first + self.step * np.arange(self.points, dtype=np.float64)
-        return [MetricSet(name, values, dict(tags), grid) for tags, values in self._series.items()]
+        return [
+            MetricSet(name, values, dict(tags), grid)
+            for tags, values in self._series.items()
+            if empty or tags in self._with_rows
+        ]
 
 
 def number(value: Any) -> float:

@@ -35,12 +35,13 @@ from botocore.exceptions import (
     PartialCredentialsError,
     ReadTimeoutError,
 )
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
-from kayenta_py.plugin import FieldError, KayentaError, MetricConfig, MetricSet, Scope, SourceError
-from metrics_sources.buckets import Grid, Tags, bucket_grid, chunks, number
+from kayenta_py.plugin import KayentaError, MetricConfig, Scope, SourceError
+from metrics_sources.buckets import Series, bucket_grid, number
+from metrics_sources.chunked_source import ChunkedSource
 from metrics_sources.cloudwatch_query import build_queries, render_queries, valid_period
-from metrics_sources.own_settings import own_settings
+from metrics_sources.own_settings import SourceSettings
 
 MAX_DATAPOINTS = 100_800  # datapoints one GetMetricData call returns at most
 THROTTLING = frozenset(
@@ -56,10 +57,10 @@ _TRANSPORT = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, Co
 _REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)+")
 
 
-class CloudWatchSettings(BaseModel):
+class CloudWatchSettings(SourceSettings):
     """The cloudwatch source's service settings: ``cloudwatch_<field>`` (``KAYENTA_CLOUDWATCH_<FIELD>``)."""
 
-    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
+    prefix: ClassVar[str] = "cloudwatch"
 
     region: str | None = Field(None, description="AWS region, e.g. eu-west-1 (sets the source up)")
     endpoint_url: str | None = Field(None, description="another endpoint: a VPC endpoint, moto")
@@ -96,13 +97,8 @@ class CloudWatchSettings(BaseModel):
             raise ValueError("access_key_id and secret_access_key are given together or not at all")
         return value
 
-    @classmethod
-    def from_service(cls, settings: Mapping[str, Any]) -> CloudWatchSettings:
-        """Return the ``cloudwatch_*`` entries of the service's settings (prefix dropped)."""
-        return own_settings(cls, CloudWatchSource.settings_prefix, settings)
 
-
-class CloudWatchSource:
+class CloudWatchSource(ChunkedSource[list[dict[str, Any]]]):
     """GetMetricData queries against CloudWatch in one region.
 
     Parameters
@@ -122,14 +118,12 @@ class CloudWatchSource:
     """
 
     name = "cloudwatch"
-    settings_prefix: ClassVar[str] = "cloudwatch"
-    settings_model: ClassVar[type[BaseModel]] = CloudWatchSettings
-    setup_hint: ClassVar[str] = "it needs cloudwatch_region (KAYENTA_CLOUDWATCH_REGION), which is not set"
-
-    @classmethod
-    def is_configured(cls, settings: Mapping[str, Any]) -> bool:
-        """Return whether the service's settings set this source up (``cloudwatch_region`` is set)."""
-        return bool(CloudWatchSettings.from_service(settings).region)
+    what = "CloudWatch"
+    settings_prefix = CloudWatchSettings.prefix
+    settings_model = CloudWatchSettings
+    setup_hint = "it needs cloudwatch_region (KAYENTA_CLOUDWATCH_REGION), which is not set"
+    required = ("region",)
+    empty_series = False  # a query that matched nothing in the window is no series
 
     @classmethod
     def endpoint(cls, settings: Mapping[str, Any]) -> str | None:
@@ -138,31 +132,6 @@ class CloudWatchSource:
         if own.endpoint_url or not own.region:
             return own.endpoint_url
         return f"https://monitoring.{own.region}.amazonaws.com"
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> CloudWatchSource:
-        """Return the source the service's settings describe (``cloudwatch_*``, ``fetch_concurrency``)."""
-        own = CloudWatchSettings.from_service(settings)
-        if not own.region:
-            raise FieldError("source", "'cloudwatch' is not set up (KAYENTA_CLOUDWATCH_REGION is not set)")
-
-        def secret(value: SecretStr | None) -> str | None:
-            return value.get_secret_value() if value is not None else None
-
-        return cls(
-            own.region,
-            endpoint_url=own.endpoint_url,
-            access_key_id=secret(own.access_key_id),
-            secret_access_key=secret(own.secret_access_key),
-            session_token=secret(own.session_token),
-            profile=own.profile,
-            timeout=own.timeout,
-            deadline=own.deadline,
-            retries=own.retries,
-            backoff=own.backoff,
-            max_datapoints=own.max_datapoints,
-            pool_size=max(32, int(settings.get("fetch_concurrency", 8))),
-        )
 
     def __init__(
         self,
@@ -247,36 +216,24 @@ class CloudWatchSource:
         step_s = valid_period(metric.name, bucket_grid(metric.name, 0, float(step), step)[2])
         return render_queries(build_queries(metric, scope, step_s))
 
-    def fetch(
+    def _prepare(self, metric: MetricConfig, scope: Scope, first: int, step: int) -> list[dict[str, Any]]:
+        return build_queries(metric, scope, valid_period(metric.name, step))
+
+    def _chunk_points(self, prepared: list[dict[str, Any]]) -> int:
+        return max(1, self.max_datapoints // len(prepared))
+
+    def _fetch_chunk(
         self,
         metric: MetricConfig,
-        scope: Scope | str,
-        start: float | None = None,
-        end: float | None = None,
-        step: float | None = None,
-    ) -> list[MetricSet]:
-        """Run the metric's queries for ``scope`` over [start, end], one point per ``step`` seconds."""
-        if isinstance(scope, str):
-            scope = Scope(scope)
-        if start is None or end is None or step is None:
-            raise KayentaError(f"metric {metric.name!r}: CloudWatch needs start, end and step")
-        first, last, step_s = bucket_grid(metric.name, start, end, step)
-        valid_period(metric.name, step_s)
-        queries = build_queries(metric, scope, step_s)  # refused here, before any request
-        per_call = max(1, self.max_datapoints // len(queries))
-        rows: dict[Tags, list[tuple[float, float]]] = {}
-        for chunk_first, chunk_last in chunks(first, last, step_s, per_call):
-            for tags, found in self._query(metric.name, queries, chunk_first, chunk_last + step_s):
-                rows.setdefault(tags, []).extend(found)
-        grid = Grid(first, last, step_s)
-        for tags, found in rows.items():
-            if found:  # a query that matched nothing in the window is no series
-                grid.add(tags, found)
-        return grid.metric_sets(metric.name)
+        scope: Scope,
+        prepared: list[dict[str, Any]],
+        first: int,
+        last: int,
+        step: int,
+    ) -> list[Series]:
+        return self._query(metric.name, prepared, first, last + step)
 
-    def _query(
-        self, metric: str, queries: list[dict[str, Any]], start: int, end: int
-    ) -> list[tuple[Tags, list[tuple[float, float]]]]:
+    def _query(self, metric: str, queries: list[dict[str, Any]], start: int, end: int) -> list[Series]:
         """GetMetricData for [start, end), every page; (tags, [(time, value)]) per result."""
         request: dict[str, Any] = {
             "MetricDataQueries": queries,
@@ -285,7 +242,7 @@ class CloudWatchSource:
             "ScanBy": "TimestampAscending",
             "MaxDatapoints": self.max_datapoints,
         }
-        out: list[tuple[Tags, list[tuple[float, float]]]] = []
+        out: list[Series] = []
         while True:
             page = self._call(metric, request)
             for result in page.get("MetricDataResults") or []:

@@ -21,22 +21,13 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 import requests
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
-from kayenta_py.plugin import (
-    FieldError,
-    KayentaError,
-    MetricConfig,
-    MetricSet,
-    Scope,
-    SourceError,
-    did_you_mean,
-    redact_url,
-)
-from metrics_sources.buckets import Grid, Tags, bucket_grid, chunks, number
+from kayenta_py.plugin import KayentaError, MetricConfig, Scope, SourceError, did_you_mean
+from metrics_sources.buckets import Series, bucket_grid, number
+from metrics_sources.chunked_source import ChunkedHttpSource
 from metrics_sources.ddquery import INTERVAL, ROLLUPS, TemplateError, kayenta_template, render, with_rollup
-from metrics_sources.http_retry import JsonClient
-from metrics_sources.own_settings import own_settings
+from metrics_sources.own_settings import SourceSettings
 
 MAX_POINTS = 1500  # points per series per request: Datadog coarsens the rollup of longer answers
 SITES = (
@@ -65,10 +56,10 @@ def site_url(site: str) -> str:
     return f"https://api.{site}"
 
 
-class DatadogSettings(BaseModel):
+class DatadogSettings(SourceSettings):
     """The datadog source's service settings: ``datadog_<field>`` (``KAYENTA_DATADOG_<FIELD>``)."""
 
-    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
+    prefix: ClassVar[str] = "datadog"
 
     api_key: SecretStr | None = Field(None, description="Datadog API key (DD-API-KEY)")
     app_key: SecretStr | None = Field(None, description="Datadog application key (DD-APPLICATION-KEY)")
@@ -91,13 +82,8 @@ class DatadogSettings(BaseModel):
             raise ValueError(str(exc).removeprefix("Datadog: ")) from None
         return value
 
-    @classmethod
-    def from_service(cls, settings: Mapping[str, Any]) -> DatadogSettings:
-        """Return the ``datadog_*`` entries of the service's settings (prefix dropped)."""
-        return own_settings(cls, DatadogSource.settings_prefix, settings)
 
-
-class DatadogSource:
+class DatadogSource(ChunkedHttpSource[str]):
     """Metric queries against one Datadog site.
 
     Parameters
@@ -119,45 +105,20 @@ class DatadogSource:
     """
 
     name = "datadog"
-    settings_prefix: ClassVar[str] = "datadog"
-    settings_model: ClassVar[type[BaseModel]] = DatadogSettings
-    setup_hint: ClassVar[str] = (
+    what = "Datadog"
+    settings_prefix = DatadogSettings.prefix
+    settings_model = DatadogSettings
+    setup_hint = (
         "it needs datadog_api_key and datadog_app_key (KAYENTA_DATADOG_API_KEY, KAYENTA_DATADOG_APP_KEY)"
     )
-
-    @classmethod
-    def is_configured(cls, settings: Mapping[str, Any]) -> bool:
-        """Return whether the service's settings set this source up (both keys set)."""
-        own = DatadogSettings.from_service(settings)
-        return bool(own.api_key and own.app_key)
+    required = ("api_key", "app_key")
+    repr_field = "rollup"
 
     @classmethod
     def endpoint(cls, settings: Mapping[str, Any]) -> str | None:
         """Return the API base URL this source reads, as the service's settings give it."""
         own = DatadogSettings.from_service(settings)
         return own.url or site_url(own.site)
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> DatadogSource:
-        """Return the source the service's settings describe (``datadog_*``, ``fetch_concurrency``)."""
-        own = DatadogSettings.from_service(settings)
-        if not (own.api_key and own.app_key):
-            raise FieldError(
-                "source",
-                "'datadog' is not set up (KAYENTA_DATADOG_API_KEY and KAYENTA_DATADOG_APP_KEY must be set)",
-            )
-        return cls(
-            own.api_key.get_secret_value(),
-            own.app_key.get_secret_value(),
-            site=own.site,
-            url=own.url,
-            rollup=own.rollup,
-            timeout=own.timeout,
-            deadline=own.deadline,
-            retries=own.retries,
-            max_points=own.max_points,
-            pool_size=max(32, int(settings.get("fetch_concurrency", 8))),
-        )
 
     def __init__(
         self,
@@ -179,13 +140,11 @@ class DatadogSource:
             raise KayentaError("Datadog: an API key and an application key are required")
         if rollup not in ROLLUPS:
             raise KayentaError(f"Datadog: unknown rollup {rollup!r} ({', '.join(ROLLUPS)})")
-        if max_points < 1:
-            raise KayentaError(f"max_points must be at least 1, got {max_points}")
         self.rollup = rollup
-        self.max_points = max_points
-        self._http = JsonClient(
+        self.checked_points(max_points)  # named before an unknown site, as it always was
+        super().__init__(
             url or site_url(site),
-            what="Datadog",
+            max_points=max_points,
             timeout=timeout,
             retries=retries,
             backoff=backoff,
@@ -195,14 +154,6 @@ class DatadogSource:
             pool_size=pool_size,
             error_text=_error_text,
         )
-        self.url = self._http.url
-
-    def __repr__(self) -> str:  # never show the keys
-        return f"DatadogSource({redact_url(self.url)!r}, rollup={self.rollup!r})"
-
-    def close(self) -> None:
-        """Close the HTTP session."""
-        self._http.close()
 
     def render(self, metric: MetricConfig, scope: Scope, step: float | None = None) -> str:
         """Return the query ``metric`` runs for ``scope``, rolled up to ``step`` (default 60 s)."""
@@ -220,32 +171,18 @@ class DatadogSource:
             return query
         return with_rollup(query, method or self.rollup, step_s, what=what)
 
-    def fetch(
-        self,
-        metric: MetricConfig,
-        scope: Scope | str,
-        start: float | None = None,
-        end: float | None = None,
-        step: float | None = None,
-    ) -> list[MetricSet]:
-        """Run the metric's query for ``scope`` over [start, end], one point per ``step`` seconds."""
-        if isinstance(scope, str):
-            scope = Scope(scope)
-        if start is None or end is None or step is None:
-            raise KayentaError(f"metric {metric.name!r}: Datadog needs start, end and step")
-        first, last, step_s = bucket_grid(metric.name, start, end, step)
-        query = self.render(metric, scope, step_s)  # refused here, before any request
-        grid = Grid(first, last, step_s)
-        for chunk_first, chunk_last in chunks(first, last, step_s, self.max_points):
-            # from and to are inclusive seconds: the first bucket's start to the last bucket's last second.
-            params = {"from": str(chunk_first), "to": str(chunk_last + step_s - 1), "query": query}
-            document = self._http.get("/api/v1/query", params, metric=metric.name)
-            for tags, rows in self._series(metric.name, document, step_s):
-                grid.add(tags, rows)
-        return grid.metric_sets(metric.name)
+    def _prepare(self, metric: MetricConfig, scope: Scope, first: int, step: int) -> str:
+        return self.render(metric, scope, step)
 
-    def _series(self, metric: str, document: Any, step: int) -> list[tuple[Tags, list[tuple[float, float]]]]:
-        where = f"Datadog {redact_url(self.url)}: metric {metric!r}"
+    def _fetch_chunk(
+        self, metric: MetricConfig, scope: Scope, prepared: str, first: int, last: int, step: int
+    ) -> list[Series]:
+        # from and to are inclusive seconds: the first bucket's start to the last bucket's last second.
+        params = {"from": str(first), "to": str(last + step - 1), "query": prepared}
+        return self._series(metric.name, self._http.get("/api/v1/query", params, metric=metric.name), step)
+
+    def _series(self, metric: str, document: Any, step: int) -> list[Series]:
+        where = self._where(metric)
         if not isinstance(document, dict) or not isinstance(document.get("series", []), list):
             raise SourceError(
                 f"{where}: not a query answer: {str(document)[:200]}", url=self.url, metric=metric

@@ -18,24 +18,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import requests
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import Field, SecretStr
 
-from kayenta_py.plugin import (
-    FieldError,
-    KayentaError,
-    MetricConfig,
-    MetricSet,
-    Scope,
-    SourceError,
-    did_you_mean,
-    redact_url,
-)
-from metrics_sources.buckets import Grid, bucket_grid, chunks, number
-from metrics_sources.http_retry import JsonClient
-from metrics_sources.own_settings import own_settings
+from kayenta_py.plugin import KayentaError, MetricConfig, Scope, SourceError, did_you_mean
+from metrics_sources.buckets import Series, bucket_grid, number
+from metrics_sources.chunked_source import ChunkedHttpSource
+from metrics_sources.own_settings import SourceSettings
 
 MAX_POINTS = 10_000  # buckets per series per request (graphite-web has no limit; keeps answers small)
 INTERVAL = "interval"
@@ -84,10 +75,10 @@ def safe_path(value: str, name: str, what: str) -> str:
     )
 
 
-class GraphiteSettings(BaseModel):
+class GraphiteSettings(SourceSettings):
     """The graphite source's service settings: ``graphite_<field>`` (``KAYENTA_GRAPHITE_<FIELD>``)."""
 
-    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
+    prefix: ClassVar[str] = "graphite"
 
     url: str | None = Field(None, description="graphite-web base URL, e.g. http://graphite:8080")
     username: str | None = Field(None, description="HTTP basic-auth user (with password)")
@@ -98,13 +89,8 @@ class GraphiteSettings(BaseModel):
     retries: int = Field(3, ge=0, description="retries on connection errors, 429 and 5xx")
     max_points: int = Field(MAX_POINTS, ge=1, description="buckets per series per request")
 
-    @classmethod
-    def from_service(cls, settings: Mapping[str, Any]) -> GraphiteSettings:
-        """Return the ``graphite_*`` entries of the service's settings (prefix dropped)."""
-        return own_settings(cls, GraphiteSource.settings_prefix, settings)
 
-
-class GraphiteSource:
+class GraphiteSource(ChunkedHttpSource[str]):
     """Render-API queries against one graphite-web.
 
     Parameters
@@ -123,37 +109,12 @@ class GraphiteSource:
     """
 
     name = "graphite"
-    settings_prefix: ClassVar[str] = "graphite"
-    settings_model: ClassVar[type[BaseModel]] = GraphiteSettings
-    setup_hint: ClassVar[str] = "it needs graphite_url (KAYENTA_GRAPHITE_URL), which is not set"
-
-    @classmethod
-    def is_configured(cls, settings: Mapping[str, Any]) -> bool:
-        """Return whether the service's settings set this source up (``graphite_url`` is set)."""
-        return bool(GraphiteSettings.from_service(settings).url)
-
-    @classmethod
-    def endpoint(cls, settings: Mapping[str, Any]) -> str | None:
-        """Return the URL this source reads, as the service's settings give it (None: not set up)."""
-        return GraphiteSettings.from_service(settings).url
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> GraphiteSource:
-        """Return the source the service's settings describe (``graphite_*``, ``fetch_concurrency``)."""
-        own = GraphiteSettings.from_service(settings)
-        if not own.url:
-            raise FieldError("source", "'graphite' is not set up (KAYENTA_GRAPHITE_URL is not set)")
-        return cls(
-            own.url,
-            username=own.username,
-            password=own.password.get_secret_value() if own.password else None,
-            consolidation=own.consolidation,
-            timeout=own.timeout,
-            deadline=own.deadline,
-            retries=own.retries,
-            max_points=own.max_points,
-            pool_size=max(32, int(settings.get("fetch_concurrency", 8))),
-        )
+    what = "Graphite"
+    settings_prefix = GraphiteSettings.prefix
+    settings_model = GraphiteSettings
+    setup_hint = "it needs graphite_url (KAYENTA_GRAPHITE_URL), which is not set"
+    required = ("url",)
+    repr_field = "consolidation"
 
     def __init__(
         self,
@@ -172,13 +133,10 @@ class GraphiteSource:
     ) -> None:
         if consolidation not in ("avg", "sum", "min", "max", "last", "median"):
             raise KayentaError(f"Graphite: unknown consolidation {consolidation!r} (avg, sum, min, max, ...)")
-        if max_points < 1:
-            raise KayentaError(f"max_points must be at least 1, got {max_points}")
         self.consolidation = consolidation
-        self.max_points = max_points
-        self._http = JsonClient(
+        super().__init__(
             url,
-            what="Graphite",
+            max_points=max_points,
             timeout=timeout,
             retries=retries,
             backoff=backoff,
@@ -189,14 +147,6 @@ class GraphiteSource:
             pool_size=pool_size,
             error_text=_error_text,
         )
-        self.url = self._http.url
-
-    def __repr__(self) -> str:  # never show credentials
-        return f"GraphiteSource({redact_url(self.url)!r}, consolidation={self.consolidation!r})"
-
-    def close(self) -> None:
-        """Close the HTTP session."""
-        self._http.close()
 
     def render(self, metric: MetricConfig, scope: Scope, step: float | None = None) -> str:
         """Return the target ``metric`` renders for ``scope`` (consolidated to ``step``, default 60)."""
@@ -217,42 +167,28 @@ class GraphiteSource:
             return target
         return f'summarize({target}, "{step_s}s", "{self.consolidation}")'
 
-    def fetch(
-        self,
-        metric: MetricConfig,
-        scope: Scope | str,
-        start: float | None = None,
-        end: float | None = None,
-        step: float | None = None,
-    ) -> list[MetricSet]:
-        """Render the metric's target for ``scope`` over [start, end], one point per ``step`` seconds."""
-        if isinstance(scope, str):
-            scope = Scope(scope)
-        if start is None or end is None or step is None:
-            raise KayentaError(f"metric {metric.name!r}: Graphite needs start, end and step")
-        first, last, step_s = bucket_grid(metric.name, start, end, step)
-        target = self.render(metric, scope, step_s)  # refused here, before any request
-        grid = Grid(first, last, step_s)
-        for chunk_first, chunk_last in chunks(first, last, step_s, self.max_points):
-            # Graphite reads (from, until]: from one second before the first bucket to its last second.
-            params = {
-                "target": target,
-                "from": str(chunk_first - 1),
-                "until": str(chunk_last + step_s - 1),
-                "format": "json",
-            }
-            document = self._http.get("/render", params, metric=metric.name)
-            if not isinstance(document, list):
-                raise SourceError(
-                    f"Graphite {redact_url(self.url)}: metric {metric.name!r}: not a render answer: "
-                    f"{str(document)[:200]}",
-                    url=self.url,
-                    metric=metric.name,
-                )
-            for item in document:
-                rows = [(float(t), number(v)) for v, t in item.get("datapoints") or [] if t is not None]
-                grid.add((("target", str(item.get("target", ""))),), rows)
-        return grid.metric_sets(metric.name)
+    def _prepare(self, metric: MetricConfig, scope: Scope, first: int, step: int) -> str:
+        return self.render(metric, scope, step)
+
+    def _fetch_chunk(
+        self, metric: MetricConfig, scope: Scope, prepared: str, first: int, last: int, step: int
+    ) -> list[Series]:
+        # Graphite reads (from, until]: from one second before the first bucket to its last second.
+        params = {"target": prepared, "from": str(first - 1), "until": str(last + step - 1), "format": "json"}
+        document = self._http.get("/render", params, metric=metric.name)
+        if not isinstance(document, list):
+            raise SourceError(
+                f"{self._where(metric.name)}: not a render answer: {str(document)[:200]}",
+                url=self.url,
+                metric=metric.name,
+            )
+        return [
+            (
+                (("target", str(item.get("target", ""))),),
+                [(float(t), number(v)) for v, t in item.get("datapoints") or [] if t is not None],
+            )
+            for item in document
+        ]
 
 
 def _error_text(response: requests.Response) -> str:

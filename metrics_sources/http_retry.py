@@ -143,7 +143,7 @@ class JsonClient:
                 failure = f"no answer within {self.timeout:g} s"
                 status, wait = None, self._backoff(attempt)
             except requests.exceptions.RequestException as exc:
-                failure = f"cannot connect ({_root_cause(exc)})"
+                failure = f"cannot connect ({root_cause(exc)})"
                 status, wait = None, self._backoff(attempt)
             else:
                 status = response.status_code
@@ -188,8 +188,8 @@ def _retry_after(response: requests.Response, default: float) -> float:
     return seconds if math.isfinite(seconds) and seconds >= 0 else default
 
 
-def _root_cause(exc: BaseException) -> str:
-    """The innermost reason of a connection error, e.g. 'Connection refused'."""
+def root_cause(exc: BaseException) -> str:
+    """Return the innermost reason of a connection error, e.g. 'Connection refused'."""
     text = str(exc)
     for marker in (
         "Connection refused",

@@ -18,29 +18,21 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import requests
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import Field, SecretStr
 
-from kayenta_py.plugin import (
-    FieldError,
-    KayentaError,
-    MetricConfig,
-    MetricSet,
-    Scope,
-    SourceError,
-    redact_url,
-)
-from metrics_sources.buckets import Grid, Tags, bucket_grid, chunks, number
-from metrics_sources.http_retry import JsonClient
+from kayenta_py.plugin import KayentaError, MetricConfig, Scope, SourceError
+from metrics_sources.buckets import Series, bucket_grid, number
+from metrics_sources.chunked_source import ChunkedHttpSource
 from metrics_sources.influxql import INTERVAL, TIME_FILTER, TemplateError, kayenta_query, render
-from metrics_sources.own_settings import own_settings
+from metrics_sources.own_settings import SourceSettings
 
 MAX_POINTS = 10_000  # buckets per series per request (InfluxDB's max-select-buckets may be lower)
 
 
-class InfluxDBSettings(BaseModel):
+class InfluxDBSettings(SourceSettings):
     """The influxdb source's service settings: ``influxdb_<field>`` (``KAYENTA_INFLUXDB_<FIELD>``)."""
 
-    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
+    prefix: ClassVar[str] = "influxdb"
 
     url: str | None = Field(None, description="InfluxDB 1.x base URL, e.g. http://influxdb:8086")
     database: str | None = Field(None, description="the database queries run in (db=)")
@@ -52,13 +44,8 @@ class InfluxDBSettings(BaseModel):
     retries: int = Field(3, ge=0, description="retries on connection errors, 429 and 5xx")
     max_points: int = Field(MAX_POINTS, ge=1, description="buckets per series per request")
 
-    @classmethod
-    def from_service(cls, settings: Mapping[str, Any]) -> InfluxDBSettings:
-        """Return the ``influxdb_*`` entries of the service's settings (prefix dropped)."""
-        return own_settings(cls, InfluxDBSource.settings_prefix, settings)
 
-
-class InfluxDBSource:
+class InfluxDBSource(ChunkedHttpSource[None]):
     """InfluxQL queries against one InfluxDB 1.x server.
 
     Parameters
@@ -79,44 +66,14 @@ class InfluxDBSource:
     """
 
     name = "influxdb"
-    settings_prefix: ClassVar[str] = "influxdb"
-    settings_model: ClassVar[type[BaseModel]] = InfluxDBSettings
-    setup_hint: ClassVar[str] = (
+    what = "InfluxDB"
+    settings_prefix = InfluxDBSettings.prefix
+    settings_model = InfluxDBSettings
+    setup_hint = (
         "it needs influxdb_url and influxdb_database (KAYENTA_INFLUXDB_URL, KAYENTA_INFLUXDB_DATABASE)"
     )
-
-    @classmethod
-    def is_configured(cls, settings: Mapping[str, Any]) -> bool:
-        """Return whether the service's settings set this source up (url and database set)."""
-        own = InfluxDBSettings.from_service(settings)
-        return bool(own.url and own.database)
-
-    @classmethod
-    def endpoint(cls, settings: Mapping[str, Any]) -> str | None:
-        """Return the URL this source reads, as the service's settings give it (None: not set up)."""
-        return InfluxDBSettings.from_service(settings).url
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> InfluxDBSource:
-        """Return the source the service's settings describe (``influxdb_*``, ``fetch_concurrency``)."""
-        own = InfluxDBSettings.from_service(settings)
-        if not (own.url and own.database):
-            raise FieldError(
-                "source",
-                "'influxdb' is not set up (KAYENTA_INFLUXDB_URL and KAYENTA_INFLUXDB_DATABASE must be set)",
-            )
-        return cls(
-            own.url,
-            database=own.database,
-            username=own.username,
-            password=own.password.get_secret_value() if own.password else None,
-            retention_policy=own.retention_policy,
-            timeout=own.timeout,
-            deadline=own.deadline,
-            retries=own.retries,
-            max_points=own.max_points,
-            pool_size=max(32, int(settings.get("fetch_concurrency", 8))),
-        )
+    required = ("url", "database")
+    repr_field = "database"
 
     def __init__(
         self,
@@ -136,14 +93,11 @@ class InfluxDBSource:
     ) -> None:
         if not database:
             raise KayentaError("InfluxDB: a database is required")
-        if max_points < 1:
-            raise KayentaError(f"max_points must be at least 1, got {max_points}")
         self.database = database
         self.retention_policy = retention_policy
-        self.max_points = max_points
-        self._http = JsonClient(
+        super().__init__(
             url,
-            what="InfluxDB",
+            max_points=max_points,
             timeout=timeout,
             retries=retries,
             backoff=backoff,
@@ -154,14 +108,6 @@ class InfluxDBSource:
             pool_size=pool_size,
             error_text=_error_text,
         )
-        self.url = self._http.url
-
-    def __repr__(self) -> str:  # never show credentials
-        return f"InfluxDBSource({redact_url(self.url)!r}, database={self.database!r})"
-
-    def close(self) -> None:
-        """Close the HTTP session."""
-        self._http.close()
 
     def render(
         self,
@@ -195,35 +141,21 @@ class InfluxDBSource:
             raise TemplateError(f"{what}: the InfluxQL template needs GROUP BY time(${{{INTERVAL}}})")
         return render(template, variables, generated=fragments, what=what)
 
-    def fetch(
-        self,
-        metric: MetricConfig,
-        scope: Scope | str,
-        start: float | None = None,
-        end: float | None = None,
-        step: float | None = None,
-    ) -> list[MetricSet]:
-        """Run the metric's query for ``scope`` over [start, end], one point per ``step`` seconds."""
-        if isinstance(scope, str):
-            scope = Scope(scope)
-        if start is None or end is None or step is None:
-            raise KayentaError(f"metric {metric.name!r}: InfluxDB needs start, end and step")
-        first, last, step_s = bucket_grid(metric.name, start, end, step)
-        self._render(metric, scope, _fragments(first, first, step_s))  # refuse before any request
-        grid = Grid(first, last, step_s)
-        for chunk_first, chunk_last in chunks(first, last, step_s, self.max_points):
-            query = self._render(metric, scope, _fragments(chunk_first, chunk_last, step_s))
-            for tags, rows in self._query(metric.name, query):
-                grid.add(tags, rows)
-        return grid.metric_sets(metric.name)
+    def _prepare(self, metric: MetricConfig, scope: Scope, first: int, step: int) -> None:
+        self._render(metric, scope, _fragments(first, first, step))
 
-    def _query(self, metric: str, query: str) -> list[tuple[Tags, list[tuple[float, float]]]]:
+    def _fetch_chunk(
+        self, metric: MetricConfig, scope: Scope, prepared: None, first: int, last: int, step: int
+    ) -> list[Series]:
+        return self._query(metric.name, self._render(metric, scope, _fragments(first, last, step)))
+
+    def _query(self, metric: str, query: str) -> list[Series]:
         """One ``/query`` request; every series of every statement, as (tags, [(time, value)])."""
         params = {"db": self.database, "epoch": "s", "q": query}
         if self.retention_policy:
             params["rp"] = self.retention_policy
         document = self._http.get("/query", params, metric=metric)
-        where = f"InfluxDB {redact_url(self.url)}: metric {metric!r}"
+        where = self._where(metric)
         if not isinstance(document, dict):
             raise SourceError(f"{where}: not an InfluxDB answer: {str(document)[:200]}", url=self.url)
         if document.get("error"):
@@ -239,7 +171,7 @@ class InfluxDBSource:
         return out
 
 
-def _series(item: Mapping[str, Any]) -> list[tuple[Tags, list[tuple[float, float]]]]:
+def _series(item: Mapping[str, Any]) -> list[Series]:
     """One InfluxDB series: a (tags, rows) per value column (more than one: tagged ``field``)."""
     columns: list[str] = list(item.get("columns") or [])
     if "time" not in columns:

@@ -22,21 +22,13 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 import requests
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import Field, SecretStr
 
-from kayenta_py.plugin import (
-    FieldError,
-    KayentaError,
-    MetricConfig,
-    MetricSet,
-    Scope,
-    SourceError,
-    redact_url,
-)
-from metrics_sources.buckets import Grid, Tags, bucket_grid, chunks, number
-from metrics_sources.http_retry import JsonClient
+from kayenta_py.plugin import KayentaError, MetricConfig, Scope, SourceError
+from metrics_sources.buckets import Series, Tags, bucket_grid, chunks, number
+from metrics_sources.chunked_source import ChunkedHttpSource
 from metrics_sources.nrql import TIME_CLAUSES, TemplateError, kayenta_query, render
-from metrics_sources.own_settings import own_settings
+from metrics_sources.own_settings import SourceSettings
 
 MAX_BUCKETS = 366  # NRQL's limit of TIMESERIES buckets per query
 REGIONS = {"us": "https://api.newrelic.com", "eu": "https://api.eu.newrelic.com"}
@@ -52,10 +44,10 @@ _UNITS = {"second": 1, "minute": 60, "hour": 3600}
 __all__ = ["NewRelicSettings", "NewRelicSource", "TemplateError"]
 
 
-class NewRelicSettings(BaseModel):
+class NewRelicSettings(SourceSettings):
     """The newrelic source's service settings: ``newrelic_<field>`` (``KAYENTA_NEWRELIC_<FIELD>``)."""
 
-    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
+    prefix: ClassVar[str] = "newrelic"
 
     api_key: SecretStr | None = Field(None, description="New Relic user API key (API-Key header)")
     account_id: int | None = Field(None, ge=1, description="the account the NRQL runs in")
@@ -68,13 +60,8 @@ class NewRelicSettings(BaseModel):
     retries: int = Field(3, ge=0, description="retries on connection errors, 429 and 5xx")
     max_points: int = Field(MAX_BUCKETS, ge=1, le=MAX_BUCKETS, description="TIMESERIES buckets per query")
 
-    @classmethod
-    def from_service(cls, settings: Mapping[str, Any]) -> NewRelicSettings:
-        """Return the ``newrelic_*`` entries of the service's settings (prefix dropped)."""
-        return own_settings(cls, NewRelicSource.settings_prefix, settings)
 
-
-class NewRelicSource:
+class NewRelicSource(ChunkedHttpSource[None]):
     """NRQL queries through NerdGraph against one New Relic account.
 
     Parameters
@@ -98,48 +85,21 @@ class NewRelicSource:
     """
 
     name = "newrelic"
-    settings_prefix: ClassVar[str] = "newrelic"
-    settings_model: ClassVar[type[BaseModel]] = NewRelicSettings
-    setup_hint: ClassVar[str] = (
+    what = "New Relic"
+    settings_prefix = NewRelicSettings.prefix
+    settings_model = NewRelicSettings
+    setup_hint = (
         "it needs newrelic_api_key and newrelic_account_id (KAYENTA_NEWRELIC_API_KEY, "
         "KAYENTA_NEWRELIC_ACCOUNT_ID)"
     )
-
-    @classmethod
-    def is_configured(cls, settings: Mapping[str, Any]) -> bool:
-        """Return whether the service's settings set this source up (API key and account id set)."""
-        own = NewRelicSettings.from_service(settings)
-        return bool(own.api_key and own.account_id)
+    required = ("api_key", "account_id")
+    repr_field = "account_id"
 
     @classmethod
     def endpoint(cls, settings: Mapping[str, Any]) -> str | None:
         """Return the NerdGraph base URL this source uses, as the service's settings give it."""
         own = NewRelicSettings.from_service(settings)
         return own.url or REGIONS[own.region]
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> NewRelicSource:
-        """Return the source the service's settings describe (``newrelic_*``, ``fetch_concurrency``)."""
-        own = NewRelicSettings.from_service(settings)
-        if not (own.api_key and own.account_id):
-            raise FieldError(
-                "source",
-                "'newrelic' is not set up "
-                "(KAYENTA_NEWRELIC_API_KEY and KAYENTA_NEWRELIC_ACCOUNT_ID must be set)",
-            )
-        return cls(
-            own.api_key.get_secret_value(),
-            account_id=own.account_id,
-            region=own.region,
-            url=own.url,
-            scope_key=own.scope_key,
-            location_key=own.location_key,
-            timeout=own.timeout,
-            deadline=own.deadline,
-            retries=own.retries,
-            max_points=own.max_points,
-            pool_size=max(32, int(settings.get("fetch_concurrency", 8))),
-        )
 
     def __init__(
         self,
@@ -168,10 +128,9 @@ class NewRelicSource:
             raise KayentaError(f"max_points must be between 1 and {MAX_BUCKETS}, got {max_points}")
         self.account_id = account_id
         self.scope_key, self.location_key = scope_key, location_key
-        self.max_points = max_points
-        self._http = JsonClient(
+        super().__init__(
             url or REGIONS[region],
-            what="New Relic",
+            max_points=max_points,
             timeout=timeout,
             retries=retries,
             backoff=backoff,
@@ -181,14 +140,6 @@ class NewRelicSource:
             pool_size=pool_size,
             error_text=_error_text,
         )
-        self.url = self._http.url
-
-    def __repr__(self) -> str:  # never show the key
-        return f"NewRelicSource({redact_url(self.url)!r}, account_id={self.account_id})"
-
-    def close(self) -> None:
-        """Close the HTTP session."""
-        self._http.close()
 
     def render(
         self,
@@ -235,32 +186,18 @@ class NewRelicSource:
         window = "SINCE <start> UNTIL <end>" if since is None else f"SINCE {since} UNTIL {until}"
         return f"{query}\nTIMESERIES {step} seconds {window}"
 
-    def fetch(
-        self,
-        metric: MetricConfig,
-        scope: Scope | str,
-        start: float | None = None,
-        end: float | None = None,
-        step: float | None = None,
-    ) -> list[MetricSet]:
-        """Run the metric's NRQL for ``scope`` over [start, end], one point per ``step`` seconds."""
-        if isinstance(scope, str):
-            scope = Scope(scope)
-        if start is None or end is None or step is None:
-            raise KayentaError(f"metric {metric.name!r}: New Relic needs start, end and step")
-        first, last, step_s = bucket_grid(metric.name, start, end, step)
-        self._render(metric, scope, first, first + step_s, step_s)  # refuse before any request
-        grid = Grid(first, last, step_s)
-        for chunk_first, chunk_last in chunks(first, last, step_s, self.max_points):
-            nrql = self._render(metric, scope, chunk_first, chunk_last + step_s, step_s)
-            body = {"query": GRAPHQL, "variables": {"accountId": self.account_id, "nrql": nrql}}
-            document = self._http.post("/graphql", body, metric=metric.name)
-            for tags, rows in self._series(metric.name, document):
-                grid.add(tags, rows)
-        return grid.metric_sets(metric.name)
+    def _prepare(self, metric: MetricConfig, scope: Scope, first: int, step: int) -> None:
+        self._render(metric, scope, first, first + step, step)
 
-    def _series(self, metric: str, document: Any) -> list[tuple[Tags, list[tuple[float, float]]]]:
-        where = f"New Relic {redact_url(self.url)}: metric {metric!r}"
+    def _fetch_chunk(
+        self, metric: MetricConfig, scope: Scope, prepared: None, first: int, last: int, step: int
+    ) -> list[Series]:
+        nrql = self._render(metric, scope, first, last + step, step)
+        body = {"query": GRAPHQL, "variables": {"accountId": self.account_id, "nrql": nrql}}
+        return self._series(metric.name, self._http.post("/graphql", body, metric=metric.name))
+
+    def _series(self, metric: str, document: Any) -> list[Series]:
+        where = self._where(metric)
         if not isinstance(document, dict):
             raise SourceError(
                 f"{where}: not a NerdGraph answer: {str(document)[:200]}", url=self.url, metric=metric

@@ -26,6 +26,7 @@ from urllib3.util.retry import Retry
 
 from kayenta_py import FieldError, KayentaError, MetricConfig, MetricSet, Scope, SourceError
 from kayenta_py.plugin import redact_url
+from metrics_sources.http_retry import root_cause
 from metrics_sources.promql import build_query
 
 MAX_POINTS = 11_000  # Prometheus refuses range queries of more points per series
@@ -250,7 +251,7 @@ class PrometheusSource:
         elif isinstance(exc, requests.exceptions.Timeout):
             text = f"no answer within {self.timeout:g} s (after {self.retries} retries)"
         elif isinstance(exc, requests.exceptions.ConnectionError):
-            text = f"cannot connect after {self.retries} retries ({_root_cause(exc)})"
+            text = f"cannot connect after {self.retries} retries ({root_cause(exc)})"
         else:
             text = f"{type(exc).__name__}: {exc}"
         return SourceError(f"{where}: {text}", url=self.url, metric=metric)
@@ -368,19 +369,3 @@ def _api_error(message: str) -> str:
     except (ValueError, AttributeError):
         detail = text.strip()[:500] or "(empty body)"
     return f"HTTP {status}: {detail}"
-
-
-def _root_cause(exc: BaseException) -> str:
-    """Return the innermost reason of a connection error, e.g. 'Connection refused'."""
-    text = str(exc)
-    for marker in (
-        "Connection refused",
-        "Name or service not known",
-        "No route to host",
-        "timed out",
-        "Connection reset",
-        "Remote end closed connection",
-    ):
-        if marker in text:
-            return marker
-    return text[:200]
