@@ -32,6 +32,11 @@ def bucket_grid(metric: str, start: float, end: float, step: float) -> tuple[int
     return first, max(last, first - step_s), step_s
 
 
+def whole_step(metric: str, step: float) -> int:
+    """Return ``step`` in whole seconds, refused as :func:`bucket_grid` refuses it."""
+    return bucket_grid(metric, 0, float(step), step)[2]
+
+
 def chunks(first: int, last: int, step: int, max_points: int) -> Iterator[tuple[int, int]]:
     """Yield ``(chunk_first, chunk_last)`` bucket starts of at most ``max_points`` buckets each."""
     points = (last - first) // step + 1

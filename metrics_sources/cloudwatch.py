@@ -38,7 +38,7 @@ from botocore.exceptions import (
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
 from kayenta_py.plugin import KayentaError, MetricConfig, Scope, SourceError
-from metrics_sources.buckets import Series, bucket_grid, number
+from metrics_sources.buckets import Series, number, whole_step
 from metrics_sources.chunked_source import ChunkedSource
 from metrics_sources.cloudwatch_query import build_queries, render_queries, valid_period
 from metrics_sources.own_settings import SourceSettings
@@ -213,7 +213,7 @@ class CloudWatchSource(ChunkedSource[list[dict[str, Any]]]):
         """Return the MetricDataQueries ``metric`` sends for ``scope`` (JSON; Period the step)."""
         if step is None:
             return render_queries(build_queries(metric, scope, "<step>"))
-        step_s = valid_period(metric.name, bucket_grid(metric.name, 0, float(step), step)[2])
+        step_s = valid_period(metric.name, whole_step(metric.name, step))
         return render_queries(build_queries(metric, scope, step_s))
 
     def _prepare(self, metric: MetricConfig, scope: Scope, first: int, step: int) -> list[dict[str, Any]]:

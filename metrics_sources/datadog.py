@@ -24,7 +24,7 @@ import requests
 from pydantic import Field, SecretStr, field_validator
 
 from kayenta_py.plugin import KayentaError, MetricConfig, Scope, SourceError, did_you_mean
-from metrics_sources.buckets import Series, bucket_grid, number
+from metrics_sources.buckets import Series, number, whole_step
 from metrics_sources.chunked_source import ChunkedHttpSource
 from metrics_sources.ddquery import INTERVAL, ROLLUPS, TemplateError, kayenta_template, render, with_rollup
 from metrics_sources.own_settings import SourceSettings
@@ -158,7 +158,7 @@ class DatadogSource(ChunkedHttpSource[str]):
     def render(self, metric: MetricConfig, scope: Scope, step: float | None = None) -> str:
         """Return the query ``metric`` runs for ``scope``, rolled up to ``step`` (default 60 s)."""
         what = f"metric {metric.name!r}"
-        step_s = 60 if step is None else bucket_grid(metric.name, 0, float(step), step)[2]
+        step_s = 60 if step is None else whole_step(metric.name, step)
         method: str | None = None
         if metric.query is not None:
             template = metric.query

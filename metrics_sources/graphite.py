@@ -24,7 +24,7 @@ import requests
 from pydantic import Field, SecretStr
 
 from kayenta_py.plugin import KayentaError, MetricConfig, Scope, SourceError, did_you_mean
-from metrics_sources.buckets import Series, bucket_grid, number
+from metrics_sources.buckets import Series, number, whole_step
 from metrics_sources.chunked_source import ChunkedHttpSource
 from metrics_sources.own_settings import SourceSettings
 
@@ -151,7 +151,7 @@ class GraphiteSource(ChunkedHttpSource[str]):
     def render(self, metric: MetricConfig, scope: Scope, step: float | None = None) -> str:
         """Return the target ``metric`` renders for ``scope`` (consolidated to ``step``, default 60)."""
         what = f"metric {metric.name!r}"
-        step_s = 60 if step is None else bucket_grid(metric.name, 0, float(step), step)[2]
+        step_s = 60 if step is None else whole_step(metric.name, step)
         interval = {INTERVAL: f"{step_s}s"}
         if metric.query is not None:
             template = metric.query
