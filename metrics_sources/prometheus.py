@@ -18,7 +18,7 @@ import numpy as np
 import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -27,6 +27,7 @@ from urllib3.util.retry import Retry
 from kayenta_py import FieldError, KayentaError, MetricConfig, MetricSet, Scope, SourceError
 from kayenta_py.plugin import redact_url
 from metrics_sources.http_retry import root_cause
+from metrics_sources.own_settings import SourceSettings
 from metrics_sources.promql import build_query
 
 MAX_POINTS = 11_000  # Prometheus refuses range queries of more points per series
@@ -34,24 +35,19 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 _STATUS = re.compile(r"HTTP Status Code (\d+) \((.*)\)$", re.DOTALL)
 
 
-class PrometheusSettings(BaseModel):
-    """The prometheus source's service settings: ``prometheus_<field>`` (``KAYENTA_PROMETHEUS_<FIELD>``)."""
+class PrometheusSettings(SourceSettings):
+    """The prometheus source's service settings: ``prometheus_<field>`` (``KAYENTA_PROMETHEUS_<FIELD>``).
 
-    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
+    A bad value is a :class:`~kayenta_py.plugin.FieldError` naming the setting and its variable.
+    """
+
+    prefix: ClassVar[str] = "prometheus"
 
     url: str | None = Field(None, description="the default Prometheus source")
     token: SecretStr | None = Field(None, description="bearer token for that Prometheus")
     timeout: float = Field(10.0, gt=0, description="seconds per connect and per read")
     deadline: float = Field(30.0, gt=0, description="total seconds of one range request, retries included")
     retries: int = Field(3, ge=0)
-
-    @classmethod
-    def from_service(cls, settings: Mapping[str, Any]) -> PrometheusSettings:
-        """Return the ``prometheus_*`` entries of the service's settings (prefix dropped)."""
-        prefix = PrometheusSource.settings_prefix + "_"
-        return cls.model_validate(
-            {key.removeprefix(prefix): value for key, value in settings.items() if key.startswith(prefix)}
-        )
 
 
 class PrometheusSource:

@@ -320,3 +320,13 @@ def test_bearer_token_is_sent_and_never_shown(fake: str) -> None:
         wrong.fetch(one_metric(), Scope("v1"), START, START + 240, 60)
     assert "HTTP 401: unauthorized: bad token" in str(caught.value)
     assert "other" not in str(caught.value)
+
+
+def test_a_bad_prometheus_setting_is_an_error_naming_it_and_its_variable() -> None:
+    from kayenta_py.plugin import FieldError
+
+    with pytest.raises(FieldError, match=r"prometheus_timeout: .*\(KAYENTA_PROMETHEUS_TIMEOUT\)") as caught:
+        PrometheusSource.from_settings({"prometheus_url": "http://127.0.0.1:9", "prometheus_timeout": "x"})
+    assert caught.value.field == "prometheus_timeout"
+    built = PrometheusSource.from_settings({"prometheus_url": "http://127.0.0.1:9", "prometheus_retries": 1})
+    assert built.retries == 1
