@@ -288,12 +288,16 @@ def test_immediate_retries_and_permanent_failures(tmp_path: Path, receiver: Rece
 
 
 def test_urls_with_credentials_are_masked_in_logs_errors_and_readyz(
-    tmp_path: Path, receiver: Receiver, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, receiver: Receiver, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     receiver.default = Reply(500, "down")
     port = receiver.server.server_address[1]
     url = f"http://hook-user:{PASSWORD}@127.0.0.1:{port}/hooks/creds?token=tok-SECRET-query"
     caplog.set_level(logging.DEBUG)  # every logger, urllib3's (which logs request paths) included
+    # An earlier test in this process may have run the CLI, which quiets urllib3 (kayenta_py/cli/main.py).
+    for name in ("urllib3", "urllib3.connectionpool"):
+        caplog.set_level(logging.DEBUG, logger=name)
+        monkeypatch.setattr(logging.getLogger(name), "disabled", False)
     caplog.handler.addFilter(RedactingFilter())  # as ``kayenta-py serve`` installs on its handlers
     settings = settings_for(
         tmp_path, public_url=PUBLIC, webhook_url=url, webhook_header=f"X-Hook-Token: {TOKEN}",
