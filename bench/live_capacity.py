@@ -83,9 +83,14 @@ class Figures:
     mode: str
 
 
-def config(metrics: int) -> dict[str, Any]:
-    """A native config of ``metrics`` metrics the demo source serves (kinds cycle when more than 10)."""
+def config(metrics: int, mode: str | None = None) -> dict[str, Any]:
+    """A native config of ``metrics`` metrics the demo source serves (kinds cycle when more than 10).
+
+    In mode sequential the error ratios are judged as series (``sequential-rank``): the demo source
+    serves no request counts for ``sequential-count``'s ``traffic_query``.
+    """
     chosen = [METRIC_KINDS[i % len(METRIC_KINDS)] for i in range(metrics)]
+    ranked = {"judge": {"type": "sequential-rank"}} if mode == "sequential" else {}
     return {
         "name": "capacity",
         "thresholds": {"pass": 95, "marginal": 75},
@@ -94,6 +99,7 @@ def config(metrics: int) -> dict[str, Any]:
                 "name": name if i < len(METRIC_KINDS) else f"{name}-{i}",
                 "kind": kind,
                 **({"direction": "decrease"} if kind == "business" else {}),
+                **(ranked if kind == "errors" else {}),
             }
             for i, (name, kind) in enumerate(chosen)
         ],
@@ -187,7 +193,7 @@ class Replica:
 
 def create_analyses(replicas: list[Replica], args: argparse.Namespace, first_start: float) -> str:
     """POST the analyses, starts spread evenly over one interval from ``first_start``; return the mode."""
-    body = config(args.metrics)
+    body = config(args.metrics, args.mode)
 
     def post(i: int) -> str:
         start = first_start + args.interval * i / args.analyses

@@ -237,6 +237,28 @@ def test_the_doors_record_the_default_mode(tmp_path: Path) -> None:
             assert "Kayenta's API" in record["mode_reason"]
 
 
+def test_a_count_judge_without_traffic_query_is_refused_when_the_analysis_is_created(tmp_path: Path) -> None:
+    """Asked for in mode sequential, sequential-count without a traffic_query is refused at creation
+    (it needs each step's requests), not failed at its first interval; by default the mode is fixed."""
+    past = {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T00:10:00Z", "step": 60}
+    errors = native({"name": "error-ratio", "kind": "errors"})  # no query, no traffic_query: counts
+    with (
+        LiveServer(settings_for(tmp_path, default_source="demo")) as server,
+        httpx.Client(base_url=server.url, timeout=15) as client,
+    ):
+        request = {"config": errors, "baseline_scope": "b", "canary_scope": "c", **past}
+        refused = client.post("/api/v1/analyses", json={**request, "mode": "sequential"})
+        assert refused.status_code == 422, refused.text
+        assert "'error-ratio': sequential-count" in refused.text and "traffic_query" in refused.text
+        assert server.service.store.list_analyses()[1] == 0  # nothing stored, nothing to fail later
+        default = client.post("/api/v1/analyses", json=request)
+        assert default.status_code == 201 and default.json()["mode"] == "fixed", default.text
+        assert "no traffic_query" in default.json()["mode_reason"]
+        ranked = native({"name": "error-ratio", "kind": "errors", "judge": {"type": "sequential-rank"}})
+        answer = client.post("/api/v1/analyses", json={**request, "config": ranked, "mode": "sequential"})
+        assert answer.status_code == 201, answer.text
+
+
 # --------------------------------------------------------------------------------------------------
 # Live: a fake app, a real Prometheus, real service processes on SQLite and PostgreSQL
 # --------------------------------------------------------------------------------------------------

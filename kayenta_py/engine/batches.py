@@ -66,11 +66,10 @@ def fetch_sequential_batch(
     registry = registry or default_registry()
     fetched: list[MetricConfig] = []
     shapes = {metric.name: batch_shape(metric, registry) for metric in config.metrics}
+    check_traffic_queries(config, registry)
     for metric in config.metrics:
         fetched.append(metric)
         if shapes[metric.name] == "counts":
-            if not metric.traffic_query:
-                raise KayentaError(f"metric {metric.name!r}: {metric.judge_type} needs a traffic_query")
             fetched.append(replace(metric, name=f"{metric.name}{TRAFFIC_SUFFIX}", query=metric.traffic_query))
     data = fetch_metric_sets(
         replace(config, metrics=tuple(fetched)),
@@ -129,6 +128,20 @@ def fetch_sequential_batch(
             batches_b[metric.name] = _at(series_b, times)
             batches_c[metric.name] = _at(series_c, times)
     return SequentialBatch(batches_b, batches_c, stored, warnings)  # stored: each side's own times
+
+
+def check_traffic_queries(config: CanaryConfig, registry: Registry) -> None:
+    """Refuse a metric whose judge counts events against traffic but that has no ``traffic_query``.
+
+    A live analysis fetches both from its source; the service checks this when the analysis is
+    created, so that the config is refused then, not at its first interval.
+    """
+    for metric in config.metrics:
+        if batch_shape(metric, registry) == "counts" and not metric.traffic_query:
+            raise KayentaError(
+                f"metric {metric.name!r}: {metric.judge_type} counts events against the requests of each "
+                "step: it needs a traffic_query (or name a judge of series, such as sequential-rank)"
+            )
 
 
 def batch_shape(metric: MetricConfig, registry: Registry) -> BatchShape:

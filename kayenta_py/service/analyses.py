@@ -14,9 +14,10 @@ from prometheus_client import CollectorRegistry, Gauge
 from kayenta_py.config.loader import load_config
 from kayenta_py.config.model import CanaryConfig
 from kayenta_py.config.registry import Registry, default_registry
+from kayenta_py.engine.batches import check_traffic_queries
 from kayenta_py.engine.sequential import SequentialAnalysis
 from kayenta_py.engine.source import MetricsSource
-from kayenta_py.model.errors import ConfigError, ConfigIssue, FieldError
+from kayenta_py.model.errors import ConfigError, ConfigIssue, FieldError, KayentaError
 from kayenta_py.model.limits import (
     DEFAULT_LIMITS,
     check_duration,
@@ -240,13 +241,13 @@ class Service:
         if family not in ("bonferroni", "e-bh"):
             raise FieldError("family", f"{family!r} is not 'bonferroni' or 'e-bh'")
         if mode == "sequential":
-            # Checks that every metric has (or defaults to) a sequential judge.
-            SequentialAnalysis(
-                load_config(body, registry=self.registry, mode="sequential"),
-                alpha,
-                family=family,  # type: ignore[arg-type]
-                registry=self.registry,
-            )
+            # Checks that every metric has (or defaults to) a sequential judge, and the queries it fetches.
+            sequential = load_config(body, registry=self.registry, mode="sequential")
+            SequentialAnalysis(sequential, alpha, family=family, registry=self.registry)  # type: ignore[arg-type]
+            try:
+                check_traffic_queries(sequential, self.registry)
+            except KayentaError as exc:
+                raise FieldError("config", str(exc)) from None
         else:
             for metric in load_config(body, registry=self.registry, mode="fixed").metrics:
                 if getattr(self.registry.judge_class(metric.judge_type), "sequential", False):
