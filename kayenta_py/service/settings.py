@@ -68,6 +68,7 @@ TOOLING_VARIABLES: dict[str, str] = {
     "KAYENTA_NOTEBOOK_SMALL": "quick runs of the notebooks",
     "KAYENTA_NAB_DIR": "the notebooks' NAB data",
     "KAYENTA_BENCH_TOKEN": "the verdict-endpoint benchmark's token",
+    "KAYENTA_BENCH_POSTGRES": "the capacity benchmark's PostgreSQL server",
 }
 # Kubernetes injects <SERVICE>_SERVICE_HOST, <SERVICE>_PORT_8090_TCP... for a Service named "kayenta".
 _SERVICE_LINK = re.compile(
