@@ -11,21 +11,45 @@ passes reliably). Values follow the metric's kind: errors get the error ratio, l
 (the p99 when the name has ``99``), saturation the CPU, business the orders, and any other metric
 the requests per step; a ``custom`` metric (every metric of a Kayenta config) gets the kind its
 name suggests (``error``, ``latency``, ``cpu``, ``orders``...).
+
+The data are drawn a block of :data:`BLOCK` grid points at a time (one generator per metric, step
+and block; blocks are cached, since every scope shares them) and each scope's own noise is a hash
+of (metric, scope, time), so a fetch costs a few array operations, not a generator per point:
+thousands of live analyses can read it at once (``bench/live_capacity.py``).
 """
 
 from __future__ import annotations
 
 import math
 import zlib
+from functools import lru_cache
 
 import numpy as np
+import numpy.typing as npt
+from scipy.special import ndtri
 
-from kayenta_py import KayentaError, MetricConfig, MetricKind, MetricSet, Scope
-from kayenta_py.plugin import Effects, TrafficModel, traffic_cycle
+from kayenta_py.plugin import (
+    Effects,
+    FloatArray,
+    KayentaError,
+    MetricConfig,
+    MetricKind,
+    MetricSet,
+    Scope,
+    TrafficModel,
+    traffic_cycle,
+)
 
 MODEL = TrafficModel()  # the bundled example's checkout service
 HEALTHY = Effects()
 REGRESSION = Effects(errors=4.0, p50=1.5, p99=1.5, saturation=1.25)  # a scope named *regressed*
+
+
+BLOCK = 64
+"""Grid points drawn together: the shared draw of a metric, step and block is one generator's."""
+
+OWN_NOISE_SD = 0.01
+"""Log-sd of each scope's own noise on the shared draw."""
 
 
 class DemoSource:
@@ -33,6 +57,7 @@ class DemoSource:
 
     name = "demo"
     description = "generated data"  # what the service's start line says it reads
+    in_process = True  # computed here, no I/O: fetched in the caller's thread, not a pool's
 
     def fetch(
         self,
@@ -46,36 +71,86 @@ class DemoSource:
         if start is None or end is None or step is None or step <= 0 or end < start:
             raise KayentaError(f"metric {metric.name!r}: the demo source needs start <= end and step > 0")
         name = scope.scope if isinstance(scope, Scope) else scope
-        first = math.ceil(start / step) * step  # an absolute grid: restarts see the same points
-        timestamps = np.arange(first, end + step / 2, step, dtype=np.float64)
-        timestamps = timestamps[timestamps <= end]
-        regressed = "regressed" in name
-        values = np.array([self._value(metric, name, float(t), regressed) for t in timestamps])
+        first = math.ceil(start / step)  # an absolute grid: restarts see the same points
+        last = math.floor(end / step)
+        grid = np.arange(first, last + 1, dtype=np.int64)
+        grid = grid[grid * step <= end]
+        timestamps = grid.astype(np.float64) * step
+        values = _values(metric, name, grid, float(step))
         return [MetricSet(metric.name, values, {}, timestamps)]
 
-    @staticmethod
-    def _value(metric: MetricConfig, scope: str, timestamp: float, regressed: bool) -> float:
-        # The model's draw is shared by every scope at a given time (they serve the same users);
-        # each scope adds 1% noise of its own. So a healthy canary tracks its baseline closely
-        # and the demo's healthy canary passes reliably, while a regression always shows.
-        shared = np.random.default_rng(_seed(metric.name, timestamp))
-        own = float(np.random.default_rng(_seed(f"{metric.name}/{scope}", timestamp)).lognormal(0.0, 0.01))
-        load = traffic_cycle([timestamp], period=3600.0)
-        step = MODEL.simulate(shared, load, REGRESSION if regressed else HEALTHY)
-        kind = _kind(metric)
-        if kind is MetricKind.ERRORS:
-            return float(step.error_ratio[0]) * own
-        if kind is MetricKind.LATENCY:
-            return float((step.p99 if "99" in metric.name else step.p50)[0]) * own
-        if kind is MetricKind.SATURATION:
-            return min(1.0, float(step.saturation[0]) * own)
-        if kind is MetricKind.BUSINESS:
-            return float(round(float(step.orders[0]) * own))
-        return float(step.requests[0]) * own
+
+def _values(metric: MetricConfig, scope: str, grid: npt.NDArray[np.int64], step: float) -> FloatArray:
+    """The metric's values at the grid points ``grid * step`` for one scope.
+
+    The model's draw is shared by every scope at a given time (they serve the same users); each
+    scope adds 1% noise of its own. So a healthy canary tracks its baseline closely and the demo's
+    healthy canary passes reliably, while a regression always shows.
+    """
+    if grid.size == 0:
+        return np.empty(0, dtype=np.float64)
+    regressed = "regressed" in scope
+    kind = _kind(metric)
+    blocks = grid // BLOCK
+    shared = np.empty(grid.size, dtype=np.float64)
+    for block in np.unique(blocks).tolist():
+        at = blocks == block
+        shared[at] = _shared_block(metric.name, kind, "99" in metric.name, step, int(block), regressed)[
+            grid[at] - block * BLOCK
+        ]
+    own: FloatArray = np.exp(OWN_NOISE_SD * ndtri(_uniforms(f"{metric.name}/{scope}", grid, step)))
+    values: FloatArray = shared * own
+    if kind is MetricKind.SATURATION:
+        values = np.minimum(1.0, values)
+    elif kind is MetricKind.BUSINESS:
+        values = np.round(values)
+    return values
 
 
-def _seed(key: str, timestamp: float) -> int:
-    return (zlib.crc32(key.encode()) * 1_000_003 + int(timestamp * 1000)) % 2**63
+@lru_cache(maxsize=8192)
+def _shared_block(
+    name: str, kind: MetricKind, p99: bool, step: float, block: int, regressed: bool
+) -> FloatArray:
+    """One block's shared draw of a metric (read-only; cached: every scope reads the same)."""
+    timestamps = (np.arange(BLOCK, dtype=np.float64) + block * BLOCK) * step
+    rng = np.random.default_rng([_key(f"{name}@{step!r}"), block % 2**63])
+    effects = REGRESSION if regressed else HEALTHY
+    traffic = MODEL.simulate(rng, traffic_cycle(timestamps, period=3600.0), effects)
+    if kind is MetricKind.ERRORS:
+        values = traffic.error_ratio
+    elif kind is MetricKind.LATENCY:
+        values = traffic.p99 if p99 else traffic.p50
+    elif kind is MetricKind.SATURATION:
+        values = traffic.saturation
+    elif kind is MetricKind.BUSINESS:
+        values = traffic.orders
+    else:
+        values = traffic.requests
+    values = np.array(values, dtype=np.float64)
+    values.setflags(write=False)
+    return values
+
+
+def _key(text: str) -> int:
+    return zlib.crc32(text.encode())
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _uniforms(key: str, grid: npt.NDArray[np.int64], step: float) -> FloatArray:
+    """Uniforms in (0, 1), one per grid point: SplitMix64 of (key, step, grid index).
+
+    SplitMix64's finaliser (Steele, Lea and Flood, "Fast splittable pseudorandom number
+    generators", OOPSLA 2014), vectorised: the same point always gets the same number.
+    """
+    salt = np.uint64((_key(f"{key}@{step!r}") << 32) & 0xFFFFFFFFFFFFFFFF)
+    with np.errstate(over="ignore"):
+        z = (grid.astype(np.uint64) ^ salt) * _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return ((z >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53
 
 
 _NAME_HINTS = (
