@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import threading
 import time
 from datetime import UTC, datetime
@@ -51,6 +52,8 @@ TASK = "kayenta.analysis.run"
 QUEUE = "kayenta-analyses"
 SCHEMA_LOCK = 0x6B61_7965_6E74_61  # pg_advisory_lock key of the schema's creation ("kayenta")
 SWEEP_MIN_S = 10.0  # the orphan sweep runs at most this often
+ANALYZE_EVERY_S = 30.0  # how often the upkeep refreshes the jobs table's planner statistics
+_ANALYZE = "ANALYZE procrastinate_jobs"
 
 
 def libpq_url(database_url: str) -> str:
@@ -102,8 +105,10 @@ class ProcrastinateDispatcher:
         heartbeat: float = 5.0,
         stalled_timeout: float = 20.0,
         shutdown_timeout: float = 15.0,
+        analyze_every: float = ANALYZE_EVERY_S,
     ) -> None:
         self.conninfo = libpq_url(database_url)
+        self.analyze_every = analyze_every
         self.replica = replica
         self.concurrency = concurrency
         self.poll_interval = poll_interval
@@ -226,8 +231,16 @@ class ProcrastinateDispatcher:
                     await upkeep
 
     async def _upkeep(self, app: procrastinate.App, started: threading.Event) -> None:
-        """Each heartbeat: retry stalled jobs of dead replicas, count the queue; sweep orphans."""
+        """Each heartbeat: retry stalled jobs of dead replicas, count the queue; sweep orphans.
+
+        Every ``analyze_every`` seconds it also refreshes the jobs table's statistics. The table
+        starts empty and fills in bursts faster than autovacuum analyzes it; planned as nearly
+        empty, procrastinate's job fetch checks the lock of every due job before it takes one
+        (measured: 0.57 s a fetch with 3,900 jobs due, 0.4 ms once analyzed), so an overloaded
+        replica fell further behind (``bench/live_capacity.py``, docs/replicas.md).
+        """
         swept = time.monotonic()
+        analyzed = -math.inf
         while True:
             worker = self._worker
             if worker is not None and worker.worker_id is not None:
@@ -237,6 +250,9 @@ class ProcrastinateDispatcher:
                     self._depth = {key: int(row[key] or 0) for key in ("scheduled", "due", "running")}
                     self._checked, self._problem = time.monotonic(), None
                     started.set()
+                    if time.monotonic() - analyzed >= self.analyze_every:
+                        analyzed = time.monotonic()
+                        await self._analyze(app)
                     if time.monotonic() - swept >= max(SWEEP_MIN_S, self.stalled_timeout):
                         swept = time.monotonic()
                         await asyncio.to_thread(self._sweep)
@@ -244,6 +260,14 @@ class ProcrastinateDispatcher:
                     self._problem = redact(f"queue: {type(exc).__name__}: {exc}"[:300])
                     log.warning("replica %s: %s", self.replica, self._problem)
             await asyncio.sleep(min(self.heartbeat, 0.2) if not started.is_set() else self.heartbeat)
+
+    async def _analyze(self, app: procrastinate.App) -> None:
+        """Refresh the jobs table's planner statistics; a refusal is logged, not a lost queue."""
+        try:
+            await app.connector.execute_query_async(_ANALYZE)
+        except Exception as exc:  # not its owner, say: fetches stay correct, only slower
+            problem = redact(f"{type(exc).__name__}: {exc}")[:300]
+            log.warning("replica %s: cannot analyze procrastinate_jobs (%s)", self.replica, problem)
 
     async def _recover(self, app: procrastinate.App) -> None:
         """Retry the running jobs of workers whose heartbeat stopped (dead replicas)."""
