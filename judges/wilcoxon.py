@@ -75,9 +75,12 @@ class RankSumStatistic:
     the x ranks sum to ``nx(nx+1)/2`` among themselves, so ``dz`` is the count
     of ``y`` below each ``x - mu`` plus half the ties. ``x - mu`` is computed
     in floating point as R does, so values that become equal after the shift
-    count as ties, as they do in R.
-    Test: ``mann_whitney_internals`` conformance cases; ``tests/test_r_reference.py``;
-    ``tests/test_unit_invariance.py`` (``tie_tolerance``).
+    count as ties, as they do in R. With a tie tolerance two shortcuts give the same value: when
+    no ``x - mu`` ties a ``y`` the pooled ties are the data's own (sigma precomputed), and up to
+    :data:`PAIRWISE_LIMIT` pairs the counts come from bisecting the sorted ``x_i - y_j``.
+    Test: ``tests/test_wilcoxon_fast_paths.py`` (the shortcuts); ``mann_whitney_internals``
+    conformance cases; ``tests/test_r_reference.py``; ``tests/test_unit_invariance.py``
+    (``tie_tolerance``).
     """
 
     def __init__(
