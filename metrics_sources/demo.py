@@ -91,13 +91,12 @@ def _values(metric: MetricConfig, scope: str, grid: npt.NDArray[np.int64], step:
         return np.empty(0, dtype=np.float64)
     regressed = "regressed" in scope
     kind = _kind(metric)
-    blocks = grid // BLOCK
-    shared = np.empty(grid.size, dtype=np.float64)
-    for block in np.unique(blocks).tolist():
-        at = blocks == block
-        shared[at] = _shared_block(metric.name, kind, "99" in metric.name, step, int(block), regressed)[
-            grid[at] - block * BLOCK
-        ]
+    first, last = int(grid[0]) // BLOCK, int(grid[-1]) // BLOCK  # the grid is contiguous
+    p99 = "99" in metric.name
+    drawn = np.concatenate(
+        [_shared_block(metric.name, kind, p99, step, block, regressed) for block in range(first, last + 1)]
+    )
+    shared = drawn[grid - first * BLOCK]
     own: FloatArray = np.exp(OWN_NOISE_SD * ndtri(_uniforms(f"{metric.name}/{scope}", grid, step)))
     values: FloatArray = shared * own
     if kind is MetricKind.SATURATION:
